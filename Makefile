@@ -1,0 +1,95 @@
+# edgehop — top-level build.
+#
+#   make                build everything under build/
+#   make test           install what the tests need, build, run every test tier
+#   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop]
+#   make unload RADIO=<if> WAN=<if> [PIN=...]
+#   make V=1            show full commands
+#
+# Each role folder adds its programs through a rules.mk fragment (see user/rules.mk).
+
+OUT       := build
+CLANG     ?= clang
+CC        ?= gcc
+BPFTOOL   ?= /usr/sbin/bpftool
+ARCH      := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+CFLAGS    ?= -O2 -g
+CFLAGS    += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -I$(OUT) -Ibpf -Iuser -Ilogrepo
+LDFLAGS   ?=
+
+# clang -target bpf does not search the multiarch include dir (asm/types.h).
+CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
+	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
+	$(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH)) $(CLANG_BPF_SYS_INCLUDES)
+
+LIBBPF_LIBS  := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+
+ifeq ($(V),1)
+	Q =
+	msg =
+else
+	Q = @
+	msg = @printf '  %-8s %s\n' "$(1)" "$(patsubst $(abspath $(OUT))/%,%,$(2))";
+endif
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all clean test load unload deps bench
+
+# Filled by the rules.mk fragments.
+PROGS      :=
+UNIT_TESTS :=
+
+all: build-all
+
+$(OUT) $(OUT)/bpf $(OUT)/obj $(OUT)/bin $(OUT)/tests:
+	$(Q)mkdir -p $@
+
+# --- BPF objects and skeletons -------------------------------------------
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+
+$(OUT)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) | $(OUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/bpf/%.bpf.o | $(OUT)
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# --- userspace ---------------------------------------------------------------
+HDRS := $(wildcard bpf/*.h user/*.h control/*.h mud/*.h logrepo/*.h tests/unit/*.h)
+
+$(OUT)/obj/%.o: %.c $(HDRS) $(BPF_SKELS) | $(OUT)/obj
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+include $(wildcard */rules.mk)
+
+build-all: $(BPF_OBJS) $(BPF_SKELS) $(PROGS) $(UNIT_TESTS)
+
+# --- commands ------------------------------------------------------------------
+PIN ?= /sys/fs/bpf/edgehop
+load: build-all
+	$(Q)$(OUT)/bin/edgehop-ap load --radio "$(RADIO)" --wan "$(WAN)" --vip "$(VIP)" --pin "$(PIN)" $(if $(CONFIG),--config "$(CONFIG)")
+
+unload: build-all
+	$(Q)$(OUT)/bin/edgehop-ap unload --radio "$(RADIO)" --wan "$(WAN)" --pin "$(PIN)"
+
+deps:
+	$(Q)./scripts/install-deps.sh
+
+test:
+	$(Q)./tests/run-all
+
+bench: build-all
+	$(Q)./tests/bench/run
+
+clean:
+	$(call msg,CLEAN,$(OUT))
+	$(Q)rm -rf $(OUT)

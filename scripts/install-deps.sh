@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install, on Debian 12, every package edgehop's build and tests need.
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libmnl-dev
+	libcurl4-openssl-dev libjansson-dev libssl-dev libzstd-dev pkg-config
+	bpftool linux-libc-dev
+	# namespace tests
+	bats bats-support bats-assert iproute2 nftables iputils-ping jq
+	procps psmisc util-linux
+	# logrepo plots
+	gnuplot-nox
+	# VM testbed
+	debootstrap qemu-system-x86 qemu-utils e2fsprogs zstd openssh-client
+	busybox-static socat
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+		|| missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: need root to install: ${missing[*]}" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
