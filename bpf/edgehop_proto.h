@@ -57,6 +57,10 @@ _Static_assert(sizeof(struct eh_hdr) == 32, "eh_hdr is 32 bytes on the wire");
 #define EH_F_DUP	0x0001	/* SVCR: answered from the reply cache */
 #define EH_F_REPLAY	0x0002	/* SVCQ: sent by the replayer, not the MUD */
 #define EH_F_RETRY	0x0004	/* SVCQ: a retransmission by the MUD */
+#define EH_F_STATUS_NAME 0x0008	/* STATUS_RESP: body ends with the server's
+				 * name (EH_NAME_LEN bytes) after the entries;
+				 * len / sizeof(eh_status_ent) still counts
+				 * the entries since EH_NAME_LEN < 48 */
 
 /* Largest body a SVCQ may carry (keeps every request within one 1500-byte frame). */
 #define EH_BODY_MAX	(1472 - 32)

@@ -1,0 +1,35 @@
+# control/: the offloading service (control/svc/). The node agent adds its own
+# programs here later.
+
+SVC_HDRS := $(wildcard control/svc/*.h)
+SVC_OBJS := $(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o \
+	    $(OUT)/obj/control/svc/eh_digest.o $(OUT)/obj/logrepo/eh_log.o
+
+$(OUT)/obj/control/svc/%.o: CFLAGS += -Icontrol/svc
+$(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o \
+$(OUT)/obj/control/svc/eh_digest.o $(OUT)/obj/control/svc/svcctl.o: $(SVC_HDRS)
+
+# Static: the service runs as PID 1 of containers built on any base image.
+PROGS += $(OUT)/bin/edgehop-svc $(OUT)/bin/edgehop-svcctl
+$(OUT)/bin/edgehop-svc: $(SVC_OBJS) | $(OUT)/bin
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -static $^ -lcrypto -lpthread -o $@
+
+$(OUT)/bin/edgehop-svcctl: $(OUT)/obj/control/svc/svcctl.o \
+		$(OUT)/obj/control/svc/eh_digest.o $(OUT)/obj/logrepo/eh_log.o | $(OUT)/bin
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -lcrypto -o $@
+
+UNIT_TESTS += $(OUT)/tests/unit_digest $(OUT)/tests/unit_svc
+$(OUT)/obj/tests/unit/test_digest.o $(OUT)/obj/tests/unit/test_svc.o: CFLAGS += -Icontrol/svc
+$(OUT)/obj/tests/unit/test_digest.o $(OUT)/obj/tests/unit/test_svc.o: $(SVC_HDRS)
+
+$(OUT)/tests/unit_digest: $(OUT)/obj/tests/unit/test_digest.o \
+		$(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -lcrypto -o $@
+
+$(OUT)/tests/unit_svc: $(OUT)/obj/tests/unit/test_svc.o \
+		$(OUT)/obj/control/svc/svc_state.o $(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -lcrypto -o $@

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * edgehop-svcctl: ask an offloading service for its per-MUD state.
+ *
+ *	edgehop-svcctl status IP:PORT [--json] [--timeout-ms T]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <endian.h>
+#include <sys/socket.h>
+
+#include "eh_digest.h"
+#include "eh_log.h"
+
+#define MAX_ENTS 4096
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: edgehop-svcctl status IP:PORT [--json] [--timeout-ms T]\n");
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* Fetch the page starting at @first; returns entries copied or -errno. */
+static int fetch_page(int fd, const struct sockaddr_in *dst, uint32_t first,
+		      int timeout_ms, struct eh_status_ent *ents, uint32_t *total,
+		      char *server)
+{
+	uint8_t buf[2048];
+	struct eh_hdr q = {}, *h = (void *)buf;
+	int tries;
+
+	q.magic = htonl(EH_MAGIC);
+	q.version = EH_VERSION;
+	q.type = EH_T_STATUS_REQ;
+	q.seq = htonl(first);
+	for (tries = 0; tries < 3; tries++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint64_t deadline;
+
+		q.send_ns = htobe64(now_ns());
+		if (sendto(fd, &q, sizeof(q), 0, (const struct sockaddr *)dst,
+			   sizeof(*dst)) < 0)
+			return -errno;
+		deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+		while (now_ns() < deadline) {
+			int left = (int)((deadline - now_ns()) / 1000000) + 1;
+			uint32_t blen, n;
+			ssize_t len;
+
+			if (poll(&pfd, 1, left) <= 0)
+				continue;
+			len = recv(fd, buf, sizeof(buf), 0);
+			if (len < (ssize_t)sizeof(*h) ||
+			    ntohl(h->magic) != EH_MAGIC ||
+			    h->type != EH_T_STATUS_RESP || ntohl(h->seq) != first ||
+			    h->send_ns != q.send_ns)
+				continue;
+			blen = ntohl(h->len);
+			if (blen > len - sizeof(*h))
+				continue;
+			if (ntohs(h->flags) & EH_F_STATUS_NAME && blen >= EH_NAME_LEN) {
+				memcpy(server, buf + sizeof(*h) + blen - EH_NAME_LEN,
+				       EH_NAME_LEN);
+				server[EH_NAME_LEN - 1] = '\0';
+				blen -= EH_NAME_LEN;
+			}
+			n = blen / sizeof(*ents);
+			*total = ntohl(h->mud_id);
+			memcpy(ents, buf + sizeof(*h), n * sizeof(*ents));
+			return (int)n;
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct eh_status_ent *ents = NULL;
+	char server[EH_NAME_LEN] = "", hex[2 * EH_DIGEST_LEN + 1];
+	uint32_t got = 0, total = 0, i;
+	int json = 0, timeout_ms = 500, c, fd = -1, err = 0, n;
+	struct sockaddr_in dst;
+
+	while ((c = getopt_long(argc, argv, "jh", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 't': timeout_ms = atoi(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 2 || strcmp(argv[optind], "status") ||
+	    timeout_ms <= 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (eh_parse_ipv4_port(argv[optind + 1], &dst)) {
+		fprintf(stderr, "edgehop-svcctl: bad address '%s' (want IPv4:PORT)\n",
+			argv[optind + 1]);
+		return 2;
+	}
+	ents = calloc(MAX_ENTS + 64, sizeof(*ents));
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (!ents || fd < 0) {
+		err = -errno;
+		fprintf(stderr, "edgehop-svcctl: socket: %s\n", strerror(errno));
+		goto cleanup;
+	}
+	do {
+		n = fetch_page(fd, &dst, got, timeout_ms, ents + got, &total, server);
+		if (n < 0) {
+			err = n;
+			fprintf(stderr, "edgehop-svcctl: no status answer from %s: %s\n",
+				argv[optind + 1], strerror(-n));
+			goto cleanup;
+		}
+		got += n;
+	} while (n > 0 && got < total && got < MAX_ENTS);
+
+	if (json) {
+		printf("{\"server\":\"%s\",\"muds\":[", server);
+		for (i = 0; i < got; i++) {
+			eh_digest_hex(ents[i].digest, hex);
+			printf("%s{\"mud_id\":%u,\"last_seq\":%u,\"applied\":%llu,"
+			       "\"digest\":\"%s\"}", i ? "," : "",
+			       ntohl(ents[i].mud_id), ntohl(ents[i].last_seq),
+			       (unsigned long long)be64toh(ents[i].applied), hex);
+		}
+		printf("]}\n");
+	} else {
+		printf("server %s, %u MUD(s)\n", server, got);
+		printf("%10s %10s %10s  %s\n", "mud_id", "last_seq", "applied",
+		       "digest");
+		for (i = 0; i < got; i++) {
+			eh_digest_hex(ents[i].digest, hex);
+			printf("%10u %10u %10llu  %s\n", ntohl(ents[i].mud_id),
+			       ntohl(ents[i].last_seq),
+			       (unsigned long long)be64toh(ents[i].applied), hex);
+		}
+	}
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	free(ents);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The service's exactly-once state machine, driven with crafted datagrams. */
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <endian.h>
+
+#include "eh_digest.h"
+#include "svc_state.h"
+#include "tap.h"
+
+static uint8_t out[sizeof(struct eh_hdr) + EH_BODY_MAX];
+
+static size_t mk(uint8_t *buf, uint8_t type, uint32_t mud, uint32_t seq,
+		 const void *body, uint32_t blen)
+{
+	struct eh_hdr *h = (void *)buf;
+
+	memset(h, 0, sizeof(*h));
+	h->magic = htonl(EH_MAGIC);
+	h->version = EH_VERSION;
+	h->type = type;
+	h->mud_id = htonl(mud);
+	h->seq = htonl(seq);
+	h->send_ns = htobe64(12345);
+	h->len = htonl(blen);
+	if (blen)
+		memcpy(buf + sizeof(*h), body, blen);
+	return sizeof(*h) + blen;
+}
+
+/* Send seq's deterministic payload for @mud; returns the answer length. */
+static size_t req(struct svc_state *s, uint32_t mud, uint32_t seq)
+{
+	uint8_t pkt[256], pl[48];
+	size_t outlen = 0;
+
+	eh_payload_fill(mud, seq, pl, sizeof(pl));
+	svc_handle(s, pkt, mk(pkt, EH_T_SVCQ, mud, seq, pl, sizeof(pl)), out,
+		   &outlen);
+	return outlen;
+}
+
+static const struct eh_svcr_body *ans(void)
+{
+	return (const void *)(out + sizeof(struct eh_hdr));
+}
+
+static uint16_t ans_flags(void)
+{
+	return ntohs(((struct eh_hdr *)out)->flags);
+}
+
+static int fs_calls;
+static int count_apply(void *ctx, const struct svc_mud *m, uint32_t seq,
+		       const struct eh_svcr_body *a)
+{
+	(void)ctx; (void)m; (void)seq; (void)a;
+	fs_calls++;
+	return 0;
+}
+
+int main(void)
+{
+	struct svc_state *s = malloc(sizeof(*s));
+	uint8_t d[EH_DIGEST_LEN] = {}, pl[48], pkt[4096], saved[EH_DIGEST_LEN];
+	struct eh_svcr_body first;
+	struct eh_status_ent *ent;
+	struct svc_mud *m;
+	size_t n, outlen, i;
+	uint64_t applied;
+	int ok;
+
+	tap_plan(24);
+	tap_ok(svc_state_init(s, "ct-x") == 0, "state initialises");
+	s->on_apply = count_apply;
+
+	n = req(s, 7, 0);
+	eh_payload_fill(7, 0, pl, sizeof(pl));
+	eh_digest_step(d, 0, pl, sizeof(pl), d);
+	tap_ok(n == sizeof(struct eh_hdr) + sizeof(struct eh_svcr_body) &&
+	       !memcmp(ans()->digest, d, EH_DIGEST_LEN) && ans_flags() == 0 &&
+	       !strcmp(ans()->server, "ct-x"),
+	       "seq 0 is applied and answered with d1 and the server name");
+	tap_ok(be64toh(ans()->result) == eh_offload_result(0, pl, sizeof(pl)) &&
+	       be64toh(((struct eh_hdr *)out)->send_ns) == 12345,
+	       "answer carries the offload result and echoes send_ns");
+	memcpy(&first, ans(), sizeof(first));
+
+	n = req(s, 7, 0);
+	m = svc_find(s, 7);
+	tap_ok(n && ans_flags() == EH_F_DUP && !memcmp(ans(), &first, sizeof(first)) &&
+	       m->applied == 1 && s->cnt.dup_cached == 1,
+	       "duplicate seq 0 answered from the cache, identical, not re-applied");
+
+	n = req(s, 7, 2);
+	tap_ok(n == 0 && s->cnt.early == 1 && m->applied == 1 &&
+	       !memcmp(m->digest, d, EH_DIGEST_LEN),
+	       "seq 2 before seq 1 is held off (no answer, no state change)");
+
+	n = req(s, 7, 1);
+	eh_payload_fill(7, 1, pl, sizeof(pl));
+	eh_digest_step(d, 1, pl, sizeof(pl), d);
+	tap_ok(n && !memcmp(ans()->digest, d, EH_DIGEST_LEN) && m->applied == 2 &&
+	       m->last_seq == 1, "seq 1 applied next, digest chains");
+	tap_ok(req(s, 7, 2) && m->applied == 3, "the retried seq 2 is now applied");
+	tap_ok(fs_calls == 3, "the state-dir hook ran once per application (%d)",
+	       fs_calls);
+
+	/* malformed and foreign input never answers and never changes state */
+	memcpy(saved, m->digest, sizeof(saved));
+	applied = s->cnt.applied;
+	outlen = 1;
+	svc_handle(s, pkt, 10, out, &outlen);
+	tap_ok(outlen == 0 && s->cnt.malformed == 1, "short datagram counted as malformed");
+	n = mk(pkt, EH_T_SVCQ, 7, 3, pl, sizeof(pl));
+	((struct eh_hdr *)pkt)->magic = htonl(0xdeadbeef);
+	svc_handle(s, pkt, n, out, &outlen);
+	tap_ok(outlen == 0 && s->cnt.foreign == 1, "wrong magic counted as foreign");
+	n = mk(pkt, EH_T_SVCQ, 7, 3, pl, sizeof(pl));
+	((struct eh_hdr *)pkt)->version = 9;
+	svc_handle(s, pkt, n, out, &outlen);
+	tap_ok(outlen == 0 && s->cnt.foreign == 2, "wrong version counted as foreign");
+	n = mk(pkt, EH_T_SVCQ, 7, 3, pl, sizeof(pl));
+	ok = 1;
+	for (i = 0; i < n; i++) {	/* every truncation of a valid request */
+		svc_handle(s, pkt, i, out, &outlen);
+		ok &= outlen == 0;
+	}
+	tap_ok(ok && s->cnt.malformed == 1 + n, "all %zu truncations refused as malformed",
+	       n);
+	memset(pkt + sizeof(struct eh_hdr), 0, 2000);
+	n = mk(pkt, EH_T_SVCQ, 7, 3, NULL, 0);
+	((struct eh_hdr *)pkt)->len = htonl(EH_BODY_MAX + 1);
+	svc_handle(s, pkt, n + EH_BODY_MAX + 1, out, &outlen);
+	tap_ok(outlen == 0 && s->cnt.oversized == 1, "body > EH_BODY_MAX counted as oversized");
+	n = mk(pkt, 0, 7, 3, NULL, 0);
+	svc_handle(s, pkt, n, out, &outlen);
+	n = mk(pkt, 200, 7, 3, NULL, 0);
+	svc_handle(s, pkt, n, out, &outlen);
+	tap_ok(outlen == 0 && s->cnt.malformed == 3 + (sizeof(struct eh_hdr) + 48),
+	       "unknown types counted as malformed");
+	n = mk(pkt, EH_T_ASSOC_REQ, 7, 3, NULL, 0);
+	svc_handle(s, pkt, n, out, &outlen);
+	tap_ok(outlen == 0 && s->cnt.unexpected == 1, "ASSOC_REQ at the service counted as unexpected");
+	srand(42);
+	for (i = 0; i < 20000; i++) {	/* random bytes behind a valid magic */
+		size_t len = rand() % 200;
+
+		for (size_t j = 0; j < len; j++)
+			pkt[j] = rand();
+		if (len >= 5) {
+			((struct eh_hdr *)pkt)->magic = htonl(EH_MAGIC);
+			pkt[4] = EH_VERSION;
+			if (pkt[5] == EH_T_SVCQ)	/* keep the fuzz away from mud 7 */
+				((struct eh_hdr *)pkt)->mud_id = htonl(1000 + i);
+		}
+		svc_handle(s, pkt, len, out, &outlen);
+	}
+	m = svc_find(s, 7);
+	tap_ok(!memcmp(m->digest, saved, sizeof(saved)) && m->applied == 3,
+	       "MUD 7 untouched by all refused and fuzzed input (applied %llu, fuzz applied %llu)",
+	       (unsigned long long)m->applied,
+	       (unsigned long long)(s->cnt.applied - applied));
+
+	for (i = 3; i < 3 + 2 * SVC_CACHE; i++)
+		req(s, 7, i);
+	n = req(s, 7, 0);
+	tap_ok(n == 0 && s->cnt.stale == 1, "a duplicate older than the cache is dropped as stale");
+	n = req(s, 7, 3 + 2 * SVC_CACHE - 1);
+	tap_ok(n && ans_flags() == EH_F_DUP, "the newest answer is still cached");
+
+	/* a MUD unknown to the service starts where its first request is */
+	memset(d, 0, sizeof(d));
+	eh_payload_fill(9, 100, pl, sizeof(pl));
+	eh_digest_step(d, 100, pl, sizeof(pl), d);
+	n = req(s, 9, 100);
+	tap_ok(n && !memcmp(ans()->digest, d, EH_DIGEST_LEN),
+	       "unknown MUD's first seq 100 chains from the zero digest");
+
+	/* status */
+	svc_state_free(s);
+	svc_state_init(s, "ct-y");
+	req(s, 5, 0);
+	req(s, 3, 0);
+	req(s, 3, 1);
+	n = mk(pkt, EH_T_STATUS_REQ, 0, 0, NULL, 0);
+	svc_handle(s, pkt, n, out, &outlen);
+	ent = (void *)(out + sizeof(struct eh_hdr));
+	tap_ok(outlen == sizeof(struct eh_hdr) + 2 * sizeof(*ent) + EH_NAME_LEN &&
+	       ntohl(((struct eh_hdr *)out)->mud_id) == 2 &&
+	       ntohs(((struct eh_hdr *)out)->flags) == EH_F_STATUS_NAME,
+	       "status lists 2 MUDs with the name trailer");
+	m = svc_find(s, 3);
+	tap_ok(ntohl(ent[0].mud_id) == 3 && ntohl(ent[0].last_seq) == 1 &&
+	       be64toh(ent[0].applied) == 2 && !memcmp(ent[0].digest, m->digest, EH_DIGEST_LEN) &&
+	       ntohl(ent[1].mud_id) == 5,
+	       "entries sorted by mud_id with last_seq, applied, digest");
+	tap_ok(!strcmp((char *)&ent[2], "ct-y"), "server name after the entries");
+	n = mk(pkt, EH_T_STATUS_REQ, 0, 5, NULL, 0);
+	svc_handle(s, pkt, n, out, &outlen);
+	tap_ok(outlen == sizeof(struct eh_hdr) + EH_NAME_LEN, "a page past the end is empty");
+
+	for (i = 0; i < SVC_MAX_MUDS + 10; i++)
+		req(s, 100000 + i, 0);
+	tap_ok(s->nmuds == SVC_MAX_MUDS && s->cnt.table_full == 12,
+	       "MUD table bounded at %d (refused %llu)", SVC_MAX_MUDS,
+	       (unsigned long long)s->cnt.table_full);
+	svc_state_free(s);
+	free(s);
+	return tap_done();
+}
