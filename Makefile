@@ -19,10 +19,11 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -I$(OUT) -Ibpf -Iuser -Ilogrepo
 LDFLAGS   ?=
 
+# -mcpu=v3: 32-bit atomics (the per-MUD flag bits) need BPF ISA v3 (kernel >= 5.12).
 # clang -target bpf does not search the multiarch include dir (asm/types.h).
 CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
 	$(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH)) $(CLANG_BPF_SYS_INCLUDES)
 
 LIBBPF_LIBS  := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Structures and constants shared by the AP dataplane (bpf/edgehop.bpf.c) and
+ * its userspace (user/): map keys and values, the replay-buffer record, the
+ * counter indexes. Fixed-width fields, no pointers; addresses and ports are
+ * kept in network byte order exactly as they appear in packets.
+ */
+#ifndef EDGEHOP_KERN_USER_H
+#define EDGEHOP_KERN_USER_H
+
+#include <linux/types.h>
+
+/* Steering modes of a MUD (struct eh_steer.mode). */
+enum eh_mode {
+	EH_MODE_NONE	= 0,	/* entry present but inactive: pass untouched */
+	EH_MODE_LOCAL	= 1,	/* rewrite VIP -> local container, deliver via the kernel */
+	EH_MODE_FORWARD	= 2,	/* rewrite VIP -> remote container, redirect out of WAN */
+	EH_MODE_FWD_BUF	= 3,	/* FORWARD and copy into the replay buffer */
+	EH_MODE_BUF_ONLY = 4,	/* copy into the replay buffer, deliver nothing */
+	EH_MODE_MAX,
+};
+
+/* struct eh_steer.flags, set by the dataplane, cleared by the controller. */
+#define EH_SF_OVERFLOW	0x1	/* a request could not be buffered: ring full */
+#define EH_SF_TOO_BIG	0x2	/* a request was larger than EH_REPLAY_MAX */
+
+/*
+ * Value of the steering map, keyed by the MUD's IPv4 address (__be32).
+ * The per-MUD counters are updated with atomic adds: one MUD's packets may be
+ * processed on several CPUs at once.
+ */
+struct eh_steer {
+	__u32 mode;		/* enum eh_mode */
+	__u32 flags;		/* EH_SF_* */
+	__u32 mud_id;		/* host order; 0 = accept any mud_id from this address */
+	__be32 backend_addr;	/* container serving the MUD (LOCAL/FORWARD targets) */
+	__be16 backend_port;
+	__u16 pad;
+	__u32 pad2;
+	__u64 rx;		/* offload requests seen from this MUD */
+	__u64 delivered;	/* sent on to the backend (LOCAL or FORWARD) */
+	__u64 buffered;		/* copied into the replay buffer */
+	__u64 lost_buf;		/* could not be buffered (ring full / too big) */
+	__u64 last_seq;		/* seq of the last request seen */
+};
+
+/* Dataplane configuration (single-entry array map eh_config). */
+struct eh_cfg {
+	__be32 vip;		/* service address the MUDs talk to */
+	__be16 vip_port;
+	__u16 pad;
+	__u32 wan_ifindex;	/* FORWARD: the only interface redirected to */
+	__u32 flags;		/* EH_CFG_* */
+};
+
+#define EH_CFG_TC_HOOK_OURS	0x1	/* loader created the radio clsact qdisc */
+
+/*
+ * Largest request (UDP payload: offload header + body) the replay buffer
+ * holds. A larger request is never truncated: it is counted (EH_C_TOO_BIG),
+ * flagged on the MUD's entry, and not buffered.
+ */
+#define EH_REPLAY_MAX	1472
+
+/* One replay-buffer (BPF ring buffer) record. */
+struct eh_replay_rec {
+	__u64 ts_ns;		/* bpf_ktime_get_ns() at reception */
+	__be32 mud_addr;
+	__u32 mud_id;		/* host order */
+	__u32 seq;		/* host order */
+	__u16 len;		/* bytes valid in data[] (whole UDP payload) */
+	__be16 mud_port;	/* MUD's UDP source port: where answers go */
+	__u8  forwarded;	/* 1 if the request was also forwarded (FWD_BUF) */
+	__u8  pad[3];
+	__u8  data[EH_REPLAY_MAX];
+};
+
+/* Per-CPU counters (eh_counters array index); a packet bumps exactly one rx class. */
+enum eh_counter {
+	EH_C_RX = 0,		/* every packet the radio XDP program saw */
+	EH_C_LOCAL,		/* offload requests delivered to the local container */
+	EH_C_FORWARD,		/* offload requests redirected to the peer AP */
+	EH_C_FWD_SLOW,		/* FORWARD via the kernel path (no neighbour/route to WAN yet) */
+	EH_C_BUFFERED,		/* copies written to the replay buffer */
+	EH_C_RING_FULL,		/* requests that could not be buffered: ring full */
+	EH_C_TOO_BIG,		/* requests larger than EH_REPLAY_MAX (not buffered) */
+	EH_C_BUF_DROP,		/* BUF_ONLY requests dropped because not buffered */
+	EH_C_PASS,		/* not for us (unknown MUD, non-offload traffic): XDP_PASS */
+	EH_C_MALFORMED,		/* to the VIP:port but not a valid offload request */
+	EH_C_REPLAYED,		/* requests replayed from the buffer (by userspace) */
+	EH_C_TX_REWRITE,	/* answers whose source was rewritten to the VIP */
+	EH_C_MAX,
+};
+
+struct eh_datarec {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#define EH_STEER_MAX	4096	/* MUDs per AP */
+#define EH_RING_DEFAULT	(16u << 20)	/* replay buffer bytes (~11,000 records) */
+
+#endif /* EDGEHOP_KERN_USER_H */

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * edgehop-ap: the AP dataplane's command.
+ *
+ *   edgehop-ap load --radio IF --wan IF --vip IP:PORT [--ring-bytes N]
+ *   edgehop-ap unload --radio IF --wan IF
+ *   edgehop-ap set MUD_IP --mode MODE [--backend IP:PORT] [--mud-id N]
+ *   edgehop-ap del MUD_IP | clear-flags MUD_IP
+ *   edgehop-ap show [--json]          steering entries and per-MUD counts
+ *   edgehop-ap stats [--json]         dataplane counters
+ *   edgehop-ap ring [--count N] [--timeout-ms T] [--json]
+ *                                     print (and consume) replay-buffer records
+ *   edgehop-ap replay MUD_IP --to IP:PORT
+ *   edgehop-ap cutover MUD_IP --to IP:PORT [--mud-id N]
+ *
+ * Every command takes --pin DIR (default /sys/fs/bpf/edgehop) and -v.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+
+#include "eh_dp.h"
+#include "eh_replay.h"
+
+static const char *pin;
+static bool json, verbose;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: edgehop-ap [--pin DIR] [-v] COMMAND ...\n"
+		"  load --radio IF --wan IF --vip IP:PORT [--ring-bytes N]\n"
+		"  unload --radio IF --wan IF\n"
+		"  set MUD_IP --mode none|local|forward|fwd-buf|buf-only [--backend IP:PORT] [--mud-id N]\n"
+		"  del MUD_IP\n"
+		"  clear-flags MUD_IP\n"
+		"  show [--json]\n"
+		"  stats [--json]\n"
+		"  ring [--count N] [--timeout-ms T] [--json]\n"
+		"  replay MUD_IP --to IP:PORT\n"
+		"  cutover MUD_IP --to IP:PORT [--mud-id N]\n"
+		"pin directory: %s unless --pin\n", EH_PIN_DEFAULT);
+}
+
+static int parse_addr(const char *s, struct in_addr *a)
+{
+	if (!s || inet_pton(AF_INET, s, a) != 1) {
+		fprintf(stderr, "edgehop-ap: '%s' is not an IPv4 address\n", s ? s : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_addr_port(const char *s, struct in_addr *a, uint16_t *port)
+{
+	char buf[64], *colon, *end;
+	unsigned long p;
+
+	if (!s || strlen(s) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, s);
+	colon = strrchr(buf, ':');
+	if (!colon)
+		goto bad;
+	*colon = '\0';
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || *end || !p || p > 65535 || inet_pton(AF_INET, buf, a) != 1)
+		goto bad;
+	*port = p;
+	return 0;
+bad:
+	fprintf(stderr, "edgehop-ap: '%s' is not IPV4:PORT\n", s ? s : "");
+	return -EINVAL;
+}
+
+static int parse_u32(const char *s, uint32_t *v)
+{
+	char *end;
+	unsigned long long x;
+
+	errno = 0;
+	x = strtoull(s, &end, 0);
+	if (errno || *end || x > UINT32_MAX) {
+		fprintf(stderr, "edgehop-ap: '%s' is not a number\n", s);
+		return -EINVAL;
+	}
+	*v = x;
+	return 0;
+}
+
+enum { O_RADIO = 256, O_WAN, O_VIP, O_RING, O_MODE, O_BACKEND, O_MUDID, O_COUNT,
+       O_TIMEOUT, O_TO, O_JSON };
+
+static const struct option long_opts[] = {
+	{ "radio", required_argument, NULL, O_RADIO },
+	{ "wan", required_argument, NULL, O_WAN },
+	{ "vip", required_argument, NULL, O_VIP },
+	{ "ring-bytes", required_argument, NULL, O_RING },
+	{ "mode", required_argument, NULL, O_MODE },
+	{ "backend", required_argument, NULL, O_BACKEND },
+	{ "mud-id", required_argument, NULL, O_MUDID },
+	{ "count", required_argument, NULL, O_COUNT },
+	{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
+	{ "to", required_argument, NULL, O_TO },
+	{ "json", no_argument, NULL, O_JSON },
+	{ "pin", required_argument, NULL, 'p' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{}
+};
+
+struct args {
+	const char *radio, *wan, *mode;
+	const char *vip, *backend, *to;
+	uint32_t ring_bytes, mud_id, count, timeout_ms;
+	bool has_backend;
+	const char *pos;	/* positional MUD_IP */
+};
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	int opt, err = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->timeout_ms = 1000;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "p:vh", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case O_RADIO: a->radio = optarg; break;
+		case O_WAN: a->wan = optarg; break;
+		case O_VIP: a->vip = optarg; break;
+		case O_RING: err = parse_u32(optarg, &a->ring_bytes); break;
+		case O_MODE: a->mode = optarg; break;
+		case O_BACKEND: a->backend = optarg; break;
+		case O_MUDID: err = parse_u32(optarg, &a->mud_id); break;
+		case O_COUNT: err = parse_u32(optarg, &a->count); break;
+		case O_TIMEOUT: err = parse_u32(optarg, &a->timeout_ms); break;
+		case O_TO: a->to = optarg; break;
+		case O_JSON: json = true; break;
+		case 'p': pin = optarg; break;
+		case 'v': verbose = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: return -EINVAL;
+		}
+		if (err)
+			return err;
+	}
+	if (optind < argc)
+		a->pos = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "edgehop-ap: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int cmd_load(struct args *a)
+{
+	struct eh_load_opts o = { .pin = pin, .radio = a->radio, .wan = a->wan,
+				  .ring_bytes = a->ring_bytes, .verbose = verbose };
+	int err;
+
+	if (!a->vip) {
+		fprintf(stderr, "edgehop-ap: load needs --vip IP:PORT\n");
+		return -EINVAL;
+	}
+	err = parse_addr_port(a->vip, &o.vip, &o.vip_port);
+	if (err)
+		return err;
+	err = eh_dp_load(&o);
+	if (!err)
+		printf("edgehop dataplane loaded: radio %s, WAN %s, VIP %s, pinned under %s\n",
+		       a->radio, a->wan, a->vip, pin ? pin : EH_PIN_DEFAULT);
+	return err;
+}
+
+static int cmd_unload(struct args *a)
+{
+	int err = eh_dp_unload(pin, a->radio, a->wan);
+
+	if (!err)
+		printf("edgehop dataplane unloaded from %s\n", pin ? pin : EH_PIN_DEFAULT);
+	return err;
+}
+
+static int cmd_set(struct eh_dp *dp, struct args *a)
+{
+	struct in_addr mud, backend = {};
+	uint16_t port = 0;
+	enum eh_mode mode;
+	int err;
+
+	err = parse_addr(a->pos, &mud);
+	if (err)
+		return err;
+	if (!a->mode || eh_mode_parse(a->mode, &mode)) {
+		fprintf(stderr, "edgehop-ap: set needs --mode none|local|forward|fwd-buf|buf-only\n");
+		return -EINVAL;
+	}
+	if (a->backend) {
+		err = parse_addr_port(a->backend, &backend, &port);
+		if (err)
+			return err;
+	}
+	return eh_dp_steer_set(dp, mud, mode, backend, port, a->mud_id);
+}
+
+struct show_ctx { int n; };
+
+static int show_one(void *c, struct in_addr mud, const struct eh_steer *st)
+{
+	struct show_ctx *ctx = c;
+	struct in_addr be = { .s_addr = st->backend_addr };
+	char mb[INET_ADDRSTRLEN], bb[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &mud, mb, sizeof(mb));
+	inet_ntop(AF_INET, &be, bb, sizeof(bb));
+	if (json)
+		printf("%s{\"mud\":\"%s\",\"mud_id\":%u,\"mode\":\"%s\",\"backend\":\"%s:%u\","
+		       "\"flags\":%u,\"overflow\":%s,\"too_big\":%s,\"rx\":%llu,\"delivered\":%llu,"
+		       "\"buffered\":%llu,\"lost_buf\":%llu,\"last_seq\":%llu}",
+		       ctx->n ? "," : "", mb, st->mud_id, eh_mode_name(st->mode), bb,
+		       ntohs(st->backend_port), st->flags,
+		       st->flags & EH_SF_OVERFLOW ? "true" : "false",
+		       st->flags & EH_SF_TOO_BIG ? "true" : "false",
+		       (unsigned long long)st->rx, (unsigned long long)st->delivered,
+		       (unsigned long long)st->buffered, (unsigned long long)st->lost_buf,
+		       (unsigned long long)st->last_seq);
+	else
+		printf("%-15s %8u %-9s %15s:%-5u %5s %10llu %10llu %10llu %8llu %10llu\n",
+		       mb, st->mud_id, eh_mode_name(st->mode), bb, ntohs(st->backend_port),
+		       st->flags & EH_SF_OVERFLOW ? "OVF" : st->flags & EH_SF_TOO_BIG ? "BIG" : "-",
+		       (unsigned long long)st->rx, (unsigned long long)st->delivered,
+		       (unsigned long long)st->buffered, (unsigned long long)st->lost_buf,
+		       (unsigned long long)st->last_seq);
+	ctx->n++;
+	return 0;
+}
+
+static int cmd_show(struct eh_dp *dp)
+{
+	struct show_ctx ctx = {};
+	int err;
+
+	if (json)
+		printf("[");
+	else
+		printf("%-15s %8s %-9s %21s %5s %10s %10s %10s %8s %10s\n", "MUD", "MUD-ID",
+		       "MODE", "BACKEND", "FLAGS", "RX", "DELIVERED", "BUFFERED", "LOST-BUF",
+		       "LAST-SEQ");
+	err = eh_dp_steer_foreach(dp, show_one, &ctx);
+	if (json)
+		printf("]\n");
+	return err;
+}
+
+static int cmd_stats(struct eh_dp *dp)
+{
+	struct eh_datarec c[EH_C_MAX];
+	int err = eh_dp_counters(dp, c);
+
+	if (err) {
+		fprintf(stderr, "edgehop-ap: Couldn't read counters: %s\n", strerror(-err));
+		return err;
+	}
+	if (json) {
+		printf("{");
+		for (int i = 0; i < EH_C_MAX; i++)
+			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", i ? "," : "",
+			       eh_counter_name(i), (unsigned long long)c[i].packets,
+			       (unsigned long long)c[i].bytes);
+		printf("}\n");
+		return 0;
+	}
+	printf("%-20s %14s %16s\n", "COUNTER", "PACKETS", "BYTES");
+	for (int i = 0; i < EH_C_MAX; i++)
+		printf("%-20s %14llu %16llu\n", eh_counter_name(i),
+		       (unsigned long long)c[i].packets, (unsigned long long)c[i].bytes);
+	return 0;
+}
+
+/* Print and consume records: the debugging view of the replay buffer. */
+static int cmd_ring(struct eh_dp *dp, struct args *a)
+{
+	const struct eh_replay_rec *rec;
+	struct eh_ring ring;
+	struct timespec t0, now;
+	uint32_t n = 0;
+	int err;
+
+	err = eh_ring_open(&ring, dp->replay_fd);
+	if (err)
+		return err;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (json)
+		printf("[");
+	while (!a->count || n < a->count) {
+		rec = eh_ring_peek(&ring);
+		if (!rec) {
+			long waited;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			waited = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+			if (waited >= (long)a->timeout_ms)
+				break;
+			if (eh_ring_wait(&ring, a->timeout_ms - waited) < 0)
+				break;
+			continue;
+		}
+		char mb[INET_ADDRSTRLEN];
+		struct in_addr m = { .s_addr = rec->mud_addr };
+
+		inet_ntop(AF_INET, &m, mb, sizeof(mb));
+		if (json)
+			printf("%s{\"mud\":\"%s\",\"mud_port\":%u,\"mud_id\":%u,\"seq\":%u,\"forwarded\":%s,"
+			       "\"ts_ns\":%llu,\"len\":%u}", n ? "," : "", mb, ntohs(rec->mud_port),
+			       rec->mud_id, rec->seq, rec->forwarded ? "true" : "false",
+			       (unsigned long long)rec->ts_ns, rec->len);
+		else
+			printf("%llu mud %s:%u id %u seq %u %s len %u\n",
+			       (unsigned long long)rec->ts_ns, mb, ntohs(rec->mud_port), rec->mud_id,
+			       rec->seq, rec->forwarded ? "forwarded" : "buffered-only", rec->len);
+		eh_ring_commit(&ring);
+		n++;
+	}
+	if (json)
+		printf("]\n");
+	eh_ring_close(&ring);
+	return 0;
+}
+
+static int cmd_replay(struct eh_dp *dp, struct args *a, bool cutover)
+{
+	struct eh_replay_opts o = {};
+	struct eh_replayer r;
+	struct timespec t0, t1;
+	long n = 0;
+	int err;
+
+	err = parse_addr(a->pos, &o.mud);
+	if (err)
+		return err;
+	if (!a->to) {
+		fprintf(stderr, "edgehop-ap: %s needs --to IP:PORT (the new container)\n",
+			cutover ? "cutover" : "replay");
+		return -EINVAL;
+	}
+	err = parse_addr_port(a->to, &o.backend, &o.backend_port);
+	if (err)
+		return err;
+	err = eh_replayer_init(&r, dp, &o);
+	if (err)
+		return err;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (cutover)
+		err = eh_replayer_cutover(&r, a->mud_id);
+	else
+		n = eh_replayer_drain(&r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (n < 0)
+		err = n;
+	double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	if (json)
+		printf("{\"ok\":%s,\"replayed\":%llu,\"relayed\":%llu,\"resent\":%llu,"
+		       "\"first_seq\":%llu,\"last_seq\":%llu,\"ms\":%.3f}\n", err ? "false" : "true",
+		       (unsigned long long)r.st.replayed, (unsigned long long)r.st.relayed,
+		       (unsigned long long)r.st.resent, (unsigned long long)r.st.first_seq,
+		       (unsigned long long)r.st.last_seq, ms);
+	else
+		printf("%s: replayed %llu (answers relayed to the MUD: %llu, resent %llu) in %.1f ms\n",
+		       cutover ? "cutover" : "replay", (unsigned long long)r.st.replayed,
+		       (unsigned long long)r.st.relayed, (unsigned long long)r.st.resent, ms);
+	eh_replayer_fini(&r);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct eh_dp dp;
+	struct args a;
+	const char *cmd;
+	int i, err;
+
+	/* Global options before the command. */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--pin") && i + 1 < argc)
+			pin = argv[++i];
+		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+			verbose = true;
+		else if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[i];
+	if (parse_args(argc - i, argv + i, &a))
+		return 2;
+
+	if (!strcmp(cmd, "load"))
+		return cmd_load(&a) ? 1 : 0;
+	if (!strcmp(cmd, "unload"))
+		return cmd_unload(&a) ? 1 : 0;
+
+	if (strcmp(cmd, "set") && strcmp(cmd, "del") && strcmp(cmd, "clear-flags") &&
+	    strcmp(cmd, "show") && strcmp(cmd, "stats") && strcmp(cmd, "ring") &&
+	    strcmp(cmd, "replay") && strcmp(cmd, "cutover")) {
+		fprintf(stderr, "edgehop-ap: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	err = eh_dp_open(&dp, pin);
+	if (err)
+		return 1;
+	if (!strcmp(cmd, "set")) {
+		err = cmd_set(&dp, &a);
+	} else if (!strcmp(cmd, "del") || !strcmp(cmd, "clear-flags")) {
+		struct in_addr mud;
+
+		err = parse_addr(a.pos, &mud);
+		if (!err)
+			err = !strcmp(cmd, "del") ? eh_dp_steer_del(&dp, mud)
+						  : eh_dp_steer_clear_flags(&dp, mud);
+		if (err && err != -EINVAL)
+			fprintf(stderr, "edgehop-ap: %s %s: %s\n", cmd, a.pos, strerror(-err));
+	} else if (!strcmp(cmd, "show")) {
+		err = cmd_show(&dp);
+	} else if (!strcmp(cmd, "stats")) {
+		err = cmd_stats(&dp);
+	} else if (!strcmp(cmd, "ring")) {
+		err = cmd_ring(&dp, &a);
+	} else {
+		err = cmd_replay(&dp, &a, !strcmp(cmd, "cutover"));
+	}
+	eh_dp_close(&dp);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* libedgehop-dp: see eh_dp.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "eh_dp.h"
+#include "edgehop.skel.h"
+
+static const char *const mode_names[EH_MODE_MAX] = {
+	[EH_MODE_NONE] = "none",
+	[EH_MODE_LOCAL] = "local",
+	[EH_MODE_FORWARD] = "forward",
+	[EH_MODE_FWD_BUF] = "fwd-buf",
+	[EH_MODE_BUF_ONLY] = "buf-only",
+};
+
+static const char *const counter_names[EH_C_MAX] = {
+	[EH_C_RX] = "rx",
+	[EH_C_LOCAL] = "local",
+	[EH_C_FORWARD] = "forwarded",
+	[EH_C_FWD_SLOW] = "forwarded_slowpath",
+	[EH_C_BUFFERED] = "buffered",
+	[EH_C_RING_FULL] = "ring_full",
+	[EH_C_TOO_BIG] = "too_big",
+	[EH_C_BUF_DROP] = "buf_dropped",
+	[EH_C_PASS] = "passed",
+	[EH_C_MALFORMED] = "malformed",
+	[EH_C_REPLAYED] = "replayed",
+	[EH_C_TX_REWRITE] = "tx_rewritten",
+};
+
+const char *eh_mode_name(enum eh_mode m)
+{
+	return (unsigned int)m < EH_MODE_MAX ? mode_names[m] : "invalid";
+}
+
+int eh_mode_parse(const char *s, enum eh_mode *m)
+{
+	for (int i = 0; i < EH_MODE_MAX; i++) {
+		if (!strcmp(s, mode_names[i])) {
+			*m = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *eh_counter_name(enum eh_counter c)
+{
+	return (unsigned int)c < EH_C_MAX ? counter_names[c] : "invalid";
+}
+
+__attribute__((format(printf, 1, 2)))
+static void pr_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "edgehop: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+}
+
+static bool verbose;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int libbpf_print_none(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level, (void)fmt, (void)ap;
+	return 0;
+}
+
+static int pin_path(char *buf, size_t len, const char *pin, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%s", pin, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int check_bpffs(const char *pin)
+{
+	char parent[PATH_MAX];
+	struct statfs st;
+	char *slash;
+
+	snprintf(parent, sizeof(parent), "%s", pin);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	if (statfs(parent, &st)) {
+		pr_err("Couldn't stat %s: %s\n", parent, strerror(errno));
+		return -errno;
+	}
+	if (st.f_type == BPF_FS_MAGIC)
+		return 0;
+	/* As bpftool does: the conventional mount point gets mounted on demand. */
+	if (!strcmp(parent, "/sys/fs/bpf") &&
+	    !mount("bpf", parent, "bpf", 0, "mode=0700"))
+		return 0;
+	pr_err("%s is not a BPF file system (mount -t bpf bpf %s)\n", parent, parent);
+	return -ENOTDIR;
+}
+
+static int ifindex_of(const char *name, const char *role)
+{
+	int idx;
+
+	if (!name || !*name) {
+		pr_err("no %s interface given\n", role);
+		return -EINVAL;
+	}
+	idx = if_nametoindex(name);
+	if (!idx) {
+		pr_err("%s interface %s not found: %s\n", role, name, strerror(errno));
+		return -ENODEV;
+	}
+	return idx;
+}
+
+/*
+ * Attach prog to ifindex through a pinned XDP link. Idempotent: our own pinned
+ * link on the same interface is updated in place with the new program; an XDP
+ * program attached by someone else is an error, never replaced.
+ */
+static int attach_xdp(struct bpf_program *prog, int ifindex, const char *ifname,
+		      const char *link_pin)
+{
+	struct bpf_link_info info = {};
+	__u32 info_len = sizeof(info);
+	struct bpf_link *link;
+	__u32 cur_id = 0;
+	int fd, err;
+
+	fd = bpf_obj_get(link_pin);
+	if (fd >= 0) {
+		err = bpf_obj_get_info_by_fd(fd, &info, &info_len);
+		if (err || info.type != BPF_LINK_TYPE_XDP ||
+		    (int)info.xdp.ifindex != ifindex) {
+			pr_err("%s holds an XDP link for another interface (ifindex %u): unload first\n",
+			       link_pin, info.xdp.ifindex);
+			close(fd);
+			return -EEXIST;
+		}
+		err = bpf_link_update(fd, bpf_program__fd(prog), NULL);
+		close(fd);
+		if (err) {
+			pr_err("Couldn't update XDP link on %s: %s\n", ifname, strerror(-err));
+			return err;
+		}
+		return 0;
+	}
+
+	err = bpf_xdp_query_id(ifindex, 0, &cur_id);
+	if (err) {
+		pr_err("Couldn't query XDP on %s: %s\n", ifname, strerror(-err));
+		return err;
+	}
+	if (cur_id) {
+		pr_err("%s already has an XDP program (id %u) that edgehop did not attach; detach it first\n",
+		       ifname, cur_id);
+		return -EBUSY;
+	}
+	link = bpf_program__attach_xdp(prog, ifindex);
+	if (!link) {
+		err = -errno;
+		pr_err("Couldn't attach XDP to %s: %s\n", ifname, strerror(-err));
+		return err;
+	}
+	err = bpf_link__pin(link, link_pin);
+	if (err)
+		pr_err("Couldn't pin XDP link at %s: %s\n", link_pin, strerror(-err));
+	bpf_link__destroy(link);	/* the pin (if any) keeps it attached */
+	return err;
+}
+
+static int detach_xdp(const char *link_pin, const char *ifname)
+{
+	int fd, err = 0;
+
+	fd = bpf_obj_get(link_pin);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (bpf_link_detach(fd) && errno != ENOLINK) {
+		err = -errno;
+		pr_err("Couldn't detach XDP link from %s: %s\n", ifname, strerror(errno));
+	}
+	close(fd);
+	if (unlink(link_pin) && errno != ENOENT && !err)
+		err = -errno;
+	return err;
+}
+
+static int attach_tc(struct edgehop_bpf *skel, int ifindex, const char *ifname,
+		     const char *pin, bool *hook_created)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO,
+		    .flags = BPF_TC_F_REPLACE);
+	char path[PATH_MAX];
+	int err;
+
+	*hook_created = false;
+	/* An existing clsact (-EEXIST) is normal: keep libbpf from warning about it. */
+	libbpf_set_print(verbose ? libbpf_print : libbpf_print_none);
+	err = bpf_tc_hook_create(&hook);
+	libbpf_set_print(libbpf_print);
+	if (!err)
+		*hook_created = true;
+	else if (err != -EEXIST) {
+		pr_err("Couldn't create clsact qdisc on %s: %s\n", ifname, strerror(-err));
+		return err;
+	}
+	opts.prog_fd = bpf_program__fd(skel->progs.eh_tc_radio_egress);
+	err = bpf_tc_attach(&hook, &opts);
+	if (err) {
+		pr_err("Couldn't attach TC egress program to %s: %s\n", ifname, strerror(-err));
+		goto err_hook;
+	}
+	err = pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC);
+	if (err)
+		goto err_hook;
+	unlink(path);
+	err = bpf_program__pin(skel->progs.eh_tc_radio_egress, path);
+	if (err) {
+		pr_err("Couldn't pin TC program at %s: %s\n", path, strerror(-err));
+		goto err_hook;
+	}
+	return 0;
+err_hook:
+	if (*hook_created) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&hook);
+	}
+	return err;
+}
+
+static int detach_tc(int ifindex, const char *ifname, bool destroy_hook)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO);
+	int err;
+
+	err = bpf_tc_detach(&hook, &opts);
+	if (err && err != -ENOENT && err != -EINVAL) {
+		pr_err("Couldn't detach TC egress program from %s: %s\n", ifname, strerror(-err));
+		return err;
+	}
+	if (destroy_hook) {
+		/* clsact covers both directions; it is ours, so it goes. */
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		err = bpf_tc_hook_destroy(&hook);
+		if (err && err != -ENOENT && err != -EINVAL) {
+			pr_err("Couldn't remove clsact qdisc from %s: %s\n", ifname, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+int eh_dp_load(const struct eh_load_opts *o)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+	const char *pin = o->pin ? o->pin : EH_PIN_DEFAULT;
+	struct edgehop_bpf *skel = NULL;
+	struct eh_cfg cfg = {}, old = {};
+	char path[PATH_MAX];
+	int radio_idx, wan_idx, err;
+	bool hook_created = false;
+	__u32 zero = 0;
+
+	verbose = o->verbose;
+	libbpf_set_print(libbpf_print);
+	if (geteuid() != 0) {
+		pr_err("loading the dataplane needs root (CAP_BPF and CAP_NET_ADMIN)\n");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		pr_err("this kernel has no BTF (/sys/kernel/btf/vmlinux): it needs CONFIG_DEBUG_INFO_BTF=y\n");
+		return -EOPNOTSUPP;
+	}
+	if (!o->vip.s_addr || !o->vip_port) {
+		pr_err("no service address given (VIP=<ipv4>:<port>)\n");
+		return -EINVAL;
+	}
+	radio_idx = ifindex_of(o->radio, "radio");
+	if (radio_idx < 0)
+		return radio_idx;
+	wan_idx = ifindex_of(o->wan, "WAN");
+	if (wan_idx < 0)
+		return wan_idx;
+	if (radio_idx == wan_idx) {
+		pr_err("radio and WAN must be different interfaces (both are %s)\n", o->radio);
+		return -EINVAL;
+	}
+	err = check_bpffs(pin);
+	if (err)
+		return err;
+	if (mkdir(pin, 0700) && errno != EEXIST) {
+		err = -errno;
+		pr_err("Couldn't create pin directory %s: %s\n", pin, strerror(errno));
+		return err;
+	}
+
+	/* Maps already pinned there are reused: steering entries survive a reload. */
+	open_opts.pin_root_path = pin;
+	skel = edgehop_bpf__open_opts(&open_opts);
+	if (!skel) {
+		err = -errno;
+		pr_err("Couldn't open BPF object: %s\n", strerror(errno));
+		return err;
+	}
+	if (o->ring_bytes) {
+		err = bpf_map__set_max_entries(skel->maps.eh_replay, o->ring_bytes);
+		if (err) {
+			pr_err("Invalid replay buffer size %u: must be a power of two multiple of the page size\n",
+			       o->ring_bytes);
+			goto cleanup;
+		}
+	}
+	err = edgehop_bpf__load(skel);
+	if (err) {
+		pr_err("Couldn't load BPF programs: %s (is %s from an older edgehop? unload first)\n",
+		       strerror(-err), pin);
+		goto cleanup;
+	}
+
+	bpf_map_lookup_elem(bpf_map__fd(skel->maps.eh_config), &zero, &old);
+	cfg.vip = o->vip.s_addr;
+	cfg.vip_port = htons(o->vip_port);
+	cfg.wan_ifindex = wan_idx;
+	cfg.flags = old.flags & EH_CFG_TC_HOOK_OURS;
+
+	err = pin_path(path, sizeof(path), pin, EH_PIN_LINK_RADIO);
+	if (!err)
+		err = attach_xdp(skel->progs.eh_xdp_radio, radio_idx, o->radio, path);
+	if (err)
+		goto cleanup;
+	err = pin_path(path, sizeof(path), pin, EH_PIN_LINK_WAN);
+	if (!err)
+		err = attach_xdp(skel->progs.eh_xdp_wan, wan_idx, o->wan, path);
+	if (err)
+		goto cleanup;
+	err = attach_tc(skel, radio_idx, o->radio, pin, &hook_created);
+	if (err)
+		goto cleanup;
+	if (hook_created)
+		cfg.flags |= EH_CFG_TC_HOOK_OURS;
+	err = bpf_map_update_elem(bpf_map__fd(skel->maps.eh_config), &zero, &cfg, 0);
+	if (err) {
+		err = -errno;
+		pr_err("Couldn't write the dataplane configuration: %s\n", strerror(errno));
+	}
+cleanup:
+	edgehop_bpf__destroy(skel);
+	return err;
+}
+
+static const char *const pinned_maps[] = { "eh_steer", "eh_config", "eh_counters", "eh_replay" };
+
+int eh_dp_unload(const char *pin, const char *radio, const char *wan)
+{
+	struct eh_cfg cfg = {};
+	char path[PATH_MAX];
+	__u32 zero = 0;
+	int fd, idx, err, ret = 0;
+
+	pin = pin ? pin : EH_PIN_DEFAULT;
+	if (geteuid() != 0) {
+		pr_err("unloading the dataplane needs root\n");
+		return -EPERM;
+	}
+	if (pin_path(path, sizeof(path), pin, "eh_config"))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		bpf_map_lookup_elem(fd, &zero, &cfg);
+		close(fd);
+	}
+
+	pin_path(path, sizeof(path), pin, EH_PIN_LINK_RADIO);
+	err = detach_xdp(path, radio ? radio : "radio");
+	ret = ret ? ret : err;
+	pin_path(path, sizeof(path), pin, EH_PIN_LINK_WAN);
+	err = detach_xdp(path, wan ? wan : "WAN");
+	ret = ret ? ret : err;
+
+	/* The TC filter lives on the interface, not in a pin: it needs the name. */
+	idx = radio && *radio ? (int)if_nametoindex(radio) : 0;
+	if (idx) {
+		err = detach_tc(idx, radio, cfg.flags & EH_CFG_TC_HOOK_OURS);
+		ret = ret ? ret : err;
+	} else if (radio && *radio) {
+		fprintf(stderr, "edgehop: radio interface %s is gone; nothing to detach there\n", radio);
+	}
+
+	pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC);
+	unlink(path);
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		pin_path(path, sizeof(path), pin, pinned_maps[i]);
+		if (unlink(path) && errno != ENOENT) {
+			pr_err("Couldn't remove %s: %s\n", path, strerror(errno));
+			ret = ret ? ret : -errno;
+		}
+	}
+	if (rmdir(pin) && errno != ENOENT) {
+		pr_err("Couldn't remove %s: %s\n", pin, strerror(errno));
+		ret = ret ? ret : -errno;
+	}
+	return ret;
+}
+
+static int open_pinned(const char *pin, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (pin_path(path, sizeof(path), pin, name))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		fd = -errno;
+		if (fd == -ENOENT)
+			pr_err("%s not found: is the dataplane loaded (make load)?\n", path);
+		else
+			pr_err("Couldn't open %s: %s\n", path, strerror(-fd));
+	}
+	return fd;
+}
+
+int eh_dp_open(struct eh_dp *dp, const char *pin)
+{
+	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->replay_fd };
+	int err;
+
+	pin = pin ? pin : EH_PIN_DEFAULT;
+	libbpf_set_print(libbpf_print);
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		*fds[i] = -1;
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		*fds[i] = open_pinned(pin, pinned_maps[i]);
+		if (*fds[i] < 0) {
+			err = *fds[i];
+			eh_dp_close(dp);
+			return err;
+		}
+	}
+	dp->ncpus = libbpf_num_possible_cpus();
+	if (dp->ncpus < 0) {
+		err = dp->ncpus;
+		eh_dp_close(dp);
+		return err;
+	}
+	return 0;
+}
+
+void eh_dp_close(struct eh_dp *dp)
+{
+	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->replay_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
+		    struct in_addr backend, uint16_t backend_port, uint32_t mud_id)
+{
+	struct eh_steer st = {};
+
+	if ((unsigned int)mode >= EH_MODE_MAX)
+		return -EINVAL;
+	if (mode != EH_MODE_NONE && mode != EH_MODE_BUF_ONLY &&
+	    (!backend.s_addr || !backend_port)) {
+		pr_err("mode %s needs a backend address and port\n", eh_mode_name(mode));
+		return -EINVAL;
+	}
+	/*
+	 * Read-modify-write of a hash entry: the program's counters bumped in
+	 * between are lost from the per-MUD view only (the per-CPU totals keep
+	 * them). The controller is the only writer of mode/backend.
+	 */
+	bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &st);
+	st.mode = mode;
+	st.mud_id = mud_id;
+	if (backend.s_addr) {
+		st.backend_addr = backend.s_addr;
+		st.backend_port = htons(backend_port);
+	}
+	if (bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &st, BPF_ANY)) {
+		int err = -errno;
+
+		pr_err("Couldn't set steering entry for %s: %s\n", inet_ntoa(mud), strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+int eh_dp_steer_get(struct eh_dp *dp, struct in_addr mud, struct eh_steer *st)
+{
+	return bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, st) ? -errno : 0;
+}
+
+int eh_dp_steer_del(struct eh_dp *dp, struct in_addr mud)
+{
+	return bpf_map_delete_elem(dp->steer_fd, &mud.s_addr) ? -errno : 0;
+}
+
+int eh_dp_steer_clear_flags(struct eh_dp *dp, struct in_addr mud)
+{
+	struct eh_steer st;
+
+	if (bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &st))
+		return -errno;
+	st.flags = 0;
+	return bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &st, BPF_EXIST) ? -errno : 0;
+}
+
+int eh_dp_steer_foreach(struct eh_dp *dp,
+			int (*fn)(void *ctx, struct in_addr mud, const struct eh_steer *st),
+			void *ctx)
+{
+	__be32 key, next;
+	__be32 *prev = NULL;
+	struct eh_steer st;
+	int err;
+
+	while (!bpf_map_get_next_key(dp->steer_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(dp->steer_fd, &key, &st))
+			continue;	/* deleted meanwhile */
+		err = fn(ctx, (struct in_addr){ .s_addr = key }, &st);
+		if (err)
+			return err;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+int eh_dp_counters(struct eh_dp *dp, struct eh_datarec out[EH_C_MAX])
+{
+	struct eh_datarec *percpu;
+
+	percpu = calloc(dp->ncpus, sizeof(*percpu));
+	if (!percpu)
+		return -ENOMEM;
+	for (__u32 i = 0; i < EH_C_MAX; i++) {
+		out[i].packets = out[i].bytes = 0;
+		if (bpf_map_lookup_elem(dp->counters_fd, &i, percpu)) {
+			int err = -errno;
+
+			free(percpu);
+			return err;
+		}
+		for (int c = 0; c < dp->ncpus; c++) {
+			out[i].packets += percpu[c].packets;
+			out[i].bytes += percpu[c].bytes;
+		}
+	}
+	free(percpu);
+	return 0;
+}
+
+int eh_dp_counter_add(struct eh_dp *dp, enum eh_counter idx, uint64_t packets,
+		      uint64_t bytes)
+{
+	struct eh_datarec *percpu;
+	__u32 key = idx;
+	int err = 0;
+
+	if ((unsigned int)idx >= EH_C_MAX)
+		return -EINVAL;
+	percpu = calloc(dp->ncpus, sizeof(*percpu));
+	if (!percpu)
+		return -ENOMEM;
+	/* Userspace is the only writer of this index, so read-modify-write is safe. */
+	if (bpf_map_lookup_elem(dp->counters_fd, &key, percpu)) {
+		err = -errno;
+		goto out;
+	}
+	percpu[0].packets += packets;
+	percpu[0].bytes += bytes;
+	if (bpf_map_update_elem(dp->counters_fd, &key, percpu, BPF_ANY))
+		err = -errno;
+out:
+	free(percpu);
+	return err;
+}
+
+int eh_dp_config(struct eh_dp *dp, struct eh_cfg *cfg)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(dp->config_fd, &zero, cfg) ? -errno : 0;
+}
+
+/* --- replay buffer consumer --------------------------------------------- */
+
+/* Kernel ring buffer record header bits (kernel/bpf/ringbuf.c). */
+#define RB_BUSY_BIT	(1U << 31)
+#define RB_DISCARD_BIT	(1U << 30)
+#define RB_HDR_SZ	8
+
+static inline unsigned long rb_len_round(__u32 len)
+{
+	len = (len & ~(RB_BUSY_BIT | RB_DISCARD_BIT)) + RB_HDR_SZ;
+	return (len + 7) / 8 * 8;
+}
+
+int eh_ring_open(struct eh_ring *r, int map_fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	struct epoll_event ev = { .events = EPOLLIN };
+	void *p;
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	r->map_fd = map_fd;
+	r->epfd = -1;
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &len)) {
+		err = -errno;
+		pr_err("Couldn't get replay buffer info: %s\n", strerror(errno));
+		return err;
+	}
+	if (info.type != BPF_MAP_TYPE_RINGBUF) {
+		pr_err("map %u is not a ring buffer\n", info.id);
+		return -EINVAL;
+	}
+	r->size = info.max_entries;
+	r->page = sysconf(_SC_PAGESIZE);
+
+	p = mmap(NULL, r->page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+	if (p == MAP_FAILED)
+		goto err_mmap;
+	r->consumer_pos = p;
+	/* Producer page, then the data area mapped twice (records may wrap). */
+	p = mmap(NULL, r->page + 2 * r->size, PROT_READ, MAP_SHARED, map_fd, r->page);
+	if (p == MAP_FAILED)
+		goto err_mmap;
+	r->producer_pos = p;
+	r->data = (const uint8_t *)p + r->page;
+
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->epfd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, map_fd, &ev)) {
+		err = -errno;
+		pr_err("Couldn't set up epoll on the replay buffer: %s\n", strerror(errno));
+		eh_ring_close(r);
+		return err;
+	}
+	return 0;
+err_mmap:
+	err = -errno;
+	pr_err("Couldn't mmap the replay buffer: %s\n", strerror(errno));
+	eh_ring_close(r);
+	return err;
+}
+
+void eh_ring_close(struct eh_ring *r)
+{
+	if (r->consumer_pos)
+		munmap(r->consumer_pos, r->page);
+	if (r->producer_pos)
+		munmap((void *)r->producer_pos, r->page + 2 * r->size);
+	if (r->epfd >= 0)
+		close(r->epfd);
+	r->consumer_pos = NULL;
+	r->producer_pos = NULL;
+	r->epfd = -1;
+}
+
+const struct eh_replay_rec *eh_ring_peek(struct eh_ring *r)
+{
+	unsigned long cons, prod;
+	const __u32 *hdr;
+	__u32 len;
+
+	cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	for (;;) {
+		prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
+		if (cons >= prod)
+			return NULL;
+		hdr = (const __u32 *)(r->data + (cons & (r->size - 1)));
+		len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+		if (len & RB_BUSY_BIT)
+			return NULL;	/* being written: records are consumed in order */
+		if (len & RB_DISCARD_BIT) {
+			cons += rb_len_round(len);
+			__atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
+			continue;
+		}
+		if (len < sizeof(struct eh_replay_rec) - EH_REPLAY_MAX) {
+			/* Not one of ours: skip it rather than misread it. */
+			cons += rb_len_round(len);
+			__atomic_store_n(r->consumer_pos, cons, __ATOMIC_RELEASE);
+			continue;
+		}
+		r->pending = rb_len_round(len);
+		return (const struct eh_replay_rec *)((const uint8_t *)hdr + RB_HDR_SZ);
+	}
+}
+
+void eh_ring_commit(struct eh_ring *r)
+{
+	unsigned long cons;
+
+	if (!r->pending)
+		return;
+	cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	__atomic_store_n(r->consumer_pos, cons + r->pending, __ATOMIC_RELEASE);
+	r->pending = 0;
+}
+
+int eh_ring_wait(struct eh_ring *r, int timeout_ms)
+{
+	struct epoll_event ev;
+	int n;
+
+	if (eh_ring_backlog(r))
+		return 1;
+	n = epoll_wait(r->epfd, &ev, 1, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	return n > 0;
+}
+
+size_t eh_ring_backlog(const struct eh_ring *r)
+{
+	return __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE) -
+	       __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+}

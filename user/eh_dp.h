@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * libedgehop-dp: load/attach/pin the AP dataplane, edit steering entries, read
+ * counters, and consume the replay buffer. Used by edgehop-ap, the tests and
+ * the migration controller. Functions return 0 or a negative errno, and print
+ * what failed (with what) to stderr.
+ */
+#ifndef EDGEHOP_EH_DP_H
+#define EDGEHOP_EH_DP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "edgehop_kern_user.h"
+
+#define EH_PIN_DEFAULT	"/sys/fs/bpf/edgehop"
+
+/* Pin names below the pin directory (maps keep their own names). */
+#define EH_PIN_LINK_RADIO	"link_xdp_radio"
+#define EH_PIN_LINK_WAN		"link_xdp_wan"
+#define EH_PIN_PROG_TC		"prog_tc_radio_egress"
+
+/* The radio TC egress filter: one fixed handle/priority we own. */
+#define EH_TC_HANDLE	0xe4
+#define EH_TC_PRIO	0xe4
+
+struct eh_load_opts {
+	const char *pin;	/* pin directory; NULL: EH_PIN_DEFAULT */
+	const char *radio;	/* radio-side interface (XDP + TC egress) */
+	const char *wan;	/* inter-AP interface (XDP, redirect target) */
+	struct in_addr vip;
+	uint16_t vip_port;	/* host order */
+	uint32_t ring_bytes;	/* replay buffer size; 0: EH_RING_DEFAULT */
+	bool verbose;		/* libbpf debug output */
+};
+
+int eh_dp_load(const struct eh_load_opts *o);
+int eh_dp_unload(const char *pin, const char *radio, const char *wan);
+
+/* A handle on a loaded dataplane's pinned maps. */
+struct eh_dp {
+	int steer_fd;
+	int config_fd;
+	int counters_fd;
+	int replay_fd;
+	int ncpus;
+};
+
+int eh_dp_open(struct eh_dp *dp, const char *pin);
+void eh_dp_close(struct eh_dp *dp);
+
+/* Sets mode/backend/mud_id of a MUD, keeping its counters and flags. */
+int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
+		    struct in_addr backend, uint16_t backend_port, uint32_t mud_id);
+int eh_dp_steer_get(struct eh_dp *dp, struct in_addr mud, struct eh_steer *st);
+int eh_dp_steer_del(struct eh_dp *dp, struct in_addr mud);
+int eh_dp_steer_clear_flags(struct eh_dp *dp, struct in_addr mud);
+/* Calls fn for each entry; stops and returns fn's value if non-zero. */
+int eh_dp_steer_foreach(struct eh_dp *dp,
+			int (*fn)(void *ctx, struct in_addr mud, const struct eh_steer *st),
+			void *ctx);
+
+/* Sums the per-CPU counters into out[EH_C_MAX]. */
+int eh_dp_counters(struct eh_dp *dp, struct eh_datarec out[EH_C_MAX]);
+/* Adds to a counter (on CPU 0's slot): used by userspace for EH_C_REPLAYED. */
+int eh_dp_counter_add(struct eh_dp *dp, enum eh_counter idx, uint64_t packets,
+		      uint64_t bytes);
+int eh_dp_config(struct eh_dp *dp, struct eh_cfg *cfg);
+
+const char *eh_mode_name(enum eh_mode m);
+int eh_mode_parse(const char *s, enum eh_mode *m);
+const char *eh_counter_name(enum eh_counter c);
+
+/*
+ * Replay-buffer consumer. Unlike libbpf's ring_buffer, a record is only
+ * consumed when the caller commits it, so a record whose delivery failed is
+ * never lost: peek → deliver → commit.
+ */
+struct eh_ring {
+	int map_fd;
+	int epfd;
+	size_t size;		/* data area bytes (power of two) */
+	size_t page;
+	unsigned long *consumer_pos;	/* mmap'ed, written by us */
+	const unsigned long *producer_pos;
+	const uint8_t *data;
+	unsigned long pending;	/* bytes of the peeked record, 0 if none */
+};
+
+int eh_ring_open(struct eh_ring *r, int map_fd);
+void eh_ring_close(struct eh_ring *r);
+/*
+ * Returns the oldest committed record without consuming it, or NULL when the
+ * ring is empty (or its oldest record is still being written).
+ */
+const struct eh_replay_rec *eh_ring_peek(struct eh_ring *r);
+void eh_ring_commit(struct eh_ring *r);
+/* Waits until the ring has data or timeout_ms passes: 1, 0 on timeout, -errno. */
+int eh_ring_wait(struct eh_ring *r, int timeout_ms);
+/* Bytes not yet consumed. */
+size_t eh_ring_backlog(const struct eh_ring *r);
+
+#endif /* EDGEHOP_EH_DP_H */

@@ -1,0 +1,12 @@
+# user/: the AP dataplane's loader and command, and the library the controller reuses.
+EH_DP_OBJS := $(OUT)/obj/user/eh_dp.o $(OUT)/obj/user/eh_replay.o
+
+PROGS += $(OUT)/bin/edgehop-ap
+$(OUT)/bin/edgehop-ap: $(OUT)/obj/user/edgehop_ap.o $(EH_DP_OBJS) | $(OUT)/bin
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -o $@
+
+UNIT_TESTS += $(OUT)/tests/bpf_dataplane
+$(OUT)/tests/bpf_dataplane: $(OUT)/obj/tests/unit/bpf_dataplane.o $(EH_DP_OBJS) | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -o $@
