@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * BPF program tests: every dataplane program driven with BPF_PROG_TEST_RUN on
+ * crafted and hostile packets. Each case checks the verdict, the bytes that
+ * come out (addresses, ports, checksums recomputed here from scratch), the
+ * counters and the replay-buffer record.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "tap.h"
+#include "edgehop_proto.h"
+#include "eh_dp.h"
+#include "edgehop.skel.h"
+
+#define VIP	"10.200.0.1"
+#define VPORT	7777
+#define MUD	"10.0.0.100"
+#define MUDPORT	40000
+#define BACKEND	"10.1.0.2"
+#define BPORT	8888
+#define MUDID	42
+
+static struct edgehop_bpf *skel;
+static struct eh_dp dp;
+static struct eh_ring ring;
+
+static __be32 ip4(const char *s)
+{
+	struct in_addr a;
+
+	inet_pton(AF_INET, s, &a);
+	return a.s_addr;
+}
+
+/* Checksum from first principles, independent of the code under test. */
+static uint16_t sum16(const uint8_t *p, size_t len, uint32_t sum)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static bool ip_csum_ok(const struct iphdr *ip)
+{
+	return sum16((const uint8_t *)ip, ip->ihl * 4, 0) == 0xffff;
+}
+
+static bool udp_csum_ok(const struct iphdr *ip, const struct udphdr *udp)
+{
+	size_t len = ntohs(udp->len);
+	uint32_t ps = ntohs(ip->saddr >> 16) + ntohs(ip->saddr & 0xffff) +
+		      ntohs(ip->daddr >> 16) + ntohs(ip->daddr & 0xffff) + IPPROTO_UDP + len;
+
+	return udp->check == 0 || sum16((const uint8_t *)udp, len, ps) == 0xffff;
+}
+
+static void fill_csums(struct iphdr *ip, struct udphdr *udp, bool udp_csum)
+{
+	size_t len = ntohs(udp->len);
+	uint32_t ps = ntohs(ip->saddr >> 16) + ntohs(ip->saddr & 0xffff) +
+		      ntohs(ip->daddr >> 16) + ntohs(ip->daddr & 0xffff) + IPPROTO_UDP + len;
+
+	ip->check = 0;
+	ip->check = htons(~sum16((const uint8_t *)ip, ip->ihl * 4, 0));
+	udp->check = 0;
+	if (udp_csum) {
+		udp->check = htons(~sum16((const uint8_t *)udp, len, ps));
+		if (!udp->check)
+			udp->check = 0xffff;
+	}
+}
+
+struct pkt_spec {
+	const char *src, *dst;
+	uint16_t sport, dport;
+	uint8_t type, version;
+	uint32_t magic, mud_id, seq;
+	int body;		/* body bytes */
+	int opt_words;		/* IP option words (ihl = 5 + this) */
+	bool no_udp_csum;
+};
+
+static struct pkt_spec req(uint32_t seq)
+{
+	return (struct pkt_spec){ .src = MUD, .dst = VIP, .sport = MUDPORT, .dport = VPORT,
+				  .type = EH_T_SVCQ, .version = EH_VERSION, .magic = EH_MAGIC,
+				  .mud_id = MUDID, .seq = seq, .body = 16 };
+}
+
+/* Builds an Ethernet/IPv4/UDP/eh_hdr frame; returns its length. */
+static size_t build(uint8_t *buf, const struct pkt_spec *s)
+{
+	struct ethhdr *eth = (void *)buf;
+	struct iphdr *ip = (void *)(eth + 1);
+	int ihl = 20 + 4 * s->opt_words;
+	struct udphdr *udp = (void *)((uint8_t *)ip + ihl);
+	struct eh_hdr *eh = (void *)(udp + 1);
+	uint8_t *body = (uint8_t *)(eh + 1);
+	size_t ulen = sizeof(*udp) + sizeof(*eh) + s->body;
+
+	memset(buf, 0, 14 + ihl + ulen);
+	memcpy(eth->h_dest, "\x02\0\0\0\0\x01", 6);
+	memcpy(eth->h_source, "\x02\0\0\0\0\x02", 6);
+	eth->h_proto = htons(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = ihl / 4;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->tot_len = htons(ihl + ulen);
+	ip->saddr = ip4(s->src);
+	ip->daddr = ip4(s->dst);
+	for (int i = 0; i < s->opt_words * 4; i++)
+		((uint8_t *)(ip + 1))[i] = 1;	/* IPOPT_NOOP */
+	udp->source = htons(s->sport);
+	udp->dest = htons(s->dport);
+	udp->len = htons(ulen);
+	eh->magic = htonl(s->magic);
+	eh->version = s->version;
+	eh->type = s->type;
+	eh->mud_id = htonl(s->mud_id);
+	eh->seq = htonl(s->seq);
+	eh->send_ns = 0x0102030405060708ULL;
+	eh->len = htonl(s->body);
+	for (int i = 0; i < s->body; i++)
+		body[i] = (uint8_t)(s->seq * 7 + i);
+	fill_csums(ip, udp, !s->no_udp_csum);
+	return 14 + ihl + ulen;
+}
+
+static int run(int prog_fd, const void *in, size_t len, void *out, __u32 *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len,
+		    .data_out = out, .data_size_out = 4096, .repeat = 1);
+	int err = bpf_prog_test_run_opts(prog_fd, &o);
+
+	if (err)
+		return -errno;
+	*out_len = o.data_size_out;
+	return o.retval;
+}
+
+static int xdp(const void *in, size_t len, void *out, __u32 *out_len)
+{
+	return run(bpf_program__fd(skel->progs.eh_xdp_radio), in, len, out, out_len);
+}
+
+static __u64 counter(enum eh_counter c)
+{
+	struct eh_datarec r[EH_C_MAX];
+
+	eh_dp_counters(&dp, r);
+	return r[c].packets;
+}
+
+static void steer(enum eh_mode mode, uint32_t mud_id)
+{
+	struct in_addr m = { ip4(MUD) }, b = { ip4(BACKEND) };
+
+	eh_dp_steer_del(&dp, m);
+	eh_dp_steer_set(&dp, m, mode, b, BPORT, mud_id);
+}
+
+static struct eh_steer entry(void)
+{
+	struct eh_steer st = {};
+	struct in_addr m = { ip4(MUD) };
+
+	eh_dp_steer_get(&dp, m, &st);
+	return st;
+}
+
+static void drain_ring(void)
+{
+	while (eh_ring_peek(&ring))
+		eh_ring_commit(&ring);
+}
+
+static int setup(uint32_t ring_bytes)
+{
+	struct eh_cfg cfg = { .vip = ip4(VIP), .vip_port = htons(VPORT), .wan_ifindex = 1 };
+	__u32 zero = 0;
+	int err;
+
+	skel = edgehop_bpf__open();
+	if (!skel)
+		return -errno;
+	/* Test instances are never pinned. */
+	bpf_map__set_pin_path(skel->maps.eh_steer, NULL);
+	bpf_map__set_pin_path(skel->maps.eh_config, NULL);
+	bpf_map__set_pin_path(skel->maps.eh_counters, NULL);
+	bpf_map__set_pin_path(skel->maps.eh_replay, NULL);
+	bpf_map__set_max_entries(skel->maps.eh_replay, ring_bytes);
+	err = edgehop_bpf__load(skel);
+	if (err)
+		return err;
+	dp.steer_fd = bpf_map__fd(skel->maps.eh_steer);
+	dp.config_fd = bpf_map__fd(skel->maps.eh_config);
+	dp.counters_fd = bpf_map__fd(skel->maps.eh_counters);
+	dp.replay_fd = bpf_map__fd(skel->maps.eh_replay);
+	dp.ncpus = libbpf_num_possible_cpus();
+	if (bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0))
+		return -errno;
+	return eh_ring_open(&ring, dp.replay_fd);
+}
+
+static void teardown(void)
+{
+	eh_ring_close(&ring);
+	edgehop_bpf__destroy(skel);
+	skel = NULL;
+}
+
+/* --- cases ------------------------------------------------------------ */
+
+static void t_local(bool udp_csum, int opt_words)
+{
+	uint8_t in[2048], out[4096];
+	struct pkt_spec s = req(1);
+	__u32 olen;
+	__u64 before = counter(EH_C_LOCAL);
+	size_t len;
+	int ihl = 20 + 4 * opt_words;
+
+	s.no_udp_csum = !udp_csum;
+	s.opt_words = opt_words;
+	len = build(in, &s);
+	steer(EH_MODE_LOCAL, MUDID);
+	int rc = xdp(in, len, out, &olen);
+	struct iphdr *ip = (void *)(out + 14);
+	struct udphdr *udp = (void *)(out + 14 + ihl);
+
+	tap_ok(rc == XDP_PASS && olen == len, "LOCAL (udp csum %s, ihl %d): XDP_PASS, same length (rc %d)",
+	       udp_csum ? "on" : "off", ihl / 4, rc);
+	tap_ok(ip->daddr == ip4(BACKEND) && udp->dest == htons(BPORT) &&
+	       ip->saddr == ip4(MUD) && udp->source == htons(MUDPORT),
+	       "LOCAL: destination rewritten to backend, source kept");
+	tap_ok(ip_csum_ok(ip), "LOCAL: IP checksum valid after rewrite");
+	if (udp_csum)
+		tap_ok(udp->check && udp_csum_ok(ip, udp), "LOCAL: UDP checksum valid after rewrite");
+	else
+		tap_ok(udp->check == 0, "LOCAL: a zero UDP checksum stays zero");
+	tap_ok(!memcmp(in + 14 + ihl + 8, out + 14 + ihl + 8, len - 14 - ihl - 8),
+	       "LOCAL: payload untouched");
+	tap_ok(counter(EH_C_LOCAL) == before + 1 && entry().rx == 1 && entry().delivered == 1,
+	       "LOCAL: counted globally and per MUD");
+}
+
+static void t_forward_slow(void)
+{
+	uint8_t in[2048], out[4096];
+	struct pkt_spec s = req(2);
+	size_t len = build(in, &s);
+	__u64 slow = counter(EH_C_FWD_SLOW);
+	__u32 olen;
+
+	steer(EH_MODE_FORWARD, MUDID);
+	int rc = xdp(in, len, out, &olen);
+	struct iphdr *ip = (void *)(out + 14);
+
+	/* No route to the backend via the WAN in the test's netns: kernel path. */
+	tap_ok(rc == XDP_PASS && ip->daddr == ip4(BACKEND) && ip_csum_ok(ip) &&
+	       udp_csum_ok(ip, (void *)(ip + 1)),
+	       "FORWARD without a WAN route: rewritten, valid checksums, handed to the kernel");
+	tap_ok(counter(EH_C_FWD_SLOW) == slow + 1 && entry().delivered == 1,
+	       "FORWARD slow path counted");
+	tap_ok(eh_ring_peek(&ring) == NULL, "FORWARD: nothing buffered");
+}
+
+static void t_fwd_buf(void)
+{
+	uint8_t in[2048], out[4096];
+	const struct eh_replay_rec *rec;
+	__u32 olen;
+	int ok = 1;
+
+	steer(EH_MODE_FWD_BUF, MUDID);
+	for (uint32_t seq = 10; seq < 13; seq++) {
+		struct pkt_spec s = req(seq);
+		size_t len = build(in, &s);
+
+		ok &= xdp(in, len, out, &olen) == XDP_PASS;
+	}
+	tap_ok(ok, "FWD_BUF: three requests forwarded (kernel path here)");
+	for (uint32_t seq = 10; seq < 13; seq++) {
+		struct pkt_spec s = req(seq);
+		size_t len = build(in, &s);
+
+		rec = eh_ring_peek(&ring);
+		tap_ok(rec && rec->seq == seq && rec->mud_id == MUDID && rec->forwarded == 1 &&
+		       rec->mud_addr == ip4(MUD) && rec->mud_port == htons(MUDPORT) &&
+		       rec->len == len - 14 - 20 - 8 && rec->ts_ns &&
+		       !memcmp(rec->data, in + 14 + 20 + 8, rec->len),
+		       "FWD_BUF: record %u holds MUD, port, seq, forwarded=1 and the request bytes", seq);
+		if (rec)
+			eh_ring_commit(&ring);
+	}
+	tap_ok(eh_ring_peek(&ring) == NULL && entry().buffered == 3,
+	       "FWD_BUF: exactly the forwarded requests, in order");
+}
+
+static void t_buf_only(void)
+{
+	uint8_t in[2048], out[4096];
+	struct pkt_spec s = req(20);
+	size_t len = build(in, &s);
+	const struct eh_replay_rec *rec;
+	__u32 olen;
+
+	steer(EH_MODE_BUF_ONLY, MUDID);
+	tap_ok(xdp(in, len, out, &olen) == XDP_DROP, "BUF_ONLY: delivered nowhere (XDP_DROP)");
+	rec = eh_ring_peek(&ring);
+	tap_ok(rec && rec->seq == 20 && rec->forwarded == 0, "BUF_ONLY: buffered with forwarded=0");
+	tap_ok(eh_ring_peek(&ring) == rec, "ring reader: peek without commit returns the same record");
+	drain_ring();
+}
+
+static void t_untouched(const char *what, const uint8_t *in, size_t len, enum eh_counter c)
+{
+	uint8_t out[4096];
+	__u64 before = counter(c), ringed = eh_ring_backlog(&ring);
+	__u32 olen = 0;
+	int rc = xdp(in, len, out, &olen);
+
+	tap_ok(rc == XDP_PASS && olen == len && !memcmp(in, out, len) &&
+	       counter(c) == before + 1 && eh_ring_backlog(&ring) == ringed,
+	       "%s: passed untouched, counted as %s (rc %d)", what, eh_counter_name(c), rc);
+}
+
+static void t_hostile(void)
+{
+	uint8_t in[2048];
+	struct pkt_spec s;
+	struct iphdr *ip = (void *)(in + 14);
+	struct udphdr *udp = (void *)(in + 34);
+	size_t len;
+
+	/* The MUD is steered (FWD_BUF): anything wrong must still not be rewritten or buffered. */
+	steer(EH_MODE_FWD_BUF, MUDID);
+
+	s = req(1); s.src = "10.0.0.99";
+	len = build(in, &s);
+	t_untouched("unknown MUD", in, len, EH_C_PASS);
+	s = req(1); s.dst = "10.200.0.2";
+	len = build(in, &s);
+	t_untouched("not to the VIP", in, len, EH_C_PASS);
+	s = req(1); s.dport = VPORT + 1;
+	len = build(in, &s);
+	t_untouched("VIP, other port", in, len, EH_C_PASS);
+	s = req(1);
+	len = build(in, &s);
+	ip->protocol = IPPROTO_TCP;
+	t_untouched("non-UDP to the VIP", in, len, EH_C_PASS);
+
+	s = req(1); s.magic = 0xdeadbeef;
+	len = build(in, &s);
+	t_untouched("wrong magic", in, len, EH_C_MALFORMED);
+	s = req(1); s.version = 9;
+	len = build(in, &s);
+	t_untouched("wrong version", in, len, EH_C_MALFORMED);
+	s = req(1); s.type = EH_T_SVCR;
+	len = build(in, &s);
+	t_untouched("an answer sent to the VIP", in, len, EH_C_MALFORMED);
+	s = req(1); s.mud_id = MUDID + 1;
+	len = build(in, &s);
+	t_untouched("another MUD's id from this address", in, len, EH_C_MALFORMED);
+
+	s = req(1);
+	len = build(in, &s);
+	((struct eh_hdr *)(udp + 1))->len = htonl(17);	/* body is 16 */
+	t_untouched("offload length that lies", in, len, EH_C_MALFORMED);
+	len = build(in, &s);
+	udp->len = htons(ntohs(udp->len) + 8);
+	t_untouched("UDP length that lies", in, len, EH_C_MALFORMED);
+	len = build(in, &s);
+	ip->tot_len = htons(ntohs(ip->tot_len) + 100);
+	t_untouched("IP total length beyond the frame", in, len, EH_C_MALFORMED);
+	len = build(in, &s);
+	ip->ihl = 4;
+	t_untouched("bad IHL (4)", in, len, EH_C_MALFORMED);
+	len = build(in, &s);
+	ip->ihl = 15;
+	/* Its "UDP header" is then read from the body: no longer to the VIP port. */
+	t_untouched("IHL 15 (options swallow the UDP header)", in, len, EH_C_PASS);
+	len = build(in, &s);
+	ip->frag_off = htons(0x2000);
+	t_untouched("first fragment (MF)", in, len, EH_C_MALFORMED);
+	len = build(in, &s);
+	ip->frag_off = htons(100);
+	t_untouched("later fragment", in, len, EH_C_MALFORMED);
+	len = build(in, &s);
+	t_untouched("truncated offload header", in, 14 + 20 + 8 + 10, EH_C_MALFORMED);
+	t_untouched("truncated UDP header", in, 14 + 20 + 4, EH_C_MALFORMED);
+	t_untouched("truncated IP header", in, 14 + 12, EH_C_PASS);
+	t_untouched("truncated Ethernet header (ETH_HLEN only)", in, 14, EH_C_PASS);
+
+	/* VLAN tag in front of a valid request: not on the radio side's contract. */
+	{
+		uint8_t v[2048];
+
+		len = build(in, &s);
+		memcpy(v, in, 12);
+		v[12] = 0x81, v[13] = 0x00, v[14] = 0x00, v[15] = 0x05;
+		memcpy(v + 16, in + 12, len - 12);
+		t_untouched("802.1Q-tagged request", v, len + 4, EH_C_PASS);
+	}
+	/* IPv6 */
+	{
+		uint8_t v[128] = {};
+		struct ipv6hdr *ip6 = (void *)(v + 14);
+
+		v[12] = 0x86, v[13] = 0xdd;
+		ip6->version = 6;
+		ip6->nexthdr = IPPROTO_UDP;
+		ip6->payload_len = htons(8 + 32);
+		t_untouched("IPv6", v, 14 + 40 + 8 + 32, EH_C_PASS);
+	}
+	tap_ok(entry().buffered == 0 && entry().rx == 0,
+	       "no hostile packet reached the MUD's entry or the buffer");
+}
+
+static void t_tc_egress(void)
+{
+	uint8_t in[2048], out[4096];
+	struct pkt_spec s = req(5);
+	int tc = bpf_program__fd(skel->progs.eh_tc_radio_egress);
+	struct iphdr *ip = (void *)(out + 14);
+	struct udphdr *udp = (void *)(out + 34);
+	__u64 before = counter(EH_C_TX_REWRITE);
+	__u32 olen;
+	size_t len;
+	int rc;
+
+	steer(EH_MODE_LOCAL, MUDID);
+	s.src = BACKEND; s.sport = BPORT; s.dst = MUD; s.dport = MUDPORT; s.type = EH_T_SVCR;
+	len = build(in, &s);
+	rc = run(tc, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_OK && ip->saddr == ip4(VIP) && udp->source == htons(VPORT) &&
+	       ip->daddr == ip4(MUD) && udp->dest == htons(MUDPORT),
+	       "TC egress: answer from the backend leaves from VIP:port (rc %d)", rc);
+	tap_ok(ip_csum_ok(ip) && udp_csum_ok(ip, udp) && udp->check,
+	       "TC egress: IP and UDP checksums valid after rewrite");
+	tap_ok(counter(EH_C_TX_REWRITE) == before + 1, "TC egress: counted");
+
+	s.no_udp_csum = true;
+	len = build(in, &s);
+	rc = run(tc, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_OK && ip->saddr == ip4(VIP) && udp->check == 0 && ip_csum_ok(ip),
+	       "TC egress: a zero UDP checksum stays zero");
+
+	s.no_udp_csum = false;
+	s.sport = 53;
+	len = build(in, &s);
+	rc = run(tc, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len), "TC egress: other source port untouched");
+	s.sport = BPORT; s.dst = "10.0.0.99";
+	len = build(in, &s);
+	rc = run(tc, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len), "TC egress: unknown MUD untouched");
+}
+
+static void t_ring_full(void)
+{
+	uint8_t in[2048], out[4096];
+	__u64 full = counter(EH_C_RING_FULL), drop = counter(EH_C_BUF_DROP);
+	int n = 0, rc;
+	__u32 olen;
+	size_t len;
+
+	/* A 4 KiB ring holds two records. */
+	steer(EH_MODE_FWD_BUF, MUDID);
+	for (uint32_t seq = 0; seq < 3; seq++) {
+		struct pkt_spec s = req(seq);
+
+		len = build(in, &s);
+		n += xdp(in, len, out, &olen) == XDP_PASS;
+	}
+	tap_ok(n == 3, "ring full in FWD_BUF: every request still forwarded");
+	tap_ok(counter(EH_C_RING_FULL) == full + 1 && (entry().flags & EH_SF_OVERFLOW) &&
+	       entry().lost_buf == 1 && entry().buffered == 2,
+	       "ring full: counted and the MUD's entry flagged OVERFLOW");
+	steer(EH_MODE_BUF_ONLY, MUDID);
+	{
+		struct pkt_spec s = req(3);
+
+		len = build(in, &s);
+		rc = xdp(in, len, out, &olen);
+	}
+	tap_ok(rc == XDP_DROP && counter(EH_C_BUF_DROP) == drop + 1,
+	       "ring full in BUF_ONLY: dropped and counted (the MUD retransmits)");
+	drain_ring();
+
+	/* Too big for a record: counted, flagged, still forwarded, never truncated. */
+	steer(EH_MODE_FWD_BUF, MUDID);
+	{
+		struct pkt_spec s = req(4);
+		__u64 big = counter(EH_C_TOO_BIG);
+
+		s.body = EH_REPLAY_MAX - 32 + 1;
+		len = build(in, &s);
+		rc = xdp(in, len, out, &olen);
+		tap_ok(rc == XDP_PASS && counter(EH_C_TOO_BIG) == big + 1 &&
+		       (entry().flags & EH_SF_TOO_BIG) && eh_ring_peek(&ring) == NULL,
+		       "request larger than a record: forwarded, counted, flagged, not buffered");
+		s.body = EH_REPLAY_MAX - 32;
+		s.seq = 5;
+		len = build(in, &s);
+		xdp(in, len, out, &olen);
+		const struct eh_replay_rec *rec = eh_ring_peek(&ring);
+
+		tap_ok(rec && rec->len == EH_REPLAY_MAX &&
+		       !memcmp(rec->data, in + 42, EH_REPLAY_MAX),
+		       "request of exactly EH_REPLAY_MAX bytes buffered whole");
+	}
+}
+
+int main(void)
+{
+	int err;
+
+	tap_plan(64);
+	if (geteuid()) {
+		tap_diag("needs root (BPF_PROG_TEST_RUN)");
+		return 1;
+	}
+	err = setup(EH_RING_DEFAULT);
+	if (!tap_ok(!err, "programs load and pass the verifier (%s)", strerror(-err)))
+		return tap_done();
+	t_local(true, 0);
+	t_local(false, 0);
+	t_local(true, 2);
+	t_forward_slow();
+	t_fwd_buf();
+	t_buf_only();
+	t_hostile();
+	t_tc_egress();
+	teardown();
+
+	err = setup(4096);
+	tap_ok(!err, "programs load with a one-page ring");
+	if (!err)
+		t_ring_full();
+	teardown();
+	return tap_done();
+}
