@@ -1,0 +1,162 @@
+#!/usr/bin/env bats
+# The offloading service and the MUD emulator, MUD <-> service directly over a
+# veth pair between two namespaces of this suite, with packet loss injected by
+# nftables (numgen random) inside the service's namespace.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	load helpers/ehs-common
+	export NS_MUD=ehs-mud-$$ NS_SVC=ehs-svc-$$
+	export TMPD=$(mktemp -d /tmp/ehs-20.XXXXXX)
+	ehs_pair "$NS_MUD" "$NS_SVC" 10.77.0.1 10.77.0.2
+	[ -x "$EHS_BIN/edgehop-svc" ] && [ -x "$EHS_BIN/edgehop-mud" ]
+}
+
+teardown_file() {
+	load helpers/ehs-common
+	ehs_del_ns "$NS_MUD" "$NS_SVC"
+	rm -rf "$TMPD"
+}
+
+setup() {
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	load helpers/ehs-common
+}
+
+# start_svc <name> <statedir> [extra...]: service in NS_SVC on 7777, waits
+# until it answers a status query; pid in $TMPD/svc.pid
+start_svc() {
+	local name=$1 dir=$2; shift 2
+	ip netns exec "$NS_SVC" timeout 300 "$EHS_BIN/edgehop-svc" --port 7777 \
+		--name "$name" --state-dir "$dir" "$@" 2>"$TMPD/$name.err" &
+	echo $! >"$TMPD/svc.pid"
+	wait_for 10 svc_status "$NS_SVC" 127.0.0.1:7777
+}
+
+stop_svc() {
+	local pid
+	pid=$(cat "$TMPD/svc.pid")
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_for 10 bash -c "! kill -0 $pid"
+}
+
+mud() {
+	timeout 120 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc 10.77.0.2:7777 "$@"
+}
+
+@test "svc: static binary, usage errors exit 2" {
+	run -0 file "$EHS_BIN/edgehop-svc"
+	assert_output --partial "statically linked"
+	run -2 timeout 5 "$EHS_BIN/edgehop-svc" --port 7777
+	assert_output --partial "--name and --state-dir are required"
+	run -2 timeout 5 "$EHS_BIN/edgehop-mud" --count 3
+	assert_output --partial "--svc VIP:PORT is required"
+}
+
+@test "svc+mud: 10,000 requests at --rate 0 with 5% loss each way: none lost, no mismatch, duplicates from the cache" {
+	start_svc ct-x "$TMPD/st-lossy"
+	timeout 10 ip netns exec "$NS_SVC" nft -f - <<'NFT'
+table inet ehs_loss {
+	chain in  { type filter hook input priority 0; udp dport 7777 numgen random mod 100 < 5 counter drop; }
+	chain out { type filter hook output priority 0; udp sport 7777 numgen random mod 100 < 5 counter drop; }
+}
+NFT
+	run -0 mud --mud-id 10 --count 10000 --rate 0 --timeout-ms 10 --json "$TMPD/lossy.json"
+	echo "$output"
+	run -0 jq -e '.sent == 10000 and .answered == 10000 and .lost == 0 and .mismatches == 0' "$TMPD/lossy.json"
+	# loss really happened, was retried, and lost answers came from the cache
+	run -0 jq -e '.retries > 100 and .cached_answers > 20' "$TMPD/lossy.json"
+	run -0 timeout 10 ip netns exec "$NS_SVC" nft list table inet ehs_loss
+	assert_output --regexp 'packets [1-9][0-9]+ bytes'
+	# the service applied each request exactly once and holds the MUD's digest
+	run -0 svc_status "$NS_SVC" 127.0.0.1:7777
+	local want
+	want=$(jq -r .final_digest "$TMPD/lossy.json")
+	run -0 jq -e --arg d "$want" '.muds[] | select(.mud_id == 10) | .applied == 10000 and .last_seq == 9999 and .digest == $d' <<<"$output"
+	timeout 10 ip netns exec "$NS_SVC" nft delete table inet ehs_loss
+	# every applied request left a line in the state dir
+	run -0 wc -l <"$TMPD/st-lossy/mud-10.log"
+	assert_output 10000
+	stop_svc
+	run -0 grep -E '^dup_cached [1-9]' "$TMPD/ct-x.err"
+}
+
+@test "svc+mud: a session continues with --start-seq/--initial-digest; a wrong digest is a mismatch" {
+	start_svc ct-x "$TMPD/st-cont"
+	run -0 mud --mud-id 11 --count 50 --rate 0 --timeout-ms 50 --json "$TMPD/a.json"
+	local d
+	d=$(jq -r .final_digest "$TMPD/a.json")
+	run -0 mud --mud-id 11 --count 50 --start-seq 50 --initial-digest "$d" --rate 0 --timeout-ms 50 --json "$TMPD/b.json"
+	run -0 jq -e '.answered == 50 and .mismatches == 0 and .next_seq == 100' "$TMPD/b.json"
+	# the same continuation with a wrong initial digest must fail
+	run -1 mud --mud-id 11 --count 5 --start-seq 100 --initial-digest "$(printf '%064d' 0)" --rate 0 --timeout-ms 50 --json "$TMPD/c.json"
+	run -0 jq -e '.mismatches == 5 and .lost == 0' "$TMPD/c.json"
+	stop_svc
+}
+
+@test "svc+mud: a service restarted from scratch mid-run is detected as digest mismatches" {
+	start_svc ct-x "$TMPD/st-restart"
+	mud --mud-id 12 --count 400 --rate 200 --timeout-ms 50 --json "$TMPD/restart.json" >"$TMPD/restart.out" 2>&1 &
+	local mpid=$!
+	# wait until the service has applied 100 requests, then replace it
+	wait_for 20 bash -c "svc_status() { timeout 5 ip netns exec $NS_SVC $EHS_BIN/edgehop-svcctl status 127.0.0.1:7777 --json; }; svc_status | jq -e '.muds[] | select(.mud_id == 12) | .last_seq >= 100'"
+	stop_svc
+	start_svc ct-fresh "$TMPD/st-restart2"
+	local rc=0
+	wait "$mpid" || rc=$?
+	cat "$TMPD/restart.out"
+	assert_equal "$rc" 1
+	run -0 jq -e '.lost == 0 and .mismatches > 100 and (.servers | index("ct-fresh"))' "$TMPD/restart.json"
+	stop_svc
+}
+
+@test "svc: malformed, truncated, oversized and foreign datagrams are counted and change nothing" {
+	start_svc ct-x "$TMPD/st-junk"
+	run -0 mud --mud-id 13 --count 20 --rate 0 --timeout-ms 50 --json "$TMPD/j1.json"
+	run -0 svc_status "$NS_SVC" 127.0.0.1:7777
+	local before=$output
+	timeout 20 ip netns exec "$NS_MUD" python3 - <<'PY'
+import os, random, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst = ("10.77.0.2", 7777)
+random.seed(7)
+hdr = lambda t, mud, seq, ln: struct.pack("!IBBHIIQII", 0x45484f50, 1, t, 0, mud, seq, 0, ln, 0)
+pkts = [b"", b"x", b"GET / HTTP/1.0\r\n\r\n", hdr(1, 13, 20, 64)[:20],
+        hdr(1, 13, 20, 64) + b"a" * 10,             # length lies
+        hdr(1, 13, 20, 4000) + b"a" * 4000,          # oversized
+        struct.pack("!I", 0xdeadbeef) + b"\0" * 60,  # foreign magic
+        hdr(0, 13, 20, 0), hdr(250, 13, 20, 0), hdr(3, 13, 20, 0)]
+for i in range(3000):
+    pkts.append(hdr(random.randrange(0, 256), 13, random.randrange(0, 1 << 32), random.randrange(0, 1 << 32))[:random.randrange(0, 33)] + os.urandom(random.randrange(0, 100)))
+for p in pkts:
+    s.sendto(p, dst)
+PY
+	# the service still answers, and MUD 13 is exactly as before
+	run -0 svc_status "$NS_SVC" 127.0.0.1:7777
+	assert_equal "$(jq -c '.muds[] | select(.mud_id == 13)' <<<"$output")" "$(jq -c '.muds[] | select(.mud_id == 13)' <<<"$before")"
+	run -0 mud --mud-id 13 --count 5 --start-seq 20 --initial-digest "$(jq -r .final_digest "$TMPD/j1.json")" --rate 0 --timeout-ms 50
+	stop_svc
+	run -0 grep -E '^malformed [1-9]' "$TMPD/ct-x.err"
+	run -0 grep -E '^oversized [1-9]' "$TMPD/ct-x.err"
+	run -0 grep -E '^foreign [1-9]' "$TMPD/ct-x.err"
+}
+
+@test "svc: --mem-mb and --fs-mb make resident memory and layer files; SIGTERM exits 0" {
+	ip netns exec "$NS_SVC" timeout 60 "$EHS_BIN/edgehop-svc" --port 7778 --name ballast \
+		--state-dir "$TMPD/st-ballast" --mem-mb 16 --fs-mb 3 2>"$TMPD/ballast.err" &
+	local pid=$!
+	wait_for 10 timeout 5 ip netns exec "$NS_SVC" "$EHS_BIN/edgehop-svcctl" status 127.0.0.1:7778
+	local spid
+	spid=$(pgrep -P "$pid" -x edgehop-svc)
+	run -0 awk '/VmRSS/ {print $2}' "/proc/$spid/status"
+	[ "$output" -ge $((16 * 1024)) ]
+	run -0 du -sk "$TMPD/st-ballast/ballast"
+	[ "$(cut -f1 <<<"$output")" -ge $((3 * 1024)) ]
+	kill -TERM "$pid"
+	run -0 wait "$pid"
+	run -0 grep "ballast stopping" "$TMPD/ballast.err"
+}

@@ -1,0 +1,44 @@
+# Helpers for the service / MUD / logrepo namespace suites (tests/2*-*.bats).
+# Namespaces are named ehs-<suite>-<pid> so that parallel runs never collide.
+
+EHS_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+EHS_BIN=$EHS_TOP/build/bin
+
+# wait_for <seconds> <command...>: poll the command until it succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1)); shift
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.05
+	done
+}
+
+# ehs_pair <nsA> <nsB> <ipA> <ipB> [ifA ifB]: two namespaces joined by a veth
+# pair, addresses in 10.x/24, loopbacks up.
+ehs_pair() {
+	local a=$1 b=$2 ipa=$3 ipb=$4 ifa=${5:-veth0} ifb=${6:-veth0}
+	ip netns list | grep -qw "$a" || ip netns add "$a"
+	ip netns list | grep -qw "$b" || ip netns add "$b"
+	local tmp=eh$$$RANDOM
+	ip link add "${tmp}a" netns "$a" type veth peer name "${tmp}b" netns "$b"
+	ip -n "$a" link set "${tmp}a" name "$ifa"
+	ip -n "$b" link set "${tmp}b" name "$ifb"
+	ip -n "$a" addr add "$ipa/24" dev "$ifa"
+	ip -n "$b" addr add "$ipb/24" dev "$ifb"
+	ip -n "$a" link set lo up; ip -n "$a" link set "$ifa" up
+	ip -n "$b" link set lo up; ip -n "$b" link set "$ifb" up
+}
+
+ehs_del_ns() {
+	local ns
+	for ns in "$@"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	return 0
+}
+
+# svc_status_field <ns> <addr:port> <jq filter>
+svc_status() {
+	timeout 5 ip netns exec "$1" "$EHS_BIN/edgehop-svcctl" status "$2" --json
+}
