@@ -76,10 +76,10 @@ build-all: $(BPF_OBJS) $(BPF_SKELS) $(PROGS) $(UNIT_TESTS)
 
 # --- commands ------------------------------------------------------------------
 PIN ?= /sys/fs/bpf/edgehop
-load: build-all
+load: $(OUT)/bin/edgehop-ap
 	$(Q)$(OUT)/bin/edgehop-ap load --radio "$(RADIO)" --wan "$(WAN)" --vip "$(VIP)" --pin "$(PIN)" $(if $(CONFIG),--config "$(CONFIG)")
 
-unload: build-all
+unload: $(OUT)/bin/edgehop-ap
 	$(Q)$(OUT)/bin/edgehop-ap unload --radio "$(RADIO)" --wan "$(WAN)" --pin "$(PIN)"
 
 deps:

@@ -80,6 +80,8 @@ static void pr_err(const char *fmt, ...)
 
 static bool verbose;
 
+static const char *const pinned_maps[] = { "eh_steer", "eh_config", "eh_counters", "eh_replay" };
+
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG && !verbose)
@@ -281,6 +283,28 @@ static int detach_tc(int ifindex, const char *ifname, bool destroy_hook)
 	return 0;
 }
 
+/* Removes the pinned maps and TC program, then the pin directory. */
+static int remove_pins(const char *pin)
+{
+	char path[PATH_MAX];
+	int ret = 0;
+
+	pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC);
+	unlink(path);
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		pin_path(path, sizeof(path), pin, pinned_maps[i]);
+		if (unlink(path) && errno != ENOENT) {
+			pr_err("Couldn't remove %s: %s\n", path, strerror(errno));
+			ret = ret ? ret : -errno;
+		}
+	}
+	if (rmdir(pin) && errno != ENOENT) {
+		pr_err("Couldn't remove %s: %s\n", pin, strerror(errno));
+		ret = ret ? ret : -errno;
+	}
+	return ret;
+}
+
 int eh_dp_load(const struct eh_load_opts *o)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts);
@@ -289,7 +313,7 @@ int eh_dp_load(const struct eh_load_opts *o)
 	struct eh_cfg cfg = {}, old = {};
 	char path[PATH_MAX];
 	int radio_idx, wan_idx, err;
-	bool hook_created = false;
+	bool hook_created = false, fresh = false;
 	__u32 zero = 0;
 
 	verbose = o->verbose;
@@ -319,7 +343,9 @@ int eh_dp_load(const struct eh_load_opts *o)
 	err = check_bpffs(pin);
 	if (err)
 		return err;
-	if (mkdir(pin, 0700) && errno != EEXIST) {
+	if (!mkdir(pin, 0700)) {
+		fresh = true;
+	} else if (errno != EEXIST) {
 		err = -errno;
 		pr_err("Couldn't create pin directory %s: %s\n", pin, strerror(errno));
 		return err;
@@ -331,7 +357,7 @@ int eh_dp_load(const struct eh_load_opts *o)
 	if (!skel) {
 		err = -errno;
 		pr_err("Couldn't open BPF object: %s\n", strerror(errno));
-		return err;
+		goto cleanup;
 	}
 	if (o->ring_bytes) {
 		err = bpf_map__set_max_entries(skel->maps.eh_replay, o->ring_bytes);
@@ -376,10 +402,12 @@ int eh_dp_load(const struct eh_load_opts *o)
 	}
 cleanup:
 	edgehop_bpf__destroy(skel);
+	/* A failed first load leaves no pins behind (a failed reload keeps them). */
+	if (err && fresh)
+		remove_pins(pin);
 	return err;
 }
 
-static const char *const pinned_maps[] = { "eh_steer", "eh_config", "eh_counters", "eh_replay" };
 
 int eh_dp_unload(const char *pin, const char *radio, const char *wan)
 {
@@ -417,20 +445,8 @@ int eh_dp_unload(const char *pin, const char *radio, const char *wan)
 		fprintf(stderr, "edgehop: radio interface %s is gone; nothing to detach there\n", radio);
 	}
 
-	pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC);
-	unlink(path);
-	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
-		pin_path(path, sizeof(path), pin, pinned_maps[i]);
-		if (unlink(path) && errno != ENOENT) {
-			pr_err("Couldn't remove %s: %s\n", path, strerror(errno));
-			ret = ret ? ret : -errno;
-		}
-	}
-	if (rmdir(pin) && errno != ENOENT) {
-		pr_err("Couldn't remove %s: %s\n", pin, strerror(errno));
-		ret = ret ? ret : -errno;
-	}
-	return ret;
+	err = remove_pins(pin);
+	return ret ? ret : err;
 }
 
 static int open_pinned(const char *pin, const char *name)
@@ -749,8 +765,17 @@ int eh_ring_wait(struct eh_ring *r, int timeout_ms)
 	return n > 0;
 }
 
+unsigned long eh_ring_produced(const struct eh_ring *r)
+{
+	return __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
+}
+
+unsigned long eh_ring_consumed(const struct eh_ring *r)
+{
+	return __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+}
+
 size_t eh_ring_backlog(const struct eh_ring *r)
 {
-	return __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE) -
-	       __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	return eh_ring_produced(r) - eh_ring_consumed(r);
 }

@@ -101,5 +101,8 @@ void eh_ring_commit(struct eh_ring *r);
 int eh_ring_wait(struct eh_ring *r, int timeout_ms);
 /* Bytes not yet consumed. */
 size_t eh_ring_backlog(const struct eh_ring *r);
+/* Monotonic producer/consumer positions (bytes since the ring was created). */
+unsigned long eh_ring_produced(const struct eh_ring *r);
+unsigned long eh_ring_consumed(const struct eh_ring *r);
 
 #endif /* EDGEHOP_EH_DP_H */

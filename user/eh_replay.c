@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Replay of the replay buffer into the new container: see eh_replay.h. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +70,9 @@ err_sock:
 
 void eh_replayer_fini(struct eh_replayer *r)
 {
+	free(r->held);
+	r->held = NULL;
+	r->nheld = r->held_cap = 0;
 	if (r->usock >= 0)
 		close(r->usock);
 	if (r->rawsock >= 0)
@@ -114,13 +119,13 @@ static ssize_t await_answer(struct eh_replayer *r, uint32_t mud_id, uint32_t seq
 }
 
 /* Send an answer to the MUD as if from VIP:port (the MUD never sees CT-y). */
-static int relay_to_mud(struct eh_replayer *r, const struct eh_replay_rec *rec,
+static int relay_to_mud(struct eh_replayer *r, __be32 mud_addr, __be16 mud_port,
 			const uint8_t *ans, size_t len)
 {
 	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + 2048];
 	struct iphdr *ip = (void *)pkt;
 	struct udphdr *udp = (void *)(ip + 1);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = rec->mud_addr };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = mud_addr };
 	uint32_t pseudo;
 	size_t ulen = sizeof(*udp) + len;
 
@@ -133,9 +138,9 @@ static int relay_to_mud(struct eh_replayer *r, const struct eh_replay_rec *rec,
 	ip->protocol = IPPROTO_UDP;
 	ip->tot_len = htons(sizeof(*ip) + ulen);
 	ip->saddr = r->cfg.vip;
-	ip->daddr = rec->mud_addr;	/* kernel fills id and the IP checksum */
+	ip->daddr = mud_addr;	/* kernel fills id and the IP checksum */
 	udp->source = r->cfg.vip_port;
-	udp->dest = rec->mud_port;
+	udp->dest = mud_port;
 	udp->len = htons(ulen);
 	memcpy(udp + 1, ans, len);
 	pseudo = ntohs(ip->saddr >> 16) + ntohs(ip->saddr & 0xffff) +
@@ -146,6 +151,50 @@ static int relay_to_mud(struct eh_replayer *r, const struct eh_replay_rec *rec,
 	if (sendto(r->rawsock, pkt, sizeof(*ip) + ulen, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	return 0;
+}
+
+static int hold_answer(struct eh_replayer *r, const struct eh_replay_rec *rec,
+		       const uint8_t *ans, size_t len)
+{
+	struct eh_held *h;
+
+	if (len > sizeof(h->data))
+		return -EMSGSIZE;
+	if (r->nheld == r->held_cap) {
+		size_t cap = r->held_cap ? 2 * r->held_cap : 64;
+
+		h = realloc(r->held, cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		r->held = h;
+		r->held_cap = cap;
+	}
+	h = &r->held[r->nheld++];
+	h->mud_addr = rec->mud_addr;
+	h->mud_port = rec->mud_port;
+	h->len = len;
+	memcpy(h->data, ans, len);
+	return 0;
+}
+
+/* Relays the held answers, in order; stops at the first failure. */
+static int release_held(struct eh_replayer *r)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < r->nheld; i++) {
+		err = relay_to_mud(r, r->held[i].mud_addr, r->held[i].mud_port,
+				   r->held[i].data, r->held[i].len);
+		if (err) {
+			fprintf(stderr, "edgehop: Couldn't relay a held answer to the MUD: %s (it will retransmit)\n",
+				strerror(-err));
+			break;
+		}
+		r->st.relayed++;
+	}
+	r->nheld = 0;
+	r->hold = false;
+	return err;
 }
 
 static int replay_one(struct eh_replayer *r, const struct eh_replay_rec *rec)
@@ -174,10 +223,12 @@ static int replay_one(struct eh_replayer *r, const struct eh_replay_rec *rec)
 	if (n < 0)
 		return n;
 	if (!rec->forwarded) {
-		err = relay_to_mud(r, rec, ans, n);
+		err = r->hold ? hold_answer(r, rec, ans, n)
+			      : relay_to_mud(r, rec->mud_addr, rec->mud_port, ans, n);
 		if (err)
 			return err;
-		r->st.relayed++;
+		if (!r->hold)
+			r->st.relayed++;
 	}
 	if (!r->st.replayed)
 		r->st.first_seq = rec->seq;
@@ -186,14 +237,15 @@ static int replay_one(struct eh_replayer *r, const struct eh_replay_rec *rec)
 	return 0;
 }
 
-long eh_replayer_drain(struct eh_replayer *r)
+/* Replays records until the consumer position reaches @limit (or the ring empties). */
+static long drain_to(struct eh_replayer *r, unsigned long limit)
 {
 	const struct eh_replay_rec *rec;
 	uint64_t bytes = 0;
 	long done = 0;
 	int err = 0;
 
-	while ((rec = eh_ring_peek(&r->ring))) {
+	while (eh_ring_consumed(&r->ring) < limit && (rec = eh_ring_peek(&r->ring))) {
 		if (rec->mud_addr != r->o.mud.s_addr) {
 			struct in_addr a = { .s_addr = rec->mud_addr };
 
@@ -218,10 +270,16 @@ long eh_replayer_drain(struct eh_replayer *r)
 	return err ? err : done;
 }
 
+long eh_replayer_drain(struct eh_replayer *r)
+{
+	return drain_to(r, ULONG_MAX);
+}
+
 /*
- * A record reserved by an XDP program that was already running when the mode
- * changed is committed right after; the programs run for microseconds, so the
- * ring is idle once no record is being written and a short grace has passed.
+ * After the mode has changed away from buffering, only an XDP program that was
+ * already running can still commit a record; the programs run for
+ * microseconds, so the ring is settled once it has stayed empty (no record
+ * being written either) over a few milliseconds.
  */
 static long drain_settled(struct eh_replayer *r)
 {
@@ -266,24 +324,41 @@ int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id)
 	}
 	old_backend.s_addr = before.backend_addr;
 
-	/* 1. Catch up while the old container still answers. */
-	n = eh_replayer_drain(r);
-	if (n < 0)
-		goto rollback;
-	/* 2. Hold new requests; replay everything up to now. */
+	/*
+	 * 1. Catch up while the old container still answers: up to what was
+	 * buffered when we started, a few rounds while the backlog shrinks.
+	 * Bounded, because the MUD keeps adding to the ring meanwhile.
+	 */
+	for (int round = 0; round < 4; round++) {
+		size_t backlog = eh_ring_backlog(&r->ring);
+
+		n = drain_to(r, eh_ring_produced(&r->ring));
+		if (n < 0)
+			goto rollback;
+		if (eh_ring_backlog(&r->ring) >= backlog || !eh_ring_backlog(&r->ring))
+			break;
+	}
+	/*
+	 * 2. Hold new requests (nothing may reach CT-y ahead of the replay)
+	 * and replay everything, holding back the answers to the requests
+	 * only buffered: a MUD without answers sends nothing new, so the ring
+	 * drains to empty and stays empty: the switch cannot race a request.
+	 */
 	err = eh_dp_steer_set(r->dp, r->o.mud, EH_MODE_BUF_ONLY, old_backend,
 			      ntohs(before.backend_port), mud_id);
 	if (err)
 		goto rollback;
+	r->hold = true;
 	n = drain_settled(r);
 	if (n < 0)
 		goto rollback;
-	/* 3. Switch; then replay what raced the switch. */
+	/* 3. Switch; replay what a retransmission slipped in; release the answers. */
 	err = eh_dp_steer_set(r->dp, r->o.mud, EH_MODE_LOCAL, r->o.backend,
 			      r->o.backend_port, mud_id);
 	if (err)
 		goto rollback;
 	n = drain_settled(r);
+	release_held(r);
 	if (n < 0) {
 		/* CT-y already serves new requests: rolling back would reorder. */
 		fprintf(stderr, "edgehop: requests that raced the switch could not be replayed; the MUD will retransmit them\n");
@@ -291,6 +366,9 @@ int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id)
 	}
 	return 0;
 rollback:
+	/* Whatever CT-y answered is not the MUD's business: CT-x answers again. */
+	r->hold = false;
+	r->nheld = 0;
 	err = err ? err : (int)n;
 	eh_dp_steer_set(r->dp, r->o.mud, before.mode, old_backend,
 			ntohs(before.backend_port), mud_id);

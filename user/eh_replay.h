@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 
 #include "eh_dp.h"
+#include "edgehop_proto.h"
 
 struct eh_replay_opts {
 	struct in_addr mud;		/* the MUD being cut over */
@@ -33,6 +34,14 @@ struct eh_replay_stats {
 	uint64_t first_seq, last_seq;	/* seqs of the first/last replayed record */
 };
 
+/* An answer held back until the switch (see eh_replayer_cutover). */
+struct eh_held {
+	__be32 mud_addr;
+	__be16 mud_port;
+	uint16_t len;
+	uint8_t data[sizeof(struct eh_hdr) + sizeof(struct eh_svcr_body) + 64];
+};
+
 struct eh_replayer {
 	struct eh_dp *dp;
 	struct eh_ring ring;
@@ -41,6 +50,9 @@ struct eh_replayer {
 	int usock;			/* UDP, connected to the backend */
 	int rawsock;			/* IPPROTO_RAW, relays answers from the VIP */
 	struct eh_replay_stats st;
+	bool hold;			/* queue answers to the MUD instead of relaying */
+	struct eh_held *held;
+	size_t nheld, held_cap;
 };
 
 int eh_replayer_init(struct eh_replayer *r, struct eh_dp *dp, const struct eh_replay_opts *o);
@@ -53,9 +65,10 @@ void eh_replayer_fini(struct eh_replayer *r);
 long eh_replayer_drain(struct eh_replayer *r);
 /*
  * The whole cut-over for a MUD in FWD_BUF (or BUF_ONLY): catch up while CT-x
- * still serves, hold new requests (BUF_ONLY), drain, switch to LOCAL on the
- * new backend, drain what raced the switch. On error the MUD is put back in
- * its previous mode with the old backend (CT-x keeps serving).
+ * still serves, hold new requests (BUF_ONLY) and replay them while holding
+ * back their answers, switch to LOCAL on the new backend, then release the
+ * answers. On error the MUD is put back in its previous mode with the old
+ * backend (CT-x keeps serving).
  */
 int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id);
 

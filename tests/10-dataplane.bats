@@ -1,0 +1,224 @@
+#!/usr/bin/env bats
+# The AP dataplane for real: programs loaded in the kernel on veth inside
+# namespaces, a MUD, two APs joined by a WAN veth, and the offloading service
+# standing in for each AP's container (topology in dataplane_helper.bash).
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load dataplane_helper
+	topo_up
+	# A radio delivers frames with complete checksums; a veth fed by a local
+	# socket hands over CHECKSUM_PARTIAL skbs, which an XDP program cannot see
+	# and which XDP_REDIRECT turns into bad checksums. Make the MUD a radio.
+	ip netns exec ehd-mud ethtool -K mud0 tx off >/dev/null
+	ip netns exec ehd-mud ethtool -K mudx0 tx off >/dev/null
+	ap_x load --radio radio0 --wan wan0 --vip $VIP:$VPORT
+	ap_y load --radio radio0 --wan wan0 --vip $VIP:$VPORT
+	start_svc ehd-esx ct-x
+	start_svc ehd-esy ct-y
+}
+
+teardown_file() {
+	load dataplane_helper
+	topo_down
+	cleanup_roundtrip
+}
+
+# The round-trip test's own namespace, also after a failed run.
+cleanup_roundtrip() {
+	if [ -e /run/netns/ehd-rt ]; then
+		nsenter --net=/run/netns/ehd-rt "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-rt unload --radio r0 --wan w0 >/dev/null 2>&1
+		ip netns del ehd-rt
+	fi
+	rm -rf /sys/fs/bpf/ehd-rt
+}
+
+setup() {
+	load dataplane_helper
+	bats_load_library bats-support
+	bats_load_library bats-assert
+}
+
+# mud ID COUNT [extra edgehop-mud options]: runs the MUD from ehd-mud against the VIP.
+mud() {
+	local id=$1 count=$2; shift 2
+	in_ns ehd-mud "$BIN/edgehop-mud" --svc $VIP:$VPORT --mud-id "$id" --count "$count" \
+		--rate 0 --timeout-ms 200 --quiet --json "$BATS_TEST_TMPDIR/mud-$id.json" "$@"
+}
+mudj() { jq -r "$2" "$BATS_TEST_TMPDIR/mud-$1.json"; }
+svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; }
+
+@test "make load on veth shows the counters in bpftool; make unload leaves the interfaces as they were" {
+	cleanup_roundtrip
+	ip netns add ehd-rt
+	ip -n ehd-rt link add r0 type veth peer name r1
+	ip -n ehd-rt link add w0 type veth peer name w1
+	for d in r0 r1 w0 w1; do ip -n ehd-rt link set $d up; done
+	snapshot() {
+		ip -n ehd-rt -d link show | sed 's/ \(prog\/xdp\|xdp\).*//'
+		ip -n ehd-rt -d link show | grep -c 'prog/xdp' || true
+		ip netns exec ehd-rt tc qdisc show
+		ip netns exec ehd-rt tc filter show dev r0 egress
+		ls /sys/fs/bpf/ehd-rt 2>&1 || true
+	}
+	before=$(snapshot)
+	run -0 timeout 60 nsenter --net=/run/netns/ehd-rt make -s -C "$TOP" load RADIO=r0 WAN=w0 VIP=10.92.0.1:7777 PIN=/sys/fs/bpf/ehd-rt
+	run -0 bpftool -j map dump pinned /sys/fs/bpf/ehd-rt/eh_counters
+	assert [ "$(echo "$output" | jq length)" -eq 12 ]
+	run -0 bpftool map dump pinned /sys/fs/bpf/ehd-rt/eh_counters
+	assert_output --partial '"packets":'
+	run -0 ip -n ehd-rt link show r0
+	assert_output --partial 'eh_xdp_radio'
+	run -0 ip -n ehd-rt link show w0
+	assert_output --partial 'eh_xdp_wan'
+	run -0 ip netns exec ehd-rt tc filter show dev r0 egress
+	assert_output --partial 'eh_tc_radio_egr'
+	# Idempotent: a second load changes nothing visible but the programs.
+	run -0 timeout 60 nsenter --net=/run/netns/ehd-rt make -s -C "$TOP" load RADIO=r0 WAN=w0 VIP=10.92.0.1:7777 PIN=/sys/fs/bpf/ehd-rt
+	run -0 ip netns exec ehd-rt tc filter show dev r0 egress
+	assert_equal "$(echo "$output" | grep -c 'handle 0xe4')" 1
+	run -0 timeout 60 nsenter --net=/run/netns/ehd-rt make -s -C "$TOP" unload RADIO=r0 WAN=w0 PIN=/sys/fs/bpf/ehd-rt
+	after=$(snapshot)
+	ip netns del ehd-rt
+	assert_equal "$after" "$before"
+	assert [ ! -e /sys/fs/bpf/ehd-rt ]
+}
+
+@test "load refuses clearly: missing interface, someone else's XDP program, bad VIP, not root" {
+	run -1 ap_y load --radio nosuch0 --wan wan0 --vip $VIP:$VPORT
+	assert_output --partial 'radio interface nosuch0 not found'
+	# An XDP program edgehop did not attach (here: another instance's) is left alone.
+	run -1 in_ns ehd-apy "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-other load --radio radio0 --wan wan0 --vip $VIP:$VPORT
+	assert_output --partial 'already has an XDP program'
+	assert_output --partial 'did not attach'
+	run -1 ap_y load --radio radio0 --wan wan0 --vip 10.91.255.1
+	assert_output --partial 'is not IPV4:PORT'
+	run -1 nsenter --net=/run/netns/ehd-apy setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-x load --radio radio0 --wan wan0 --vip $VIP:$VPORT
+	assert_output --partial 'needs root'
+	# The refused loads left nothing behind and the running dataplane working.
+	assert [ ! -e /sys/fs/bpf/ehd-other ]
+	assert [ ! -e /sys/fs/bpf/ehd-x ]
+	run -0 ap_y stats
+}
+
+@test "LOCAL: MUD -> AP-y -> CT-y, every answer from the VIP; bpftool counters equal what the MUD saw" {
+	ap_y set $MUD_IP --mode local --backend $CTY_IP:$VPORT --mud-id 101
+	local_before=$(counter $PIN_Y LOCAL)
+	rw_before=$(counter $PIN_Y TX_REWRITE)
+	run -0 mud 101 1000
+	assert_equal "$(mudj 101 .answered)" 1000
+	assert_equal "$(mudj 101 '.servers|join(",")')" ct-y
+	# The MUD's socket is connected to the VIP: an answer from any other
+	# address would never have been received.
+	sent=$(mudj 101 .transmissions)
+	assert_equal $(( $(counter $PIN_Y LOCAL) - local_before )) "$sent"
+	assert_equal $(( $(counter $PIN_Y TX_REWRITE) - rw_before )) "$(mudj 101 .answered)"
+}
+
+@test "FORWARD: MUD -> AP-y -> (XDP redirect over the WAN) -> AP-x -> CT-x and back, answers from the VIP" {
+	ap_y set $MUD_IP --mode forward --backend $CTX_IP:$VPORT --mud-id 102
+	fwd_before=$(counter $PIN_Y FORWARD)
+	slow_before=$(counter $PIN_Y FWD_SLOW)
+	run -0 mud 102 1000
+	assert_equal "$(mudj 102 .answered)" 1000
+	assert_equal "$(mudj 102 '.servers|join(",")')" ct-x
+	fwd=$(( $(counter $PIN_Y FORWARD) - fwd_before ))
+	slow=$(( $(counter $PIN_Y FWD_SLOW) - slow_before ))
+	assert_equal $((fwd + slow)) "$(mudj 102 .transmissions)"
+	# The in-kernel redirect carried them, not the kernel's forwarding path.
+	assert [ "$fwd" -ge 990 ]
+	run -0 svc_status ehd-esx
+	assert_equal "$(echo "$output" | jq '.muds[]|select(.mud_id==102)|.applied')" 1000
+}
+
+@test "FORWARD+BUFFER: the ring holds exactly the forwarded requests, in order" {
+	ap_y ring --timeout-ms 0 >/dev/null	# start from an empty ring
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 103
+	run -0 mud 103 500
+	assert_equal "$(mudj 103 .retries)" 0
+	run -0 ap_y ring --json --timeout-ms 200
+	ring=$output
+	assert_equal "$(echo "$ring" | jq length)" 500
+	assert_equal "$(echo "$ring" | jq -c '[.[].seq]')" "$(jq -nc '[range(0;500)]')"
+	assert_equal "$(echo "$ring" | jq '[.[]|select(.forwarded and .mud_id==103 and .mud=="'$MUD_IP'")]|length')" 500
+	run -0 ap_y show --json
+	assert_equal "$(echo "$output" | jq '.[0].buffered - .[0].lost_buf >= 500')" true
+	assert_equal "$(echo "$output" | jq '.[0].overflow')" false
+}
+
+@test "cut-over: FORWARD+BUFFER to CT-x, replay into CT-y, BUFFER-ONLY, switch to LOCAL: 20,000 requests, none lost, doubled or reordered" {
+	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 104
+	buf_before=$(counter $PIN_Y BUFFERED)
+	rep_before=$(counter $PIN_Y REPLAYED)
+	# Paced so that the switch lands mid-run (unpaced, 20,000 take ~0.3 s).
+	mud 104 20000 --rate 4000 & mud_pid=$!
+	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==104)|.buffered') -ge 3000 ]"
+	run -0 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 104 --json
+	cut=$output
+	echo "$cut"
+	assert_equal "$(echo "$cut" | jq .ok)" true
+	wait "$mud_pid"	# non-zero (loss, mismatch) fails the test
+	# The MUD checked every answer's digest against its own chain.
+	assert_equal "$(mudj 104 .answered)" 20000
+	assert_equal "$(mudj 104 .lost)" 0
+	assert_equal "$(mudj 104 .mismatches)" 0
+	assert_equal "$(mudj 104 '.servers|sort|join(",")')" ct-x,ct-y
+	# CT-y applied every request exactly once, in order: same digest as the MUD.
+	run -0 svc_status ehd-esy
+	assert_equal "$(echo "$output" | jq -c '.muds[]|select(.mud_id==104)|[.last_seq,.applied,.digest]')" \
+		"$(jq -c '[19999,20000,.final_digest]' "$BATS_TEST_TMPDIR/mud-104.json")"
+	# CT-x stopped receiving at the switch.
+	run -0 svc_status ehd-esx
+	x_last=$(echo "$output" | jq '.muds[]|select(.mud_id==104)|.last_seq')
+	assert [ "$x_last" -lt 19999 ]
+	# Counters read with bpftool: everything buffered was replayed, nothing lost.
+	buffered=$(( $(counter $PIN_Y BUFFERED) - buf_before ))
+	replayed=$(( $(counter $PIN_Y REPLAYED) - rep_before ))
+	assert_equal "$replayed" "$(echo "$cut" | jq .replayed)"
+	assert_equal "$buffered" "$replayed"
+	assert_equal "$(counter $PIN_Y RING_FULL)" 0
+	assert_equal "$(counter $PIN_Y BUF_DROP)" 0
+	run -0 ap_y show --json
+	assert_equal "$(echo "$output" | jq -r '.[]|select(.mud_id==104)|.mode')" local
+}
+
+@test "BUFFER-ONLY: held requests are answered from CT-y through the replay, from the VIP" {
+	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode buf-only --mud-id 105
+	mud 105 300 --window 8 --timeout-ms 2000 & mud_pid=$!
+	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==105)|.buffered') -ge 8 ]"
+	run -0 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 105 --json
+	assert_equal "$(echo "$output" | jq '.relayed >= 8')" true
+	wait "$mud_pid"	# non-zero (loss, mismatch) fails the test
+	assert_equal "$(mudj 105 .answered)" 300
+	assert_equal "$(mudj 105 .mismatches)" 0
+	run -0 svc_status ehd-esy
+	assert_equal "$(echo "$output" | jq '.muds[]|select(.mud_id==105)|.applied')" 300
+}
+
+@test "ring full: counted, the MUD's entry flagged, requests still forwarded; cut-over refuses and CT-x keeps serving" {
+	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 106
+	full_before=$(counter $PIN_Y RING_FULL)
+	# Nobody consumes: 14,000 records of 1.5 KB overflow the 16 MiB ring.
+	run -0 mud 106 14000
+	assert_equal "$(mudj 106 .lost)" 0
+	full=$(( $(counter $PIN_Y RING_FULL) - full_before ))
+	assert [ "$full" -gt 0 ]
+	run -0 ap_y show --json
+	entry=$(echo "$output" | jq -c '.[]|select(.mud_id==106)')
+	assert_equal "$(echo "$entry" | jq .overflow)" true
+	assert_equal "$(echo "$entry" | jq .lost_buf)" "$full"
+	run -1 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 106
+	assert_output --partial 'lost requests from the replay buffer'
+	run -0 ap_y show --json
+	assert_equal "$(echo "$output" | jq -r '.[]|select(.mud_id==106)|.mode')" fwd-buf
+	# CT-x still serves the MUD.
+	run -0 mud 106 100 --start-seq 14000 --initial-digest "$(mudj 106 .final_digest)"
+	assert_equal "$(mudj 106 '.servers|join(",")')" ct-x
+	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y clear-flags $MUD_IP
+}

@@ -1,0 +1,106 @@
+# Namespace topology for the dataplane tests (DESIGN §8, tier 2):
+#
+#   ehd-mud (MUD) --mud0/radio0-- ehd-apy --wan0/wan0-- ehd-apx --es0/eth0-- ehd-esx (CT-x)
+#                                   |es0                   |radio0
+#                                 ehd-esy (CT-y)          mudx0 (in ehd-mud)
+#
+# Every address below exists only inside these namespaces.
+TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+BIN=$TOP/build/bin
+VIP=10.91.255.1
+VPORT=7777
+MUD_IP=10.91.0.100
+MUDX_IP=10.91.3.100
+CTX_IP=10.91.1.2
+CTY_IP=10.91.2.2
+PIN_X=/sys/fs/bpf/ehd-apx
+PIN_Y=/sys/fs/bpf/ehd-apy
+NSS=(ehd-mud ehd-apx ehd-apy ehd-esx ehd-esy)
+
+in_ns() { local ns=$1; shift; timeout 120 nsenter --net=/run/netns/"$ns" "$@"; }
+ap_x() { in_ns ehd-apx "$BIN/edgehop-ap" --pin "$PIN_X" "$@"; }
+ap_y() { in_ns ehd-apy "$BIN/edgehop-ap" --pin "$PIN_Y" "$@"; }
+
+topo_down() {
+	local ns
+	for ns in "${NSS[@]}"; do
+		[ -e "/run/netns/$ns" ] || continue
+		# Our services run in these namespaces: stop them first.
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+	done
+	nsenter --net=/run/netns/ehd-apx "$BIN/edgehop-ap" --pin "$PIN_X" unload --radio radio0 --wan wan0 >/dev/null 2>&1 || true
+	nsenter --net=/run/netns/ehd-apy "$BIN/edgehop-ap" --pin "$PIN_Y" unload --radio radio0 --wan wan0 >/dev/null 2>&1 || true
+	for ns in "${NSS[@]}"; do
+		ip netns del "$ns" 2>/dev/null || true
+	done
+}
+
+topo_up() {
+	local ns
+	topo_down
+	for ns in "${NSS[@]}"; do
+		ip netns add "$ns"
+		ip -n "$ns" link set lo up
+	done
+	ip -n ehd-mud link add mud0 type veth peer name radio0 netns ehd-apy
+	ip -n ehd-mud link add mudx0 type veth peer name radio0 netns ehd-apx
+	ip -n ehd-apy link add wan0 type veth peer name wan0 netns ehd-apx
+	ip -n ehd-apx link add es0 type veth peer name eth0 netns ehd-esx
+	ip -n ehd-apy link add es0 type veth peer name eth0 netns ehd-esy
+
+	ip -n ehd-mud addr add $MUD_IP/24 dev mud0
+	ip -n ehd-mud addr add $MUDX_IP/24 dev mudx0
+	ip -n ehd-apy addr add 10.91.0.1/24 dev radio0
+	ip -n ehd-apx addr add 10.91.3.1/24 dev radio0
+	ip -n ehd-apx addr add 10.91.100.1/30 dev wan0
+	ip -n ehd-apy addr add 10.91.100.2/30 dev wan0
+	ip -n ehd-apx addr add 10.91.1.1/24 dev es0
+	ip -n ehd-esx addr add $CTX_IP/24 dev eth0
+	ip -n ehd-apy addr add 10.91.2.1/24 dev es0
+	ip -n ehd-esy addr add $CTY_IP/24 dev eth0
+	for ns in "${NSS[@]}"; do
+		for dev in $(ip -n "$ns" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
+			ip -n "$ns" link set "$dev" up
+		done
+	done
+	# The MUD reaches the VIP through AP-y by default; through AP-x from mudx0.
+	ip -n ehd-mud route add $VIP/32 via 10.91.0.1 dev mud0
+	ip -n ehd-apy route add 10.91.1.0/24 via 10.91.100.1
+	ip -n ehd-apx route add 10.91.0.0/24 via 10.91.100.2
+	ip -n ehd-esx route add default via 10.91.1.1
+	ip -n ehd-esy route add default via 10.91.2.1
+	for ns in ehd-apx ehd-apy; do
+		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
+	done
+}
+
+# start_svc NS NAME: the offloading service as the stand-in container.
+start_svc() {
+	local ns=$1 name=$2 dir=$BATS_FILE_TMPDIR/$2
+	mkdir -p "$dir"
+	nsenter --net=/run/netns/"$ns" "$BIN/edgehop-svc" --port $VPORT --name "$name" \
+		--state-dir "$dir" >"$BATS_FILE_TMPDIR/$name.log" 2>&1 &
+	wait_for 10 in_ns "$ns" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT
+}
+
+# wait_for SECONDS CMD...: poll CMD until it succeeds or the deadline passes.
+wait_for() {
+	local deadline=$((SECONDS + $1)); shift
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || { echo "timed out waiting for: $*" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# counter PIN NAME: a dataplane counter (EH_C_<NAME>), summed over CPUs, read
+# with bpftool; the index comes from the enum in the shared header.
+counter() {
+	local idx
+	idx=$(awk '/^enum eh_counter/{on=1; next} on && /EH_C_MAX/{exit}
+		on && match($0, /EH_C_[A-Z_]+/){print substr($0, RSTART + 5, RLENGTH - 5)}' \
+		"$TOP/bpf/edgehop_kern_user.h" | grep -nx "$2" | cut -d: -f1)
+	[ -n "$idx" ] || { echo "no counter $2" >&2; return 1; }
+	bpftool -j map lookup pinned "$1/eh_counters" key $((idx - 1)) 0 0 0 \
+		| jq '[.formatted.values[].value.packets] | add'
+}
