@@ -76,6 +76,7 @@ struct mud {
 	struct handoff ho[MAX_HANDOFFS];
 	int nho;
 	bool quiet;
+	char svc_str[INET_ADDRSTRLEN];
 
 	/* run state */
 	int fd, agent_fd;
@@ -122,9 +123,10 @@ static uint64_t real_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+/* Who the MUD talks through: its AP, or without one the service address. */
 static const char *cur_ap_name(struct mud *m)
 {
-	return m->naps ? m->aps[m->cur_ap].name : "";
+	return m->naps ? m->aps[m->cur_ap].name : m->svc_str;
 }
 
 static void usage(FILE *f)
@@ -311,6 +313,7 @@ static int parse_args(struct mud *m, int argc, char **argv)
 		m->ho[i].ap = ap;
 	}
 	m->nho = nh;
+	inet_ntop(AF_INET, &m->svc.sin_addr, m->svc_str, sizeof(m->svc_str));
 	if (eh_log_open(&m->log, logrepo, m->name)) {
 		fprintf(stderr, "edgehop-mud: bad --logrepo '%s' or --name '%s'\n",
 			logrepo, m->name);
@@ -539,7 +542,6 @@ static void handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 	bool mismatch, dup, late, fwd = false;
 	struct req *r;
 	uint64_t now = mono_ns();
-	double rtt_ms;
 
 	if (src->sin_addr.s_addr != m->svc.sin_addr.s_addr ||
 	    src->sin_port != m->svc.sin_port ||
@@ -608,11 +610,10 @@ static void handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 		}
 		snprintf(m->last_server, sizeof(m->last_server), "%s", srv);
 	}
-	rtt_ms = (now - r->first_mono) / 1e6;
 	snprintf(arg, sizeof(arg), "%u", seq);
 	eh_log_event(&m->log, srv, cur_ap_name(m), "SVCR", arg, "recvd",
-		     "run=%s mud=%u rtt_us=%.0f phase=%s dup=%d cached=%d late=%d mismatch=%d fwd=%d",
-		     m->run, m->mud_id, rtt_ms * 1000, m->phases[r->phase].name,
+		     "run=%s mud=%u rtt_ns=%llu phase=%s dup=%d cached=%d late=%d mismatch=%d fwd=%d",
+		     m->run, m->mud_id, (unsigned long long)(now - r->first_mono), m->phases[r->phase].name,
 		     dup, !!(ntohs(h->flags) & EH_F_DUP), late, mismatch, fwd);
 }
 

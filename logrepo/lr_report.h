@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * logrepo's report: reads the JSON-lines logs logrepo stores and computes,
+ * per run (the MUD's "run" field) and across runs, what the paper's Fig. 6/7
+ * and Table 2 show.
+ *
+ * Events it understands (role-independent, matched by event name/fields):
+ *   SVCQ (sent)  try=1         a request          -> sent
+ *   SVCR (recvd) dup=0|1 rtt_ns=N phase=P fwd=0|1 mismatch=0|1
+ *   SVCQ (lost)                a request given up -> lost
+ *   MUD REPORT                 the MUD's own totals (kept for cross-checks)
+ *   migr begins / migr finished  a migration (ES-x / AP-y), paired in order
+ *   any event with step=NAME bytes=N [ms=N]   bytes moved per step
+ *   any event with pause_ms=N                 the consistent-snapshot pause
+ * Events without a run field belong to the run whose time span holds them.
+ */
+#ifndef LR_REPORT_H
+#define LR_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define LR_MAX_PHASES	32
+#define LR_MAX_MIGS	16
+#define LR_MAX_STEPS	16
+#define LR_NAME		48
+
+struct lr_req {
+	uint32_t seq;
+	uint64_t rtt_ns;
+	uint8_t phase;
+	bool fwd, mismatch;
+};
+
+struct lr_step {
+	char name[LR_NAME];
+	uint64_t bytes;
+	double ms;
+};
+
+struct lr_mig {
+	uint64_t begin_ns, end_ns;	/* end 0: never finished */
+	double pause_ms;		/* < 0: not reported */
+	struct lr_step steps[LR_MAX_STEPS];
+	int nsteps;
+	uint32_t first_seq, last_seq;	/* requests sent during it */
+	bool has_seqs;
+};
+
+struct lr_phase_stats {
+	char name[24];
+	uint32_t n;
+	double p50, p90, p99, max, mean;	/* ms */
+};
+
+struct lr_run {
+	char id[LR_NAME];
+	uint64_t first_ns, last_ns;
+	uint64_t sent, answered, dups, lost, mismatches, fwd;
+	struct lr_req *reqs;
+	size_t nreq, capreq;
+	uint32_t *dup_mism;		/* seqs of mismatching duplicate answers */
+	size_t ndup_mism, capdup;
+	struct lr_sent { uint64_t t_ns; uint32_t seq; } *first_tries;
+	size_t nsent, capsent;
+	char phase_names[LR_MAX_PHASES][24];
+	int nphases;
+	struct lr_phase_stats ps[LR_MAX_PHASES];
+	struct lr_mig migs[LR_MAX_MIGS];
+	int nmigs;
+	bool has_mud_report;
+	uint64_t mr_sent, mr_answered, mr_lost, mr_dups, mr_mismatches;
+};
+
+/* Migration markers and step/pause events before they are given to runs. */
+struct lr_marker {
+	uint64_t t_ns;
+	int kind;		/* 0 begins, 1 finished, 2 step, 3 pause */
+	char run[LR_NAME];
+	struct lr_step step;
+	double pause_ms;
+};
+
+struct lr_report {
+	struct lr_run *runs;
+	int nruns, capruns;
+	struct lr_marker *marks;
+	size_t nmarks, capmarks;
+	uint64_t lines, bad_lines, events;
+};
+
+void lr_report_init(struct lr_report *r);
+void lr_report_free(struct lr_report *r);
+/* Load one JSON-lines log; returns 0 or -errno (bad lines are counted). */
+int lr_report_load(struct lr_report *r, const char *path);
+/* Sort, pair migrations, compute per-phase statistics. */
+int lr_report_compute(struct lr_report *r);
+/* Nearest-rank percentile over sorted @v (the MUD uses the same). */
+double lr_pct(const double *v, size_t n, double q);
+
+void lr_report_print(const struct lr_report *r, FILE *f);
+void lr_report_json(const struct lr_report *r, FILE *f);
+/* PREFIX.dat, PREFIX.gp, then gnuplot -> PREFIX.png and PREFIX.svg. */
+int lr_report_plot(const struct lr_report *r, const char *prefix);
+
+#endif /* LR_REPORT_H */
