@@ -2,7 +2,7 @@
 #
 #   make                build everything under build/
 #   make test           install what the tests need, build, run every test tier
-#   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop]
+#   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop] [CONFIG=file]
 #   make unload RADIO=<if> WAN=<if> [PIN=...]
 #   make V=1            show full commands
 #
@@ -75,9 +75,13 @@ include $(wildcard */rules.mk)
 build-all: $(BPF_OBJS) $(BPF_SKELS) $(PROGS) $(UNIT_TESTS)
 
 # --- commands ------------------------------------------------------------------
+# RADIO, WAN, VIP, PIN (and RING_BYTES) may come from a config file of
+# "NAME = value" lines; the command line overrides it.
+CONFIG ?= /etc/edgehop/ap.conf
+-include $(CONFIG)
 PIN ?= /sys/fs/bpf/edgehop
 load: $(OUT)/bin/edgehop-ap
-	$(Q)$(OUT)/bin/edgehop-ap load --radio "$(RADIO)" --wan "$(WAN)" --vip "$(VIP)" --pin "$(PIN)" $(if $(CONFIG),--config "$(CONFIG)")
+	$(Q)$(OUT)/bin/edgehop-ap load --radio "$(RADIO)" --wan "$(WAN)" --vip "$(VIP)" --pin "$(PIN)" $(if $(RING_BYTES),--ring-bytes $(RING_BYTES))
 
 unload: $(OUT)/bin/edgehop-ap
 	$(Q)$(OUT)/bin/edgehop-ap unload --radio "$(RADIO)" --wan "$(WAN)" --pin "$(PIN)"

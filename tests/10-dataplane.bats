@@ -74,8 +74,10 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	assert_output --partial 'eh_xdp_wan'
 	run -0 ip netns exec ehd-rt tc filter show dev r0 egress
 	assert_output --partial 'eh_tc_radio_egr'
-	# Idempotent: a second load changes nothing visible but the programs.
-	run -0 timeout 60 nsenter --net=/run/netns/ehd-rt make -s -C "$TOP" load RADIO=r0 WAN=w0 VIP=10.92.0.1:7777 PIN=/sys/fs/bpf/ehd-rt
+	# Idempotent: a second load (same values, from a config file) changes
+	# nothing visible but the programs.
+	printf 'RADIO = r0\nWAN = w0\nVIP = 10.92.0.1:7777\nPIN = /sys/fs/bpf/ehd-rt\n' >"$BATS_TEST_TMPDIR/ap.conf"
+	run -0 timeout 60 nsenter --net=/run/netns/ehd-rt make -s -C "$TOP" load CONFIG="$BATS_TEST_TMPDIR/ap.conf"
 	run -0 ip netns exec ehd-rt tc filter show dev r0 egress
 	assert_equal "$(echo "$output" | grep -c 'handle 0xe4')" 1
 	run -0 timeout 60 nsenter --net=/run/netns/ehd-rt make -s -C "$TOP" unload RADIO=r0 WAN=w0 PIN=/sys/fs/bpf/ehd-rt
