@@ -262,13 +262,13 @@ static __always_inline int forward(struct xdp_md *ctx, struct req_info *ri,
 	fib.ifindex = ctx->ingress_ifindex;
 
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS || fib.ifindex != cfg->wan_ifindex) {
+	/* An expiring TTL goes the kernel's way too: it sends the ICMP error. */
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS || fib.ifindex != cfg->wan_ifindex ||
+	    ri->ip->ttl <= 1) {
 		count(EH_C_FWD_SLOW, bytes);
 		return XDP_PASS;
 	}
-	/* The kernel path would have decremented the TTL too. */
-	if (ri->ip->ttl <= 1)
-		return XDP_PASS;
+	/* As the kernel's forwarding path would. */
 	csum_replace2(&ri->ip->check, bpf_htons((__u16)ri->ip->ttl << 8),
 		      bpf_htons((__u16)(ri->ip->ttl - 1) << 8));
 	ri->ip->ttl--;
