@@ -343,7 +343,16 @@ static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 	int tries;
 
 	inet_ntop(AF_INET, &ap->agent.sin_addr, agent, sizeof(agent));
-	/* connect() only to learn our source address towards the agent */
+	/*
+	 * A fresh socket per AP: a connected UDP socket keeps the source
+	 * address of its first connect(), which is the old AP's subnet.
+	 */
+	if (m->agent_fd >= 0)
+		close(m->agent_fd);
+	m->agent_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (m->agent_fd < 0)
+		return -errno;
+	/* connect() also tells us our source address towards the agent */
 	if (connect(m->agent_fd, (struct sockaddr *)&ap->agent, sizeof(ap->agent)) ||
 	    getsockname(m->agent_fd, (struct sockaddr *)&local, &llen))
 		return -errno;

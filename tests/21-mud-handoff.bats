@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# MUD mobility: association with the first AP, handoffs on a schedule
+# (REASSOCIATION REQUEST to the new AP's agent, route to the VIP moved to the
+# new AP's gateway over rtnetlink), x -> y -> x, and a refused reassociation.
+# The AP agents are a test double (tests/helpers/fake-agent.py); the APs are
+# plain routers in namespaces; one service behind both holds the VIP.
+#
+#   mud --(10.80.1.0/24)-- ap1 --(10.80.3.0/24)--+
+#       --(10.80.2.0/24)-- ap2 --(10.80.4.0/24)--+-- svc (VIP 10.80.9.9 on lo)
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	load helpers/ehs-common
+	export NS_MUD=ehs-hmud-$$ NS_AP1=ehs-hap1-$$ NS_AP2=ehs-hap2-$$ NS_SVC=ehs-hsvc-$$
+	export TMPD=$(mktemp -d /tmp/ehs-21.XXXXXX) VIP=10.80.9.9
+	ehs_pair "$NS_MUD" "$NS_AP1" 10.80.1.2 10.80.1.1 to-ap1 to-mud
+	ehs_pair "$NS_MUD" "$NS_AP2" 10.80.2.2 10.80.2.1 to-ap2 to-mud
+	ehs_pair "$NS_AP1" "$NS_SVC" 10.80.3.1 10.80.3.2 to-svc to-ap1
+	ehs_pair "$NS_AP2" "$NS_SVC" 10.80.4.1 10.80.4.2 to-svc to-ap2
+	local ns
+	for ns in "$NS_MUD" "$NS_AP1" "$NS_AP2" "$NS_SVC"; do
+		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+		for i in $(ip netns exec "$ns" ls /proc/sys/net/ipv4/conf); do
+			ip netns exec "$ns" sysctl -qw "net.ipv4.conf.$i.rp_filter=0"
+		done
+	done
+	ip netns exec "$NS_AP1" sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec "$NS_AP2" sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$NS_AP1" route add "$VIP/32" via 10.80.3.2
+	ip -n "$NS_AP2" route add "$VIP/32" via 10.80.4.2
+	ip -n "$NS_SVC" addr add "$VIP/32" dev lo
+	# answers leave from the VIP, back through the AP the MUD uses
+	ip -n "$NS_SVC" route add 10.80.1.0/24 via 10.80.3.1 src "$VIP"
+	ip -n "$NS_SVC" route add 10.80.2.0/24 via 10.80.4.1 src "$VIP"
+
+	ip netns exec "$NS_SVC" timeout 300 "$EHS_BIN/edgehop-svc" --port 7777 --name CT-1 \
+		--state-dir "$TMPD/st" 2>"$TMPD/svc.err" &
+	ip netns exec "$NS_AP1" timeout 300 python3 "$EHS_TOP/tests/helpers/fake-agent.py" \
+		--addr 10.80.1.1 --name AP-1 --vip "$VIP:7777" >"$TMPD/ap1.out" &
+	ip netns exec "$NS_AP2" timeout 300 python3 "$EHS_TOP/tests/helpers/fake-agent.py" \
+		--addr 10.80.2.1 --name AP-2 --vip "$VIP:7777" >"$TMPD/ap2.out" &
+	wait_for 10 grep -q ready "$TMPD/ap1.out"
+	wait_for 10 grep -q ready "$TMPD/ap2.out"
+	wait_for 10 svc_status "$NS_SVC" 127.0.0.1:7777
+}
+
+teardown_file() {
+	load helpers/ehs-common
+	ehs_del_ns "$NS_MUD" "$NS_AP1" "$NS_AP2" "$NS_SVC"
+	rm -rf "$TMPD"
+}
+
+setup() {
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	load helpers/ehs-common
+}
+
+rx_packets() { # rx_packets <ns> <dev>
+	ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_packets"
+}
+
+@test "mud: associates with AP-1, hands off to AP-2 at seq 40 and back at seq 80, nothing lost" {
+	local ap2_before
+	ap2_before=$(rx_packets "$NS_AP2" to-mud)
+	run -0 timeout 60 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" \
+		--mud-id 41 --count 120 --rate 400 --timeout-ms 100 --name MUD-41 \
+		--ap AP-1=10.80.1.1:7778,10.80.1.1 --ap AP-2=10.80.2.1:7778,10.80.2.1 \
+		--handoff 40:AP-2 --handoff 80:AP-1 --json "$TMPD/ho.json"
+	echo "$output"
+	run -0 jq -e '.lost == 0 and .mismatches == 0 and .answered == 120 and
+		([.handoffs[] | .ok] == [true, true]) and
+		([.phases[].name] == ["before", "during-1", "during-2"]) and
+		.phases[0].requests == 40 and .phases[1].requests == 40 and .phases[2].requests == 40' "$TMPD/ho.json"
+	# the agents saw the association and both reassociations, with the previous AP
+	run -0 grep -c "ASSOC_REQ mud=41 mud_addr=10.80.1.2 prev=0.0.0.0 name=MUD-41" "$TMPD/ap1.out"
+	run -0 grep -c "REASSOC_REQ mud=41 mud_addr=10.80.2.2 prev=10.80.1.1" "$TMPD/ap2.out"
+	run -0 grep -c "REASSOC_REQ mud=41 mud_addr=10.80.1.2 prev=10.80.2.1" "$TMPD/ap1.out"
+	# the 40 requests in between really went through AP-2, and the route is back on AP-1
+	[ $(( $(rx_packets "$NS_AP2" to-mud) - ap2_before )) -ge 40 ]
+	run -0 ip -n "$NS_MUD" route get "$VIP"
+	assert_output --partial "via 10.80.1.1"
+}
+
+@test "mud: a refused reassociation is reported, the MUD stays on its AP and loses nothing" {
+	ip netns exec "$NS_AP2" timeout 60 python3 "$EHS_TOP/tests/helpers/fake-agent.py" \
+		--addr 10.80.2.1 --port 7788 --name AP-2 --fail >"$TMPD/ap2fail.out" &
+	wait_for 10 grep -q ready "$TMPD/ap2fail.out"
+	run -1 timeout 60 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" \
+		--mud-id 42 --count 30 --rate 400 --timeout-ms 100 \
+		--ap AP-1=10.80.1.1:7778,10.80.1.1 --ap AP-2=10.80.2.1:7788,10.80.2.1 \
+		--handoff 10:AP-2 --json "$TMPD/fail.json"
+	assert_output --partial "REASSOCIATION with AP-2 failed"
+	run -0 jq -e '.lost == 0 and .mismatches == 0 and .answered == 30 and .handoff_failures == 1' "$TMPD/fail.json"
+	run -0 ip -n "$NS_MUD" route get "$VIP"
+	assert_output --partial "via 10.80.1.1"
+}
+
+@test "mud: an AP that never answers fails the association within the retry budget" {
+	run -1 timeout 30 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" \
+		--mud-id 43 --count 3 --timeout-ms 100 --ap AP-9=10.80.1.1:7799,10.80.1.1
+	assert_output --partial "ASSOCIATION with AP-9 failed: Connection timed out"
+}
