@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Prints the testbed topology of vm/testbed.conf as JSON, for vm/Vagrantfile (which
+# must not repeat the numbers by hand) and for vm/vagrant/testbed.
+#
+#   vm/vagrant/topology.sh            JSON on stdout
+#
+# Per node it also gives the exact node-setup.sh arguments the qemu launcher puts on
+# the kernel command line (eh.nic=..., eh.docker=..., eh.route=..., eh.host=...), so
+# that both testbeds configure a node the same way. Under Vagrant the management NIC
+# is Vagrant's own (DHCP, address fixed by MAC in the libvirt network), so it is only
+# named, not addressed, by node-setup.sh.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+
+mac() { printf '52:54:00:77:%02x:%02x' "${NODE_IDX[$1]}" "$2"; }
+js()  { printf '"%s"' "$1"; }                       # values here never need escaping
+jarr() { local s="" x; for x in "$@"; do s+="${s:+,}$(js "$x")"; done; printf '[%s]' "$s"; }
+
+default=" $NODES_DEFAULT "
+nodes=""
+for n in $NODES_ALL; do
+	args=(--name "$n"
+		--nic "radio=$(mac "$n" 1),${NODE_RADIO[$n]}/$AIR_PREFIX"
+		--nic "wan=$(mac "$n" 2),${NODE_WAN[$n]}/$WAN_PREFIX"
+		--docker-bip "${NODE_DOCKER[$n]}")
+	for o in $NODES_ALL; do
+		args+=(--host "$o=${NODE_MGMT[$o]}")
+		[ "$o" = "$n" ] && continue
+		net=${NODE_DOCKER[$o]%/*}
+		args+=(--route "${net%.*}.0/${NODE_DOCKER[$o]#*/}=${NODE_WAN[$o]}")
+	done
+	nodes+="${nodes:+,}{\"name\":$(js "$n"),\"default\":$([[ $default == *" $n "* ]] && echo true || echo false)"
+	nodes+=",\"mem\":${NODE_MEM[$n]},\"cpus\":${NODE_CPUS[$n]}"
+	nodes+=",\"mac_mgmt\":$(js "$(mac "$n" 0)"),\"mac_radio\":$(js "$(mac "$n" 1)"),\"mac_wan\":$(js "$(mac "$n" 2)")"
+	nodes+=",\"mgmt\":$(js "${NODE_MGMT[$n]}"),\"radio\":$(js "${NODE_RADIO[$n]}"),\"wan\":$(js "${NODE_WAN[$n]}")"
+	nodes+=",\"setup_args\":$(jarr "${args[@]}")}"
+done
+cat <<JSON
+{"top":$(js "$TOP"),"share":$(js "$GUEST_SHARE"),"disk_gb":$DISK_GB,
+ "br_mgmt":$(js "$BR_MGMT"),"mgmt_host_ip":$(js "$MGMT_HOST_IP"),"mgmt_prefix":$MGMT_PREFIX,
+ "br_air":$(js "$BR_AIR"),"br_wan":$(js "$BR_WAN"),
+ "nodes_default":$(jarr $NODES_DEFAULT),"nodes":[$nodes]}
+JSON
