@@ -519,11 +519,23 @@ static void send_first(struct mud *m)
 	send_try(m, idx);
 }
 
+/*
+ * outstanding[] stays sorted by seq (new requests are appended, removal
+ * keeps the order), so that retransmissions after a loss leave in seq order:
+ * the service applies only the next seq and holds off the rest.
+ */
+static void remove_at(struct mud *m, uint32_t i)
+{
+	memmove(&m->outstanding[i], &m->outstanding[i + 1],
+		(m->nout - i - 1) * sizeof(m->outstanding[0]));
+	m->nout--;
+}
+
 static void drop_outstanding(struct mud *m, uint32_t idx)
 {
 	for (uint32_t i = 0; i < m->nout; i++) {
 		if (m->outstanding[i] == idx) {
-			m->outstanding[i] = m->outstanding[--m->nout];
+			remove_at(m, i);
 			return;
 		}
 	}
@@ -643,7 +655,7 @@ static void check_timeouts(struct mud *m)
 			eh_log_event(&m->log, cur_ap_name(m), m->name, "SVCQ", arg,
 				     "lost", "run=%s mud=%u tries=%u", m->run,
 				     m->mud_id, r->tries);
-			m->outstanding[i] = m->outstanding[--m->nout];
+			remove_at(m, i);
 			continue;
 		}
 		if (now - r->last_mono >= m->timeout_ms * 1000000ull)
@@ -652,12 +664,23 @@ static void check_timeouts(struct mud *m)
 	}
 }
 
+/*
+ * A sliding window: a new request only while it is within --window of the
+ * oldest unanswered one (not merely while fewer are in flight), so that a
+ * retransmission is never older than the service's reply cache.
+ */
+static bool window_open(const struct mud *m)
+{
+	return m->next < m->count &&
+	       (!m->nout || m->next - m->outstanding[0] < m->window);
+}
+
 /* Next instant (mono ns) at which something is due; 0: now. */
 static uint64_t next_due(struct mud *m, uint64_t t0)
 {
 	uint64_t due = UINT64_MAX, now = mono_ns();
 
-	if (m->next < m->count && m->nout < m->window) {
+	if (window_open(m)) {
 		uint64_t t = m->rate > 0 ?
 			t0 + (uint64_t)((double)m->next * 1e9 / m->rate) : now;
 		due = t;
@@ -692,7 +715,7 @@ static int run(struct mud *m)
 			hk++;
 			now = mono_ns();
 		}
-		if (m->next < m->count && m->nout < m->window &&
+		if (window_open(m) &&
 		    (m->rate == 0 ||
 		     now >= t0 + (uint64_t)((double)m->next * 1e9 / m->rate))) {
 			if (!(hk < m->nho && m->start_seq + m->next == m->ho[hk].seq))

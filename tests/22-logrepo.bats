@@ -179,4 +179,8 @@ PY
 	run -0 grep -c "<svg" "$TMPD/multi/rt.svg"
 	run -0 awk 'NR > 1 && $5 == 3' "$TMPD/multi/rt.dat"
 	[ "${#lines[@]}" -eq 200 ]
+	# keep the figure with the test logs
+	mkdir -p "$EHS_TOP/build/test-logs"
+	cp "$TMPD/multi/rt.png" "$EHS_TOP/build/test-logs/logrepo-3runs-rt.png"
+	cp "$TMPD/multi/rt.svg" "$EHS_TOP/build/test-logs/logrepo-3runs-rt.svg"
 }

@@ -225,6 +225,7 @@ int main(int argc, char **argv)
 	struct svc_state *s = NULL;
 	uint8_t *ballast = NULL;
 	int fd = -1, err, one = 1, rcvbuf = 4 << 20;
+	unsigned long long tx_errors = 0;
 
 	if (parse_args(argc, argv, &o))
 		return 2;
@@ -330,9 +331,9 @@ int main(int argc, char **argv)
 		}
 		if (!outlen)
 			continue;
-		if (sendto(fd, out, outlen, 0, (struct sockaddr *)&src, slen) < 0 &&
-		    errno != EAGAIN)
-			fprintf(stderr, "edgehop-svc: sendto: %s\n", strerror(errno));
+		/* a lost answer is the MUD's to retry: count it, do not log per packet */
+		if (sendto(fd, out, outlen, 0, (struct sockaddr *)&src, slen) < 0)
+			tx_errors++;
 		if (log.fd >= 0 && h->type == EH_T_SVCQ) {
 			char peer[INET_ADDRSTRLEN], arg[16];
 			const struct eh_hdr *oh = (const void *)out;
@@ -347,6 +348,7 @@ int main(int argc, char **argv)
 	err = 0;
 	fprintf(stderr, "edgehop-svc: %s stopping\n", o.name);
 	svc_counters_print(s, stderr);
+	fprintf(stderr, "tx_errors %llu\n", tx_errors);
 cleanup:
 	if (fd >= 0)
 		close(fd);
