@@ -16,6 +16,9 @@ PKGS=(
 	# VM testbed
 	debootstrap qemu-system-x86 qemu-utils e2fsprogs zstd openssh-client
 	busybox-static socat
+	# VM testbed through Vagrant (vm/vagrant/testbed, make test-vagrant)
+	vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
+	libvirt-daemon-driver-qemu dnsmasq-base iptables
 )
 
 missing=()
