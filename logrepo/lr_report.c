@@ -672,6 +672,7 @@ int lr_report_plot(const struct lr_report *r, const char *prefix)
 	char path[4096], cmd[4200];
 	struct mmm *per = NULL, win_a = {}, win_b = {};
 	uint32_t maxn = 0;
+	bool from_migr = false;
 	FILE *f = NULL;
 	int err = 0, st;
 
@@ -697,6 +698,7 @@ int lr_report_plot(const struct lr_report *r, const char *prefix)
 		for (size_t k = 0; k < run->nreq; k++)
 			mmm_add(&per[run->reqs[k].seq - base], run->reqs[k].rtt_ns / 1e6);
 		if (run->nmigs && run->migs[0].has_seqs) {
+			from_migr = true;
 			mmm_add(&win_a, run->migs[0].first_seq - base);
 			mmm_add(&win_b, run->migs[0].last_seq - base);
 		} else {	/* no migration events: the MUD's own phases */
@@ -743,8 +745,9 @@ int lr_report_plot(const struct lr_report *r, const char *prefix)
 	if (win_a.n)
 		fprintf(f, "set object 1 rect from %.1f, graph 0 to %.1f, graph 1 "
 			"fc rgb '#ffe0a0' fs solid 0.5 noborder behind\n"
-			"set label 1 'migration' at %.1f, graph 0.95\n",
+			"set label 1 '%s' at %.1f, graph 0.95\n",
 			win_a.sum / win_a.n - 0.5, win_b.sum / win_b.n + 0.5,
+			from_migr ? "migration" : "handoff: until a new server answers",
 			win_a.sum / win_a.n);
 	fprintf(f, "plots = \"plot '%s.dat' using 1:2:4 with filledcurves "
 		"fc rgb '#a0c0ff' title 'min..max', '' using 1:3 with lines lw 2 "

@@ -104,3 +104,37 @@ rx_packets() { # rx_packets <ns> <dev>
 		--mud-id 43 --count 3 --timeout-ms 100 --ap AP-9=10.80.1.1:7799,10.80.1.1
 	assert_output --partial "ASSOCIATION with AP-9 failed: Connection timed out"
 }
+
+@test "mud+logrepo: 3 runs with a handoff at seq 30; the report matches each MUD and plots the handoff window" {
+	ip netns exec "$NS_SVC" timeout 120 "$EHS_BIN/edgehop-logrepo" serve --udp 7779 \
+		--dir "$TMPD/logs" 2>"$TMPD/lr.err" &
+	local lpid=$! r
+	wait_for 10 grep -q "serving udp" "$TMPD/lr.err"
+	for r in 1 2 3; do
+		run -0 timeout 60 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" \
+			--mud-id $((50 + r)) --count 60 --rate 200 --timeout-ms 100 --run "ho-$r" \
+			--ap AP-1=10.80.1.1:7778,10.80.1.1 --ap AP-2=10.80.2.1:7778,10.80.2.1 \
+			--handoff 30:AP-2 --logrepo "$VIP:7779" --json "$TMPD/ho-$r.json" --quiet
+	done
+	wait_for 10 bash -c "[ \$(grep -c 'MUD REPORT' '$TMPD/logs/events.jsonl') -ge 3 ]"
+	kill -TERM "$lpid"
+	wait_for 10 bash -c "! kill -0 $lpid"
+	run -0 grep -m1 -E '^[0-9-]{26} USER AP-2 USER REASSOCIATION REQUEST \(sent\)$' "$TMPD/logs/events.log"
+	run -0 --separate-stderr timeout 60 "$EHS_BIN/edgehop-logrepo" report "$TMPD/logs/events.jsonl" \
+		--json --plot "$TMPD/ho-rt"
+	echo "$output" >"$TMPD/ho-report.json"
+	for r in 1 2 3; do
+		run -0 jq -e --slurpfile m "$TMPD/ho-$r.json" --arg run "ho-$r" '
+			.runs[] | select(.run == $run) |
+			.answered == 60 and .lost == 0 and .forwarded == $m[0].forwarded and
+			(.phases | map({name, requests, p50_ms, max_ms})) ==
+			($m[0].phases | map({name, requests, p50_ms, max_ms}))' "$TMPD/ho-report.json"
+	done
+	# the shaded window starts at the handoff
+	run -0 grep -E "^set object 1 rect from 29.5," "$TMPD/ho-rt.gp"
+	run -0 file "$TMPD/ho-rt.png"
+	assert_output --partial "PNG image data"
+	mkdir -p "$EHS_TOP/build/test-logs"
+	cp "$TMPD/ho-rt.png" "$EHS_TOP/build/test-logs/mud-handoff-rt.png"
+	cp "$TMPD/ho-rt.svg" "$EHS_TOP/build/test-logs/mud-handoff-rt.svg"
+}

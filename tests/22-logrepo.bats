@@ -72,6 +72,7 @@ NFT
 		--mud-id 21 --count 2000 --rate 0 --timeout-ms 10 --run lr-a \
 		--logrepo 10.78.0.2:7779 --json "$TMPD/mud.json"
 	echo "$output"
+	timeout 10 ip netns exec "$NS_SVC" nft delete table inet ehs_loss
 	kill -TERM "$spid"
 	wait_for 10 bash -c "! kill -0 $spid"
 	# every event sent reached the store
@@ -159,15 +160,23 @@ PY
 
 @test "logrepo report: several runs give min/mean/max and a plot in PNG and SVG" {
 	start_logrepo 7783 "$TMPD/multi"
+	# 3% loss each way and 50 ms retries, so that the runs differ visibly
+	timeout 10 ip netns exec "$NS_SVC" nft -f - <<'NFT'
+table inet ehs_loss5 {
+	chain in  { type filter hook input priority 0; udp dport 7777 numgen random mod 100 < 3 drop; }
+	chain out { type filter hook output priority 0; udp sport 7777 numgen random mod 100 < 3 drop; }
+}
+NFT
 	ip netns exec "$NS_SVC" timeout 120 "$EHS_BIN/edgehop-svc" --port 7777 --name CT-1 \
 		--state-dir "$TMPD/st2" 2>/dev/null &
 	local spid=$!
 	wait_for 10 svc_status "$NS_SVC" 127.0.0.1:7777
 	for r in 1 2 3; do
 		run -0 timeout 60 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc 10.78.0.2:7777 \
-			--mud-id $((30 + r)) --count 200 --rate 2000 --run "multi-$r" \
+			--mud-id $((30 + r)) --count 200 --rate 2000 --timeout-ms 50 --run "multi-$r" \
 			--logrepo 10.78.0.2:7783 --quiet
 	done
+	timeout 10 ip netns exec "$NS_SVC" nft delete table inet ehs_loss5
 	kill -TERM "$spid"
 	wait_for 10 bash -c "[ \$(grep -c 'MUD REPORT' '$TMPD/multi/events.jsonl') -ge 3 ]"
 	stop_logrepo
