@@ -10,7 +10,7 @@ PKGS=(
 	bpftool linux-libc-dev ethtool
 	# namespace tests
 	bats bats-support bats-assert iproute2 nftables iputils-ping jq
-	procps psmisc util-linux
+	procps psmisc util-linux python3 file
 	# logrepo plots
 	gnuplot-nox
 	# VM testbed
