@@ -70,7 +70,7 @@ $(OUT)/obj/%.o: %.c $(HDRS) $(BPF_SKELS) | $(OUT)/obj
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-include $(wildcard */rules.mk)
+include $(wildcard */rules.mk tests/*/rules.mk)
 
 build-all: $(BPF_OBJS) $(BPF_SKELS) $(PROGS) $(UNIT_TESTS)
 

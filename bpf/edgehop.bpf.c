@@ -8,10 +8,13 @@
  *   eh_tc_radio_egress
  *                  TC egress on the same interface: answers from a MUD's
  *                  container (local or remote) leave with the VIP as source.
- *   eh_xdp_wan     XDP on the inter-AP interface. Passes everything; it exists
- *                  so that veth/virtio peers accept frames redirected by
- *                  eh_xdp_radio (a veth only takes XDP_REDIRECT frames when
- *                  its peer runs an XDP program).
+ *   eh_xdp_wan     XDP on the inter-AP interface: answers from a remote
+ *                  container to a steered MUD go straight to the radio
+ *                  interface with VIP:port as source (fast return path, when
+ *                  enabled); everything else passes. Being attached also lets
+ *                  the interface take frames eh_xdp_radio redirects into it
+ *                  (most drivers allocate their XDP transmit queues only then;
+ *                  a veth needs an XDP program, or GRO, on its *peer*).
  *
  * Everything the programs do not recognise as theirs passes untouched.
  */
@@ -95,6 +98,39 @@ static __always_inline void csum_replace4(__u16 *sum, __be32 from, __be32 to)
 {
 	csum_replace2(sum, (__u16)(from >> 16), (__u16)(to >> 16));
 	csum_replace2(sum, (__u16)from, (__u16)to);
+}
+
+/*
+ * UDP checksum computed from scratch. Frames leaving by XDP_REDIRECT become
+ * CHECKSUM_NONE skbs at the receiver, which verifies them; the arriving
+ * checksum may have been a CHECKSUM_PARTIAL seed (veth, tun, virtio with
+ * offloads) that XDP cannot tell apart from a complete one, so an incremental
+ * update would be wrong there. Datagrams are at most EH_UDP_MAX bytes here.
+ */
+#define EH_UDP_MAX	(8 + 1472)
+
+static __always_inline int udp_csum_full(struct iphdr *ip, struct udphdr *udp,
+					 void *data_end)
+{
+	__u32 len = bpf_ntohs(udp->len), sum;
+	__u16 *p = (void *)udp;
+
+	if (len < sizeof(*udp) || len > EH_UDP_MAX || (void *)udp + len > data_end)
+		return -1;
+	sum = (ip->saddr >> 16) + (ip->saddr & 0xffff) + (ip->daddr >> 16) +
+	      (ip->daddr & 0xffff) + bpf_htons(IPPROTO_UDP) + udp->len;
+	udp->check = 0;
+	for (int i = 0; i < EH_UDP_MAX / 2; i++) {
+		if ((__u32)i * 2 + 2 > len || (void *)(p + 1) > data_end)
+			break;
+		sum += *p++;
+	}
+	if ((len & 1) && (void *)p + 1 <= data_end)
+		sum += *(__u8 *)p;	/* the odd byte, zero-padded (network order) */
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	udp->check = ~sum ? ~sum : 0xffff;
+	return 0;
 }
 
 struct req_info {
@@ -268,6 +304,10 @@ static __always_inline int forward(struct xdp_md *ctx, struct req_info *ri,
 		count(EH_C_FWD_SLOW, bytes);
 		return XDP_PASS;
 	}
+	if (udp_csum_full(ri->ip, ri->udp, data_end)) {
+		count(EH_C_FWD_SLOW, bytes);
+		return XDP_PASS;
+	}
 	/* As the kernel's forwarding path would. */
 	csum_replace2(&ri->ip->check, bpf_htons((__u16)ri->ip->ttl << 8),
 		      bpf_htons((__u16)(ri->ip->ttl - 1) << 8));
@@ -350,7 +390,66 @@ pass:
 SEC("xdp")
 int eh_xdp_wan(struct xdp_md *ctx)
 {
-	return XDP_PASS;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib = {};
+	struct ethhdr *eth = data;
+	struct eh_steer *st;
+	struct eh_cfg *cfg;
+	struct iphdr *ip;
+	struct udphdr *udp;
+	__u32 zero = 0, ihl;
+	__be32 old_saddr;
+	__be16 old_sport;
+
+	cfg = bpf_map_lookup_elem(&eh_config, &zero);
+	if (!cfg || !(cfg->flags & EH_CFG_FAST_RETURN) || !cfg->vip)
+		return XDP_PASS;
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP ||
+	    ip->version != 4 || ip->ihl < 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+	    ip->saddr == cfg->vip || ip->ttl <= 1)
+		return XDP_PASS;
+	ihl = (ip->ihl * 4) & 0x3c;
+	udp = (void *)ip + ihl;
+	if ((void *)(udp + 1) > data_end)
+		return XDP_PASS;
+	st = bpf_map_lookup_elem(&eh_steer, &ip->daddr);
+	if (!st || (udp->source != st->backend_port && udp->source != cfg->vip_port))
+		return XDP_PASS;
+
+	/* Only when the MUD is right behind the radio; else TC egress rewrites. */
+	fib.family = AF_INET;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.tos = ip->tos;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = ip->daddr;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS ||
+	    fib.ifindex != cfg->radio_ifindex)
+		return XDP_PASS;
+
+	old_saddr = ip->saddr;
+	old_sport = udp->source;
+	ip->saddr = cfg->vip;
+	udp->source = cfg->vip_port;
+	if (udp_csum_full(ip, udp, data_end)) {
+		/* Too long to checksum here (checksum untouched): TC egress rewrites it. */
+		ip->saddr = old_saddr;
+		udp->source = old_sport;
+		return XDP_PASS;
+	}
+	csum_replace4(&ip->check, old_saddr, cfg->vip);
+	csum_replace2(&ip->check, bpf_htons((__u16)ip->ttl << 8),
+		      bpf_htons((__u16)(ip->ttl - 1) << 8));
+	ip->ttl--;
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	count(EH_C_RET_FAST, data_end - data);
+	return bpf_redirect(fib.ifindex, 0);
 }
 
 /*

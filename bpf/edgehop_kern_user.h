@@ -50,10 +50,12 @@ struct eh_cfg {
 	__be16 vip_port;
 	__u16 pad;
 	__u32 wan_ifindex;	/* FORWARD: the only interface redirected to */
+	__u32 radio_ifindex;	/* fast return: the only interface redirected to */
 	__u32 flags;		/* EH_CFG_* */
 };
 
 #define EH_CFG_TC_HOOK_OURS	0x1	/* loader created the radio clsact qdisc */
+#define EH_CFG_FAST_RETURN	0x2	/* answers arriving on the WAN go WAN->radio in XDP */
 
 /*
  * Largest request (UDP payload: offload header + body) the replay buffer
@@ -88,7 +90,8 @@ enum eh_counter {
 	EH_C_PASS,		/* not for us (unknown MUD, non-offload traffic): XDP_PASS */
 	EH_C_MALFORMED,		/* to the VIP:port but not a valid offload request */
 	EH_C_REPLAYED,		/* requests replayed from the buffer (by userspace) */
-	EH_C_TX_REWRITE,	/* answers whose source was rewritten to the VIP */
+	EH_C_TX_REWRITE,	/* answers whose source TC egress rewrote to the VIP */
+	EH_C_RET_FAST,		/* answers redirected WAN -> radio in XDP (source rewritten) */
 	EH_C_MAX,
 };
 

@@ -95,11 +95,15 @@ wait_for() {
 
 # counter PIN NAME: a dataplane counter (EH_C_<NAME>), summed over CPUs, read
 # with bpftool; the index comes from the enum in the shared header.
+counter_names() {
+	awk '/^enum eh_counter/{on=1; next} on && /EH_C_MAX/{exit}
+		on && match($0, /EH_C_[A-Z_]+/){print substr($0, RSTART + 5, RLENGTH - 5)}' \
+		"$TOP/bpf/edgehop_kern_user.h"
+}
+
 counter() {
 	local idx
-	idx=$(awk '/^enum eh_counter/{on=1; next} on && /EH_C_MAX/{exit}
-		on && match($0, /EH_C_[A-Z_]+/){print substr($0, RSTART + 5, RLENGTH - 5)}' \
-		"$TOP/bpf/edgehop_kern_user.h" | grep -nx "$2" | cut -d: -f1)
+	idx=$(counter_names | grep -nx "$2" | cut -d: -f1)
 	[ -n "$idx" ] || { echo "no counter $2" >&2; return 1; }
 	bpftool -j map lookup pinned "$1/eh_counters" key $((idx - 1)) 0 0 0 \
 		| jq '[.formatted.values[].value.packets] | add'

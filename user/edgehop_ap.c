@@ -3,6 +3,7 @@
  * edgehop-ap: the AP dataplane's command.
  *
  *   edgehop-ap load --radio IF --wan IF --vip IP:PORT [--ring-bytes N]
+ *                   [--fast-return auto|on|off]
  *   edgehop-ap unload --radio IF --wan IF
  *   edgehop-ap set MUD_IP --mode MODE [--backend IP:PORT] [--mud-id N]
  *   edgehop-ap del MUD_IP | clear-flags MUD_IP
@@ -33,7 +34,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: edgehop-ap [--pin DIR] [-v] COMMAND ...\n"
-		"  load --radio IF --wan IF --vip IP:PORT [--ring-bytes N]\n"
+		"  load --radio IF --wan IF --vip IP:PORT [--ring-bytes N] [--fast-return auto|on|off]\n"
 		"  unload --radio IF --wan IF\n"
 		"  set MUD_IP --mode none|local|forward|fwd-buf|buf-only [--backend IP:PORT] [--mud-id N]\n"
 		"  del MUD_IP\n"
@@ -94,7 +95,7 @@ static int parse_u32(const char *s, uint32_t *v)
 }
 
 enum { O_RADIO = 256, O_WAN, O_VIP, O_RING, O_MODE, O_BACKEND, O_MUDID, O_COUNT,
-       O_TIMEOUT, O_TO, O_JSON };
+       O_TIMEOUT, O_TO, O_JSON, O_FASTRET };
 
 static const struct option long_opts[] = {
 	{ "radio", required_argument, NULL, O_RADIO },
@@ -108,6 +109,7 @@ static const struct option long_opts[] = {
 	{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
 	{ "to", required_argument, NULL, O_TO },
 	{ "json", no_argument, NULL, O_JSON },
+	{ "fast-return", required_argument, NULL, O_FASTRET },
 	{ "pin", required_argument, NULL, 'p' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -116,7 +118,7 @@ static const struct option long_opts[] = {
 
 struct args {
 	const char *radio, *wan, *mode;
-	const char *vip, *backend, *to;
+	const char *vip, *backend, *to, *fast_return;
 	uint32_t ring_bytes, mud_id, count, timeout_ms;
 	bool has_backend;
 	const char *pos;	/* positional MUD_IP */
@@ -141,6 +143,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case O_COUNT: err = parse_u32(optarg, &a->count); break;
 		case O_TIMEOUT: err = parse_u32(optarg, &a->timeout_ms); break;
 		case O_TO: a->to = optarg; break;
+		case O_FASTRET: a->fast_return = optarg; break;
 		case O_JSON: json = true; break;
 		case 'p': pin = optarg; break;
 		case 'v': verbose = true; break;
@@ -167,6 +170,16 @@ static int cmd_load(struct args *a)
 
 	if (!a->vip) {
 		fprintf(stderr, "edgehop-ap: load needs --vip IP:PORT\n");
+		return -EINVAL;
+	}
+	if (!a->fast_return || !strcmp(a->fast_return, "auto")) {
+		o.fast_return = EH_FAST_RETURN_AUTO;
+	} else if (!strcmp(a->fast_return, "on")) {
+		o.fast_return = EH_FAST_RETURN_ON;
+	} else if (!strcmp(a->fast_return, "off")) {
+		o.fast_return = EH_FAST_RETURN_OFF;
+	} else {
+		fprintf(stderr, "edgehop-ap: --fast-return takes auto, on or off\n");
 		return -EINVAL;
 	}
 	err = parse_addr_port(a->vip, &o.vip, &o.vip_port);

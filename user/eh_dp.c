@@ -16,6 +16,10 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_link.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -44,6 +48,7 @@ static const char *const counter_names[EH_C_MAX] = {
 	[EH_C_MALFORMED] = "malformed",
 	[EH_C_REPLAYED] = "replayed",
 	[EH_C_TX_REWRITE] = "tx_rewritten",
+	[EH_C_RET_FAST] = "returned_fast",
 };
 
 const char *eh_mode_name(enum eh_mode m)
@@ -125,6 +130,24 @@ static int check_bpffs(const char *pin)
 		return 0;
 	pr_err("%s is not a BPF file system (mount -t bpf bpf %s)\n", parent, parent);
 	return -ENOTDIR;
+}
+
+/* The driver behind an interface (ETHTOOL_GDRVINFO), "" if unknown. */
+static void driver_of(const char *ifname, char *drv, size_t len)
+{
+	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr = {};
+	int fd;
+
+	drv[0] = '\0';
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = (void *)&info;
+	if (!ioctl(fd, SIOCETHTOOL, &ifr))
+		snprintf(drv, len, "%s", info.driver);
+	close(fd);
 }
 
 static int ifindex_of(const char *name, const char *role)
@@ -378,7 +401,20 @@ int eh_dp_load(const struct eh_load_opts *o)
 	cfg.vip = o->vip.s_addr;
 	cfg.vip_port = htons(o->vip_port);
 	cfg.wan_ifindex = wan_idx;
+	cfg.radio_ifindex = radio_idx;
 	cfg.flags = old.flags & EH_CFG_TC_HOOK_OURS;
+	if (o->fast_return == EH_FAST_RETURN_ON) {
+		cfg.flags |= EH_CFG_FAST_RETURN;
+	} else if (o->fast_return == EH_FAST_RETURN_AUTO) {
+		char drv[32];
+
+		driver_of(o->radio, drv, sizeof(drv));
+		if (strcmp(drv, "veth"))
+			cfg.flags |= EH_CFG_FAST_RETURN;
+		else
+			fprintf(stderr, "edgehop: %s is a veth: fast return path off (needs XDP or GRO on its peer; --fast-return on to force)\n",
+				o->radio);
+	}
 
 	err = pin_path(path, sizeof(path), pin, EH_PIN_LINK_RADIO);
 	if (!err)

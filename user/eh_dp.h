@@ -26,6 +26,13 @@
 #define EH_TC_HANDLE	0xe4
 #define EH_TC_PRIO	0xe4
 
+/*
+ * Fast return path: answers from a remote container go WAN -> radio in XDP.
+ * XDP_REDIRECT into a veth needs an XDP program or GRO on its peer, which a
+ * loader cannot see from here: "auto" enables it unless the radio is a veth.
+ */
+enum eh_fast_return { EH_FAST_RETURN_AUTO = 0, EH_FAST_RETURN_ON, EH_FAST_RETURN_OFF };
+
 struct eh_load_opts {
 	const char *pin;	/* pin directory; NULL: EH_PIN_DEFAULT */
 	const char *radio;	/* radio-side interface (XDP + TC egress) */
@@ -33,6 +40,7 @@ struct eh_load_opts {
 	struct in_addr vip;
 	uint16_t vip_port;	/* host order */
 	uint32_t ring_bytes;	/* replay buffer size; 0: EH_RING_DEFAULT */
+	enum eh_fast_return fast_return;
 	bool verbose;		/* libbpf debug output */
 };
 

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <arpa/inet.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -530,11 +532,134 @@ static void t_ring_full(void)
 	}
 }
 
+/*
+ * The redirect paths need a FIB answer: a private network namespace with a
+ * "WAN" veth towards the backend and a "radio" veth towards the MUD, both
+ * neighbours resolved.
+ */
+static int make_fib_netns(int *wan_idx, int *radio_idx)
+{
+	static const char *const cmds[] = {
+		"ip link add eh-wan type veth peer name eh-wanp",
+		"ip link add eh-radio type veth peer name eh-radiop",
+		"ip link set lo up",
+		"ip link set eh-wan up", "ip link set eh-wanp up",
+		"ip link set eh-radio up", "ip link set eh-radiop up",
+		"ip addr add 10.1.0.1/24 dev eh-wan",
+		"ip addr add 10.0.0.1/24 dev eh-radio",
+		"ip neigh add " BACKEND " lladdr 02:00:00:00:00:aa dev eh-wan nud permanent",
+		"ip neigh add " MUD " lladdr 02:00:00:00:00:bb dev eh-radio nud permanent",
+		"sysctl -qw net.ipv4.ip_forward=1",
+	};
+	char cmd[256];
+
+	if (unshare(CLONE_NEWNET))
+		return -errno;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		snprintf(cmd, sizeof(cmd), "%s >/dev/null 2>&1", cmds[i]);
+		if (system(cmd)) {
+			tap_diag("failed: %s", cmds[i]);
+			return -EIO;
+		}
+	}
+	*wan_idx = if_nametoindex("eh-wan");
+	*radio_idx = if_nametoindex("eh-radio");
+	return *wan_idx && *radio_idx ? 0 : -ENODEV;
+}
+
+static int run_from(int prog_fd, int ifindex, const void *in, size_t len, void *out,
+		    __u32 *out_len)
+{
+	struct xdp_md md = { .data_end = len, .ingress_ifindex = ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len,
+		    .data_out = out, .data_size_out = 4096, .repeat = 1,
+		    .ctx_in = &md, .ctx_size_in = sizeof(md));
+
+	if (bpf_prog_test_run_opts(prog_fd, &o))
+		return -errno;
+	*out_len = o.data_size_out;
+	return o.retval;
+}
+
+static void t_redirect_paths(void)
+{
+	uint8_t in[2048], out[4096];
+	struct ethhdr *eth = (void *)out;
+	struct iphdr *ip = (void *)(out + 14);
+	struct udphdr *udp = (void *)(out + 34);
+	struct eh_cfg cfg = { .vip = ip4(VIP), .vip_port = htons(VPORT) };
+	int wan = 0, radio = 0, rc, err;
+	__u32 zero = 0, olen;
+	struct pkt_spec s;
+	size_t len;
+
+	err = make_fib_netns(&wan, &radio);
+	if (!tap_ok(!err, "private netns with WAN and radio veths (%s)", strerror(-err))) {
+		tap_skip(10, "no netns");
+		return;
+	}
+	cfg.wan_ifindex = wan;
+	cfg.radio_ifindex = radio;
+	bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0);
+
+	/* FORWARD: in-kernel redirect out of the WAN. */
+	steer(EH_MODE_FORWARD, MUDID);
+	s = req(30);
+	len = build(in, &s);
+	/* A CHECKSUM_PARTIAL seed looks like garbage: the output must still be right. */
+	((struct udphdr *)(in + 34))->check = htons(0x1234);
+	__u64 fwd = counter(EH_C_FORWARD);
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_radio), radio, in, len, out, &olen);
+	tap_ok(rc == XDP_REDIRECT && counter(EH_C_FORWARD) == fwd + 1,
+	       "FORWARD: XDP_REDIRECT out of the WAN (rc %d)", rc);
+	tap_ok(!memcmp(eth->h_dest, "\x02\0\0\0\0\xaa", 6) && ip->ttl == 63 &&
+	       ip->daddr == ip4(BACKEND) && udp->dest == htons(BPORT),
+	       "FORWARD: next hop's MAC, TTL decremented, destination rewritten");
+	tap_ok(ip_csum_ok(ip) && udp->check && udp_csum_ok(ip, udp),
+	       "FORWARD: IP checksum valid, UDP checksum recomputed whole (input was a seed)");
+
+	/* Fast return: the answer from CT-x goes WAN -> radio in XDP. */
+	s = req(30);
+	s.src = BACKEND; s.sport = BPORT; s.dst = MUD; s.dport = MUDPORT; s.type = EH_T_SVCR;
+	len = build(in, &s);
+	((struct udphdr *)(in + 34))->check = htons(0x4321);
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_wan), wan, in, len, out, &olen);
+	tap_ok(rc == XDP_PASS && !memcmp(in, out, len),
+	       "fast return off: the answer passes untouched (TC egress will rewrite it)");
+	cfg.flags = EH_CFG_FAST_RETURN;
+	bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0);
+	__u64 ret = counter(EH_C_RET_FAST);
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_wan), wan, in, len, out, &olen);
+	tap_ok(rc == XDP_REDIRECT && counter(EH_C_RET_FAST) == ret + 1,
+	       "fast return on: XDP_REDIRECT to the radio (rc %d)", rc);
+	tap_ok(ip->saddr == ip4(VIP) && udp->source == htons(VPORT) && ip->daddr == ip4(MUD) &&
+	       udp->dest == htons(MUDPORT) && !memcmp(eth->h_dest, "\x02\0\0\0\0\xbb", 6) &&
+	       ip->ttl == 63, "fast return: from VIP:port, to the MUD's MAC, TTL decremented");
+	tap_ok(ip_csum_ok(ip) && udp->check && udp_csum_ok(ip, udp),
+	       "fast return: IP checksum valid, UDP checksum recomputed whole");
+	/* An odd-length datagram exercises the checksum's last byte. */
+	s.body = 17;
+	len = build(in, &s);
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_wan), wan, in, len, out, &olen);
+	tap_ok(rc == XDP_REDIRECT && udp_csum_ok(ip, udp) && udp->check,
+	       "fast return: odd-length datagram checksummed right");
+	s.body = 16;
+	s.dst = "10.0.0.99";	/* no steering entry */
+	len = build(in, &s);
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_wan), wan, in, len, out, &olen);
+	tap_ok(rc == XDP_PASS && !memcmp(in, out, len), "fast return: unknown MUD untouched");
+	s.dst = MUD;
+	s.sport = 22;
+	len = build(in, &s);
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_wan), wan, in, len, out, &olen);
+	tap_ok(rc == XDP_PASS && !memcmp(in, out, len), "fast return: other source port untouched");
+}
+
 int main(void)
 {
 	int err;
 
-	tap_plan(64);
+	tap_plan(75);
 	if (geteuid()) {
 		tap_diag("needs root (BPF_PROG_TEST_RUN)");
 		return 1;
@@ -550,6 +675,7 @@ int main(void)
 	t_buf_only();
 	t_hostile();
 	t_tc_egress();
+	t_redirect_paths();
 	teardown();
 
 	err = setup(4096);
