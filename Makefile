@@ -2,6 +2,7 @@
 #
 #   make                build everything under build/
 #   make test           install what the tests need, build, run every test tier
+#   make run            the main job (scripts/run-demo today)
 #   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop] [CONFIG=file]
 #   make unload RADIO=<if> WAN=<if> [PIN=...]
 #   make V=1            show full commands
@@ -38,7 +39,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean test load unload deps bench
+.PHONY: all clean test load unload deps bench run
 
 # Filled by the rules.mk fragments.
 PROGS      :=
@@ -91,6 +92,12 @@ deps:
 
 test:
 	$(Q)./tests/run-all
+
+# The main job (today: the handoff scenario in namespaces; see README).
+run:
+	$(Q)./scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory build-all
+	$(Q)./scripts/run-demo $(RUN_ARGS)
 
 bench: build-all
 	$(Q)./tests/bench/run

@@ -53,10 +53,12 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: edgehop-logrepo serve --udp PORT [--dir DIR] [--max-bytes N] [--keep K]\n"
 "       edgehop-logrepo report LOG.jsonl... [--json] [--plot OUT_PREFIX]\n"
+"       edgehop-logrepo send HOST:PORT ROLE EVENT [k=v ...]\n"
 "  serve   store events in DIR/events.log (Fig. 5 lines) and DIR/events.jsonl,\n"
 "          rotated to .1...K (default 5) past N bytes (default 64 MiB)\n"
 "  report  per-run and across-run numbers from JSON-lines logs; --plot draws\n"
-"          OUT_PREFIX.png and OUT_PREFIX.svg with gnuplot\n");
+"          OUT_PREFIX.png and OUT_PREFIX.svg with gnuplot\n"
+"  send    report one event from a script (e.g. 'ES-x \"migr begins\" run=R')\n");
 }
 
 static int open_log(struct store *s, const char *name, unsigned long long *bytes)
@@ -335,6 +337,41 @@ cleanup:
 	return err ? 1 : 0;
 }
 
+/* send HOST:PORT ROLE EVENT [k=v ...]: one event, for scripts. */
+static int send_event(int argc, char **argv)
+{
+	char kv[EH_LOG_KV_MAX] = "";
+	size_t used = 0;
+	struct eh_log l;
+	int err;
+
+	if (argc < 4) {
+		usage(stderr);
+		return 2;
+	}
+	for (int i = 4; i < argc; i++) {
+		int n = snprintf(kv + used, sizeof(kv) - used, "%s%s", used ? " " : "", argv[i]);
+
+		if (n < 0 || (size_t)n >= sizeof(kv) - used || !strchr(argv[i], '=')) {
+			fprintf(stderr, "logrepo send: bad or too long field '%s' (k=v)\n", argv[i]);
+			return 2;
+		}
+		used += n;
+	}
+	err = eh_log_open(&l, argv[1], argv[2]);
+	if (err) {
+		fprintf(stderr, "logrepo send: Couldn't open a socket to %s: %s\n", argv[1], strerror(-err));
+		return 1;
+	}
+	err = eh_log_event(&l, NULL, NULL, argv[3], NULL, NULL, used ? "%s" : NULL, kv);
+	eh_log_close(&l);
+	if (err) {
+		fprintf(stderr, "logrepo send: event not sent: %s\n", strerror(-err));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -345,6 +382,8 @@ int main(int argc, char **argv)
 		return serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "report"))
 		return report(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "send"))
+		return send_event(argc - 1, argv + 1);
 	fprintf(stderr, "logrepo: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

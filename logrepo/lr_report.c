@@ -392,6 +392,27 @@ int lr_report_compute(struct lr_report *r)
 		}
 		for (int k = 0; k < run->nmigs; k++)
 			mig_seqs(run, &run->migs[k]);
+		/*
+		 * A MUD that did not label phases itself (no --handoff of its
+		 * own) gets them from the one migration: requests first sent
+		 * before it began, while it ran, after it finished.
+		 */
+		if (run->nphases == 1 && !strcmp(run->phase_names[0], "all") &&
+		    run->nmigs == 1 && run->migs[0].has_seqs && run->migs[0].end_ns) {
+			const struct lr_mig *mg = &run->migs[0];
+			int pb, pd, pa;
+
+			run->nphases = 0;
+			pb = phase_index(run, "before");
+			pd = phase_index(run, "during");
+			pa = phase_index(run, "after");
+			for (size_t k = 0; k < run->nreq; k++) {
+				uint32_t seq = run->reqs[k].seq;
+
+				run->reqs[k].phase = seq < mg->first_seq ? pb :
+						     seq <= mg->last_seq ? pd : pa;
+			}
+		}
 
 		free(v);
 		v = malloc((run->nreq + 1) * sizeof(double));

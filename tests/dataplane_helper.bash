@@ -5,7 +5,8 @@
 #                                 ehd-esy (CT-y)          mudx0 (in ehd-mud)
 #
 # Every address below exists only inside these namespaces.
-TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+# Sourced by the bats suites and by scripts/run-demo (which sets TMPD).
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$TOP/build/bin
 VIP=10.91.255.1
 VPORT=7777
@@ -67,6 +68,7 @@ topo_up() {
 	ip -n ehd-mud route add $VIP/32 via 10.91.0.1 dev mud0
 	ip -n ehd-apy route add 10.91.1.0/24 via 10.91.100.1
 	ip -n ehd-apx route add 10.91.0.0/24 via 10.91.100.2
+	ip -n ehd-apx route add 10.91.2.0/24 via 10.91.100.2
 	ip -n ehd-esx route add default via 10.91.1.1
 	ip -n ehd-esy route add default via 10.91.2.1
 	for ns in ehd-apx ehd-apy; do
@@ -77,10 +79,11 @@ topo_up() {
 
 # start_svc NS NAME: the offloading service as the stand-in container.
 start_svc() {
-	local ns=$1 name=$2 dir=$BATS_FILE_TMPDIR/$2
+	local ns=$1 name=$2 tmp=${TMPD:-$BATS_FILE_TMPDIR}
+	local dir=$tmp/$name
 	mkdir -p "$dir"
 	nsenter --net=/run/netns/"$ns" "$BIN/edgehop-svc" --port $VPORT --name "$name" \
-		--state-dir "$dir" >"$BATS_FILE_TMPDIR/$name.log" 2>&1 &
+		--state-dir "$dir" >"$tmp/$name.log" 2>&1 &
 	wait_for 10 in_ns "$ns" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT
 }
 

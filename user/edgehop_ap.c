@@ -13,6 +13,7 @@
  *                                     print (and consume) replay-buffer records
  *   edgehop-ap replay MUD_IP --to IP:PORT
  *   edgehop-ap cutover MUD_IP --to IP:PORT [--mud-id N]
+ *                      [--logrepo IP:PORT --role NAME --run ID]
  *
  * Every command takes --pin DIR (default /sys/fs/bpf/edgehop) and -v.
  */
@@ -26,6 +27,7 @@
 
 #include "eh_dp.h"
 #include "eh_replay.h"
+#include "eh_log.h"
 
 static const char *pin;
 static bool json, verbose;
@@ -43,7 +45,7 @@ static void usage(FILE *f)
 		"  stats [--json]\n"
 		"  ring [--count N] [--timeout-ms T] [--json]\n"
 		"  replay MUD_IP --to IP:PORT\n"
-		"  cutover MUD_IP --to IP:PORT [--mud-id N]\n"
+		"  cutover MUD_IP --to IP:PORT [--mud-id N] [--logrepo IP:PORT --role NAME --run ID]\n"
 		"pin directory: %s unless --pin\n", EH_PIN_DEFAULT);
 }
 
@@ -95,7 +97,7 @@ static int parse_u32(const char *s, uint32_t *v)
 }
 
 enum { O_RADIO = 256, O_WAN, O_VIP, O_RING, O_MODE, O_BACKEND, O_MUDID, O_COUNT,
-       O_TIMEOUT, O_TO, O_JSON, O_FASTRET };
+       O_TIMEOUT, O_TO, O_JSON, O_FASTRET, O_LOGREPO, O_ROLE, O_RUN };
 
 static const struct option long_opts[] = {
 	{ "radio", required_argument, NULL, O_RADIO },
@@ -110,6 +112,9 @@ static const struct option long_opts[] = {
 	{ "to", required_argument, NULL, O_TO },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "fast-return", required_argument, NULL, O_FASTRET },
+	{ "logrepo", required_argument, NULL, O_LOGREPO },
+	{ "role", required_argument, NULL, O_ROLE },
+	{ "run", required_argument, NULL, O_RUN },
 	{ "pin", required_argument, NULL, 'p' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -119,6 +124,7 @@ static const struct option long_opts[] = {
 struct args {
 	const char *radio, *wan, *mode;
 	const char *vip, *backend, *to, *fast_return;
+	const char *logrepo, *role, *run;
 	uint32_t ring_bytes, mud_id, count, timeout_ms;
 	bool has_backend;
 	const char *pos;	/* positional MUD_IP */
@@ -144,6 +150,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case O_TIMEOUT: err = parse_u32(optarg, &a->timeout_ms); break;
 		case O_TO: a->to = optarg; break;
 		case O_FASTRET: a->fast_return = optarg; break;
+		case O_LOGREPO: a->logrepo = optarg; break;
+		case O_ROLE: a->role = optarg; break;
+		case O_RUN: a->run = optarg; break;
 		case O_JSON: json = true; break;
 		case 'p': pin = optarg; break;
 		case 'v': verbose = true; break;
@@ -351,6 +360,8 @@ static int cmd_replay(struct eh_dp *dp, struct args *a, bool cutover)
 {
 	struct eh_replay_opts o = {};
 	struct eh_replayer r;
+	struct eh_log log;
+	char subject[32];
 	struct timespec t0, t1;
 	long n = 0;
 	int err;
@@ -366,9 +377,19 @@ static int cmd_replay(struct eh_dp *dp, struct args *a, bool cutover)
 	err = parse_addr_port(a->to, &o.backend, &o.backend_port);
 	if (err)
 		return err;
-	err = eh_replayer_init(&r, dp, &o);
-	if (err)
+	err = eh_log_open(&log, a->logrepo, a->role ? a->role : "AP");
+	if (err) {
+		fprintf(stderr, "edgehop-ap: --logrepo %s: %s\n", a->logrepo, strerror(-err));
 		return err;
+	}
+	err = eh_replayer_init(&r, dp, &o);
+	if (err) {
+		eh_log_close(&log);
+		return err;
+	}
+	snprintf(subject, sizeof(subject), "MUD-%u", a->mud_id);
+	eh_log_event(&log, a->to, subject, cutover ? "replay begins" : "replay", NULL, NULL,
+		     "run=%s", a->run ? a->run : "");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (cutover)
 		err = eh_replayer_cutover(&r, a->mud_id);
@@ -378,6 +399,12 @@ static int cmd_replay(struct eh_dp *dp, struct args *a, bool cutover)
 	if (n < 0)
 		err = n;
 	double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	/* T8 done: logrepo measures the migration up to this event. */
+	eh_log_event(&log, a->to, subject, err ? "migr failed" : cutover ? "migr finished" : "replayed",
+		     NULL, NULL, "run=%s replayed=%llu relayed=%llu ms=%.3f",
+		     a->run ? a->run : "", (unsigned long long)r.st.replayed,
+		     (unsigned long long)r.st.relayed, ms);
+	eh_log_close(&log);
 	if (json)
 		printf("{\"ok\":%s,\"replayed\":%llu,\"relayed\":%llu,\"resent\":%llu,"
 		       "\"first_seq\":%llu,\"last_seq\":%llu,\"ms\":%.3f}\n", err ? "false" : "true",

@@ -2,7 +2,7 @@
 EH_DP_OBJS := $(OUT)/obj/user/eh_dp.o $(OUT)/obj/user/eh_replay.o
 
 PROGS += $(OUT)/bin/edgehop-ap
-$(OUT)/bin/edgehop-ap: $(OUT)/obj/user/edgehop_ap.o $(EH_DP_OBJS) | $(OUT)/bin
+$(OUT)/bin/edgehop-ap: $(OUT)/obj/user/edgehop_ap.o $(EH_DP_OBJS) $(OUT)/obj/logrepo/eh_log.o | $(OUT)/bin
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -o $@
 

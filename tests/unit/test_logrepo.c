@@ -89,6 +89,31 @@ static void write_fixture(const char *path)
 	fclose(f);
 }
 
+/*
+ * A MUD without phases of its own (phase "all"), seqs 0..5, rtt (seq+1) ms,
+ * and its run's migration from just before seq 2 to just after seq 3.
+ */
+static void write_unlabelled(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	char arg[16], fl[256];
+
+	for (int s = 0; s < 6; s++) {
+		uint64_t t = T0 + s * 100 * MS;
+
+		snprintf(arg, sizeof(arg), "%d", s);
+		if (s == 2)
+			ev(f, t - 10 * MS, "ES-1", "migr begins", "", "", "\"run\":\"R3\"");
+		ev(f, t, "USER", "SVCQ", arg, "sent", "\"run\":\"R3\",\"try\":1,\"phase\":\"all\"");
+		snprintf(fl, sizeof(fl), "\"run\":\"R3\",\"rtt_ns\":%llu,\"phase\":\"all\","
+			 "\"dup\":0,\"mismatch\":0,\"fwd\":0", (unsigned long long)((s + 1) * MS));
+		ev(f, t + (s + 1) * MS, "USER", "SVCR", arg, "recvd", fl);
+		if (s == 3)
+			ev(f, t + 20 * MS, "AP-2", "migr finished", "", "", "\"run\":\"R3\"");
+	}
+	fclose(f);
+}
+
 static const struct lr_phase_stats *phase(const struct lr_run *run, const char *n)
 {
 	for (int i = 0; i < run->nphases; i++)
@@ -112,7 +137,7 @@ int main(void)
 	json_t *j;
 	int n, fd;
 
-	tap_plan(27);
+	tap_plan(28);
 
 	r = rec("USER", "AP-1", "USER", "SVCQ", "0", "sent", "run=r1 mud=3 rtt_ns=1500 phase=before x=-0.25 y=01");
 	n = eh_logrec_encode(&r, buf, sizeof(buf));
@@ -217,6 +242,22 @@ int main(void)
 		       "migration time across runs 0.230 s");
 		json_decref(top);
 		free(out);
+	}
+	lr_report_free(&rep);
+
+	write_unlabelled(path);
+	lr_report_init(&rep);
+	n = lr_report_load(&rep, path);
+	n = n ?: lr_report_compute(&rep);
+	{
+		struct lr_run *r3 = &rep.runs[0];
+		const struct lr_phase_stats *b = phase(r3, "before"), *d = phase(r3, "during"),
+					    *a = phase(r3, "after");
+
+		tap_ok(n == 0 && rep.nruns == 1 && !phase(r3, "all") && b && d && a &&
+		       b->n == 2 && d->n == 2 && a->n == 2 && near(b->mean, 1.5) &&
+		       near(d->mean, 3.5) && near(a->mean, 5.5),
+		       "a MUD without phases of its own: split by its migration into before 2 / during 2 / after 2");
 	}
 	lr_report_free(&rep);
 	unlink(path);
