@@ -51,3 +51,30 @@ hash_files() {
 # A spinner-free progress line for long steps: "step NAME" ... "done NAME (Ns)".
 step_begin() { STEP_T0=$SECONDS; log "$*..."; }
 step_end()   { log "$* done ($((SECONDS - STEP_T0)) s)"; }
+
+# Helpers on the topology of testbed.conf (also for vm/Vagrantfile's tools).
+node_short() { echo "${1#node-}"; }                            # node-x -> x
+air_bridge() { echo "eh-air-$(node_short "$1")"; }             # the AP's radio cell
+node_mac()   { printf '52:54:00:77:%02x:%02x' "${NODE_IDX[$1]}" "$2"; }  # 0 mgmt, 1 radio, 2 wan
+subnet24()   { echo "${1%.*}.0/24"; }                          # 10.77.22.1[/24] -> 10.77.22.0/24
+mud_ip()     { local r=${NODE_RADIO[$1]}; echo "${r%.*}.$MUD_HOST"; }  # the MUD's address in NODE's cell
+
+# node_setup_args NODE: the arguments of vm/provision/node-setup.sh for NODE, one per
+# line (NIC given by MAC). Routes: every other node's containers and radio cell via
+# its WAN address (forwarded requests reach CT-x; CT-x's answers go back through
+# the AP the MUD is associated with).
+node_setup_args() {
+	local n=$1 o d
+	printf '%s\n' --name "$n" \
+		--nic "mgmt=$(node_mac "$n" 0),${NODE_MGMT[$n]}/$MGMT_PREFIX" \
+		--nic "radio=$(node_mac "$n" 1),${NODE_RADIO[$n]}/$AIR_PREFIX" \
+		--nic "wan=$(node_mac "$n" 2),${NODE_WAN[$n]}/$WAN_PREFIX" \
+		--docker-bip "${NODE_DOCKER[$n]}"
+	for o in $NODES_ALL; do
+		printf '%s\n' --host "$o=${NODE_MGMT[$o]}"
+		[ "$o" = "$n" ] && continue
+		d=${NODE_DOCKER[$o]%/*}
+		printf '%s\n' --route "${d%.*}.0/${NODE_DOCKER[$o]#*/}=${NODE_WAN[$o]}" \
+			--route "$(subnet24 "${NODE_RADIO[$o]}")=${NODE_WAN[$o]}"
+	done
+}

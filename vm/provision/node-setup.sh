@@ -87,7 +87,7 @@ if [ -n "$sshkey" ]; then
 fi
 
 if [ -n "$bip" ]; then
-	new=$(printf '{ "iptables": false, "ip-forward": true, "log-driver": "json-file", "bip": "%s" }\n' "$bip")
+	new=$(printf '{ "iptables": false, "ip-forward": true, "experimental": true, "log-driver": "json-file", "bip": "%s" }\n' "$bip")
 	if [ "$(cat /etc/docker/daemon.json 2>/dev/null)" != "$new" ]; then
 		echo "$new" >/etc/docker/daemon.json
 		if systemctl is-active -q docker 2>/dev/null; then

@@ -1,0 +1,70 @@
+# bats helpers for the VM tier (load with: load helpers).
+#
+#   testbed_setup_file [NODE...]   bring the testbed up once per suite (vm/testbed up)
+#   testbed_teardown_file          bring it down (keep it with EH_TESTBED_KEEP=1)
+#   on NODE CMD...                 run a shell command on a node (with a timeout)
+#   copy SRC DST                   copy a file/folder; NODE:PATH on one side
+#   wait_for SECS WHAT CMD...      poll CMD until it succeeds or the deadline passes
+#   collect_logs [NAME]            consoles, journals, dmesg, docker state -> build/test-logs/vm/
+#   needs_bin NAME...              fail (never skip: CI counts skips as failures) without build/bin/NAME
+#
+# Per test, teardown() collects the nodes' logs when the test failed.
+
+bats_require_minimum_version 1.5.0
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TESTBED=$TOP/vm/testbed
+# shellcheck source=vm/testbed.conf
+source "$TOP/vm/testbed.conf"
+SHARE=$GUEST_SHARE
+BIN=$SHARE/build/bin
+
+on() {
+	local n=$1; shift
+	timeout "${ON_TIMEOUT:-180}" "$TESTBED" ssh "$n" "$@"
+}
+
+copy() { timeout "${ON_TIMEOUT:-180}" "$TESTBED" cp "$1" "$2"; }
+
+wait_for() {
+	local secs=$1 what=$2 t0=$SECONDS; shift 2
+	until "$@" >/dev/null 2>&1; do
+		if [ $((SECONDS - t0)) -ge "$secs" ]; then
+			echo "wait_for: '$what' not true after ${secs}s" >&2
+			return 1
+		fi
+		sleep 1
+	done
+}
+
+collect_logs() {
+	local dir=$TOP/build/test-logs/vm/${1:-$(basename "$BATS_TEST_FILENAME" .bats)}-$(date +%H%M%S)
+	"$TESTBED" logs "$dir" >/dev/null 2>&1 || true
+	echo "# logs of the nodes: $dir" >&3
+}
+
+needs_bin() {
+	local b
+	for b in "$@"; do
+		[ -x "$TOP/build/bin/$b" ] || { echo "build/bin/$b missing: run make" >&2; return 1; }
+	done
+}
+
+testbed_setup_file() {
+	[ "$(id -u)" -eq 0 ] || { echo "the VM tier needs root" >&2; return 1; }
+	local t0=$SECONDS
+	if ! "$TESTBED" up "$@" >"$BATS_FILE_TMPDIR/up.log" 2>&1; then
+		cat "$BATS_FILE_TMPDIR/up.log" >&3
+		return 1
+	fi
+	echo "# testbed up in $((SECONDS - t0)) s ($("$TESTBED" accel))" >&3
+}
+
+testbed_teardown_file() {
+	[ "${EH_TESTBED_KEEP:-0}" = 1 ] && return 0
+	"$TESTBED" down >/dev/null 2>&1 || true
+}
+
+teardown() {
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || collect_logs "$(basename "$BATS_TEST_FILENAME" .bats)-$BATS_TEST_NUMBER"
+}
