@@ -12,32 +12,29 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
-mac() { printf '52:54:00:77:%02x:%02x' "${NODE_IDX[$1]}" "$2"; }
+declare -F node_setup_args >/dev/null || die "vm/lib.sh has no node_setup_args (older vm/?)"
 js()  { printf '"%s"' "$1"; }                       # values here never need escaping
 jarr() { local s="" x; for x in "$@"; do s+="${s:+,}$(js "$x")"; done; printf '[%s]' "$s"; }
 
 default=" $NODES_DEFAULT "
 nodes=""
 for n in $NODES_ALL; do
-	args=(--name "$n"
-		--nic "radio=$(mac "$n" 1),${NODE_RADIO[$n]}/$AIR_PREFIX"
-		--nic "wan=$(mac "$n" 2),${NODE_WAN[$n]}/$WAN_PREFIX"
-		--docker-bip "${NODE_DOCKER[$n]}")
-	for o in $NODES_ALL; do
-		args+=(--host "$o=${NODE_MGMT[$o]}")
-		[ "$o" = "$n" ] && continue
-		net=${NODE_DOCKER[$o]%/*}
-		args+=(--route "${net%.*}.0/${NODE_DOCKER[$o]#*/}=${NODE_WAN[$o]}")
-	done
+	# node-setup.sh's arguments as vm/testbed gives them, minus the management NIC:
+	# under Vagrant that is Vagrant's own (eth0, DHCP, same fixed address by MAC).
+	args=()
+	while IFS= read -r opt && IFS= read -r val; do
+		[ "$opt" = --nic ] && [[ $val == mgmt=* ]] && continue
+		args+=("$opt" "$val")
+	done < <(node_setup_args "$n")
 	nodes+="${nodes:+,}{\"name\":$(js "$n"),\"default\":$([[ $default == *" $n "* ]] && echo true || echo false)"
-	nodes+=",\"mem\":${NODE_MEM[$n]},\"cpus\":${NODE_CPUS[$n]}"
-	nodes+=",\"mac_mgmt\":$(js "$(mac "$n" 0)"),\"mac_radio\":$(js "$(mac "$n" 1)"),\"mac_wan\":$(js "$(mac "$n" 2)")"
+	nodes+=",\"mem\":${NODE_MEM[$n]},\"cpus\":${NODE_CPUS[$n]},\"air_bridge\":$(js "$(air_bridge "$n")")"
+	nodes+=",\"mac_mgmt\":$(js "$(node_mac "$n" 0)"),\"mac_radio\":$(js "$(node_mac "$n" 1)"),\"mac_wan\":$(js "$(node_mac "$n" 2)")"
 	nodes+=",\"mgmt\":$(js "${NODE_MGMT[$n]}"),\"radio\":$(js "${NODE_RADIO[$n]}"),\"wan\":$(js "${NODE_WAN[$n]}")"
 	nodes+=",\"setup_args\":$(jarr "${args[@]}")}"
 done
 cat <<JSON
 {"top":$(js "$TOP"),"share":$(js "$GUEST_SHARE"),"disk_gb":$DISK_GB,
  "br_mgmt":$(js "$BR_MGMT"),"mgmt_host_ip":$(js "$MGMT_HOST_IP"),"mgmt_prefix":$MGMT_PREFIX,
- "br_air":$(js "$BR_AIR"),"br_wan":$(js "$BR_WAN"),
+ "br_wan":$(js "$BR_WAN"),
  "nodes_default":$(jarr $NODES_DEFAULT),"nodes":[$nodes]}
 JSON
