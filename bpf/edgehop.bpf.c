@@ -115,7 +115,8 @@ static __always_inline int udp_csum_full(struct iphdr *ip, struct udphdr *udp,
 	__u32 len = bpf_ntohs(udp->len), sum;
 	__u16 *p = (void *)udp;
 
-	if (len < sizeof(*udp) || len > EH_UDP_MAX || (void *)udp + len > data_end)
+	/* Scalars only: see parse_request(). */
+	if (len < sizeof(*udp) || len > EH_UDP_MAX || len > (__u64)(data_end - (void *)udp))
 		return -1;
 	sum = (ip->saddr >> 16) + (ip->saddr & 0xffff) + (ip->daddr >> 16) +
 	      (ip->daddr & 0xffff) + bpf_htons(IPPROTO_UDP) + udp->len;
@@ -179,8 +180,14 @@ static __always_inline enum parse_res parse_request(void *data, void *data_end,
 	/* Offload requests fit in one frame; a fragment is never one. */
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return PARSE_MALFORMED;
+	/*
+	 * Lengths from the packet are compared as scalars, never added to a
+	 * packet pointer: verifiers before 6.10 lose a value's bounds through
+	 * the byte swap, and refuse the pointer arithmetic.
+	 */
 	tot_len = bpf_ntohs(ip->tot_len);
-	if (tot_len < ihl + sizeof(*udp) || (void *)ip + tot_len > data_end)
+	if (tot_len < ihl + sizeof(*udp) ||
+	    sizeof(*eth) + (__u64)tot_len > (__u64)(data_end - data))
 		return PARSE_MALFORMED;
 	udp = (void *)ip + ihl;
 	if ((void *)(udp + 1) > data_end)

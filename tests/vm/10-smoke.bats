@@ -121,6 +121,41 @@ svc_args() { echo "--port $SVC_PORT --name $1 --state-dir /var/lib/edgehop-svc";
 	on node-y docker rm -f ct-y >/dev/null
 }
 
+@test "the BPF program tests pass on the nodes' kernel too (Debian 13, 6.12 verifier)" {
+	run -0 on node-x "$SHARE/build/tests/bpf_dataplane"
+	refute_output --partial 'not ok'
+}
+
+@test "dataplane on both radio NICs: a MUD associated to node-y reaches CT on node-x through node-y's forwarding, answers from the VIP" {
+	needs_bin edgehop-ap edgehop-svc edgehop-mud
+	local n ipx mudy
+	for n in node-x node-y; do
+		on "$n" "$BIN/edgehop-ap unload --radio radio0 --wan wan0 >/dev/null 2>&1; $BIN/edgehop-ap load --radio radio0 --wan wan0 --vip $VIP:$SVC_PORT"
+	done
+	on node-x "docker rm -f ct-4 >/dev/null 2>&1; $SHARE/control/image/svc-image.sh small" >&3
+	on node-x docker run -d --name ct-4 --security-opt seccomp=unconfined edgehop-svc:small $(svc_args CT-x)
+	ipx=$(ct_ip node-x ct-4)
+	wait_for 30 "CT-x answers" on node-x "$BIN/edgehop-svcctl" status "$ipx:$SVC_PORT"
+	mudy=$(cd "$TOP" && source vm/lib.sh && mud_ip node-y)
+	on node-y "$BIN/edgehop-ap" set "$mudy" --mode forward --backend "$ipx:$SVC_PORT" --mud-id 9
+	# Associated to node-y: the VIP is reached through node-y's radio address.
+	ip -n "$NS_MUD" route replace "$VIP/32" via "${NODE_RADIO[node-y]}"
+	run -0 timeout 120 ip netns exec "$NS_MUD" "$TOP/build/bin/edgehop-mud" --svc "$VIP:$SVC_PORT" \
+		--mud-id 9 --count 100 --rate 0 --quiet --json "$BATS_TEST_TMPDIR/m4.json"
+	# The MUD's socket is connected to the VIP: answers from elsewhere never arrive.
+	assert_equal "$(jq -r .answered "$BATS_TEST_TMPDIR/m4.json")" 100
+	assert_equal "$(jq -r .mismatches "$BATS_TEST_TMPDIR/m4.json")" 0
+	assert_equal "$(jq -r '.servers|join(",")' "$BATS_TEST_TMPDIR/m4.json")" CT-x
+	# node-y redirected them in XDP out of its WAN NIC (virtio), and the
+	# answers came back WAN -> radio in XDP (fast return: the radio is no veth).
+	run -0 on node-y "$BIN/edgehop-ap" stats --json
+	echo "node-y stats: $output"
+	assert [ "$(echo "$output" | jq '.forwarded.packets')" -ge 90 ]
+	assert [ "$(echo "$output" | jq '.returned_fast.packets + .tx_rewritten.packets')" -ge 100 ]
+	for n in node-x node-y; do on "$n" "$BIN/edgehop-ap" unload --radio radio0 --wan wan0; done
+	on node-x docker rm -f ct-4 >/dev/null
+}
+
 @test "down leaves the host as it was: no tap, bridge, namespace or qemu of the testbed" {
 	local pids=() n
 	for n in node-x node-y; do pids+=("$(cat "$TOP/vm/run/$n/qemu.pid")"); done

@@ -13,7 +13,12 @@
 bats_require_minimum_version 1.5.0
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-TESTBED=$TOP/vm/testbed
+# The testbed behind the suites: the qemu launcher, or the same nodes through Vagrant.
+case ${EDGEHOP_TESTBED:-qemu} in
+qemu)	 TESTBED=$TOP/vm/testbed ;;
+vagrant) TESTBED=$TOP/vm/vagrant/testbed ;;
+*)	 echo "EDGEHOP_TESTBED must be qemu or vagrant, not '$EDGEHOP_TESTBED'" >&2; exit 1 ;;
+esac
 # shellcheck source=vm/testbed.conf
 source "$TOP/vm/testbed.conf"
 SHARE=$GUEST_SHARE
