@@ -39,7 +39,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean test load unload deps bench run
+.PHONY: all clean test test-vagrant load unload deps bench run
 
 # Filled by the rules.mk fragments.
 PROGS      :=
@@ -92,6 +92,10 @@ deps:
 
 test:
 	$(Q)./tests/run-all
+
+# The VM suites again, on the same nodes brought up through Vagrant + libvirt.
+test-vagrant:
+	$(Q)./tests/run-all vagrant
 
 # The main job (today: the handoff scenario in namespaces; see README).
 run:
