@@ -30,6 +30,7 @@ BOX_NAME=${EH_BOX_NAME:-edgehop-node}
 VWORK=$CACHE/vagrant
 KEY=$VWORK/box_key
 export VAGRANT_HOME=${VAGRANT_HOME:-$HOME/.vagrant.d}
+export VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_BOX_UPDATE_CHECK_DISABLE=1
 box_dir() { echo "$VAGRANT_HOME/boxes/${BOX_NAME//\//-VAGRANTSLASH-}/0/libvirt"; }
 
 CMDLINE="console=ttyS0 root=/dev/vda rw panic=10 net.ifnames=0 mitigations=off systemd.show_status=error"
