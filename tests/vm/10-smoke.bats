@@ -158,7 +158,11 @@ svc_args() { echo "--port $SVC_PORT --name $1 --state-dir /var/lib/edgehop-svc";
 
 @test "down leaves the host as it was: no tap, bridge, namespace or qemu of the testbed" {
 	local pids=() n
-	for n in node-x node-y; do pids+=("$(cat "$TOP/vm/run/$n/qemu.pid")"); done
+	# The qemu process of each node, from either launcher's status (PID column).
+	for n in node-x node-y; do
+		pids+=("$("$TESTBED" status | awk -v n="$n" '$1 == n {print $4}')")
+		assert [ -n "${pids[-1]}" ]
+	done
 	run -0 "$TESTBED" down
 	for p in "${pids[@]}"; do
 		run ! kill -0 "$p"
