@@ -668,11 +668,17 @@ static void check_timeouts(struct mud *m)
  * A sliding window: a new request only while it is within --window of the
  * oldest unanswered one (not merely while fewer are in flight), so that a
  * retransmission is never older than the service's reply cache.
+ *
+ * Until the first request is answered the window is 1: a service starts a
+ * MUD's session at the first seq it sees, so if request 0 were lost and
+ * request 1 overtook it, the session would start at 1 (and 0 be stale).
  */
 static bool window_open(const struct mud *m)
 {
+	uint32_t window = m->answered ? m->window : 1;
+
 	return m->next < m->count &&
-	       (!m->nout || m->next - m->outstanding[0] < m->window);
+	       (!m->nout || m->next - m->outstanding[0] < window);
 }
 
 /* Next instant (mono ns) at which something is due; 0: now. */

@@ -93,8 +93,9 @@ table inet ehs_loss {
 	chain out { type filter hook output priority 0; udp sport 7777 numgen random mod 100 < 5 drop; }
 }
 NFT
-	run -0 mud --mud-id 14 --count 3000 --rate 0 --window 8 --timeout-ms 10 --json "$TMPD/win.json"
+	run mud --mud-id 14 --count 3000 --rate 0 --window 8 --timeout-ms 10 --json "$TMPD/win.json"
 	echo "$output"
+	assert_success
 	timeout 10 ip netns exec "$NS_SVC" nft delete table inet ehs_loss
 	run -0 jq -e '.answered == 3000 and .lost == 0 and .mismatches == 0 and .retries > 0' "$TMPD/win.json"
 	stop_svc
