@@ -35,6 +35,21 @@ debian_mirror() {
 }
 
 # Free space check: need_disk DIR MB
+# debootstrap_minbase ROOT MIRROR LOG: a minbase root file system of $SUITE in
+# ROOT, with the shared deb cache; retried as a whole (debootstrap has no retry
+# of its own).
+debootstrap_minbase() {
+	local root=$1 mirror=$2 dlog=$3
+	_debootstrap_once() {
+		rm -rf "$root"
+		debootstrap --variant=minbase --cache-dir="$CACHE/debs" \
+			--keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
+			"$SUITE" "$root" "$mirror" >"$dlog" 2>&1 \
+			|| { tail -5 "$dlog" >&2; return 1; }
+	}
+	retry 3 _debootstrap_once || die "debootstrap failed (log: $dlog)"
+}
+
 need_disk() {
 	local avail
 	mkdir -p "$1"

@@ -31,14 +31,7 @@ root=$CACHE/work-base-$size
 rm -rf "$root"
 T0=$SECONDS
 step_begin "debootstrap $SUITE minbase for base-$size"
-bootstrap() {
-	rm -rf "$root"
-	debootstrap --variant=minbase --cache-dir="$CACHE/debs" \
-		--keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
-		"$SUITE" "$root" "$(debian_mirror)" >"$CACHE/base-$size.log" 2>&1 \
-		|| { tail -5 "$CACHE/base-$size.log" >&2; return 1; }
-}
-retry 3 bootstrap || die "debootstrap failed (log: $CACHE/base-$size.log)"
+debootstrap_minbase "$root" "$(debian_mirror)" "$CACHE/base-$size.log"
 step_end "debootstrap"
 # What a container never uses.
 rm -rf "$root"/usr/share/{doc,man,info,locale}/* "$root"/var/cache/apt/* \

@@ -57,14 +57,7 @@ rm -rf "$root"
 
 # 1. minimal root file system (retried as a whole: debootstrap has no retry of its own)
 step_begin "1/5 debootstrap $SUITE from $mirror"
-bootstrap() {
-	rm -rf "$root"
-	debootstrap --variant=minbase --cache-dir="$CACHE/debs" \
-		--keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
-		"$SUITE" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
-		|| { tail -5 "$work/debootstrap.log" >&2; return 1; }
-}
-retry 3 bootstrap || die "debootstrap failed (log: $work/debootstrap.log)"
+debootstrap_minbase "$root" "$mirror" "$work/debootstrap.log"
 step_end "1/5 debootstrap"
 
 # 2. the node's packages, in a chroot
