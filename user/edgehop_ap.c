@@ -171,8 +171,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
-static int cmd_load(struct args *a)
+static int cmd_load(struct eh_dp *dp, struct args *a)
 {
+	(void)dp;
 	struct eh_load_opts o = { .pin = pin, .radio = a->radio, .wan = a->wan,
 				  .ring_bytes = a->ring_bytes, .verbose = verbose };
 	int err;
@@ -201,9 +202,11 @@ static int cmd_load(struct args *a)
 	return err;
 }
 
-static int cmd_unload(struct args *a)
+static int cmd_unload(struct eh_dp *dp, struct args *a)
 {
 	int err = eh_dp_unload(pin, a->radio, a->wan);
+
+	(void)dp;
 
 	if (!err)
 		printf("edgehop dataplane unloaded from %s\n", pin ? pin : EH_PIN_DEFAULT);
@@ -264,8 +267,9 @@ static int show_one(void *c, struct in_addr mud, const struct eh_steer *st)
 	return 0;
 }
 
-static int cmd_show(struct eh_dp *dp)
+static int cmd_show(struct eh_dp *dp, struct args *a)
 {
+	(void)a;
 	struct show_ctx ctx = {};
 	int err;
 
@@ -281,10 +285,12 @@ static int cmd_show(struct eh_dp *dp)
 	return err;
 }
 
-static int cmd_stats(struct eh_dp *dp)
+static int cmd_stats(struct eh_dp *dp, struct args *a)
 {
 	struct eh_datarec c[EH_C_MAX];
 	int err = eh_dp_counters(dp, c);
+
+	(void)a;
 
 	if (err) {
 		fprintf(stderr, "edgehop-ap: Couldn't read counters: %s\n", strerror(-err));
@@ -419,11 +425,48 @@ static int cmd_replay(struct eh_dp *dp, struct args *a, bool cutover)
 	return err;
 }
 
+/* del MUD_IP and clear-flags MUD_IP. */
+static int cmd_entry(struct eh_dp *dp, struct args *a, bool del)
+{
+	struct in_addr mud;
+	int err = parse_addr(a->pos, &mud);
+
+	if (err)
+		return err;
+	err = del ? eh_dp_steer_del(dp, mud) : eh_dp_steer_clear_flags(dp, mud);
+	if (err)
+		fprintf(stderr, "edgehop-ap: %s %s: %s\n", del ? "del" : "clear-flags", a->pos,
+			strerror(-err));
+	return err;
+}
+
+static int cmd_del(struct eh_dp *dp, struct args *a) { return cmd_entry(dp, a, true); }
+static int cmd_clear_flags(struct eh_dp *dp, struct args *a) { return cmd_entry(dp, a, false); }
+static int cmd_replay_only(struct eh_dp *dp, struct args *a) { return cmd_replay(dp, a, false); }
+static int cmd_cutover(struct eh_dp *dp, struct args *a) { return cmd_replay(dp, a, true); }
+
+static const struct {
+	const char *name;
+	int (*fn)(struct eh_dp *dp, struct args *a);
+	bool needs_maps;	/* works on a loaded dataplane's pinned maps */
+} commands[] = {
+	{ "load", cmd_load, false },
+	{ "unload", cmd_unload, false },
+	{ "set", cmd_set, true },
+	{ "del", cmd_del, true },
+	{ "clear-flags", cmd_clear_flags, true },
+	{ "show", cmd_show, true },
+	{ "stats", cmd_stats, true },
+	{ "ring", cmd_ring, true },
+	{ "replay", cmd_replay_only, true },
+	{ "cutover", cmd_cutover, true },
+};
+
 int main(int argc, char **argv)
 {
-	struct eh_dp dp;
+	struct eh_dp dp, *dpp = NULL;
 	struct args a;
-	const char *cmd;
+	size_t c;
 	int i, err;
 
 	/* Global options before the command. */
@@ -446,45 +489,23 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	cmd = argv[i];
-	if (parse_args(argc - i, argv + i, &a))
-		return 2;
-
-	if (!strcmp(cmd, "load"))
-		return cmd_load(&a) ? 1 : 0;
-	if (!strcmp(cmd, "unload"))
-		return cmd_unload(&a) ? 1 : 0;
-
-	if (strcmp(cmd, "set") && strcmp(cmd, "del") && strcmp(cmd, "clear-flags") &&
-	    strcmp(cmd, "show") && strcmp(cmd, "stats") && strcmp(cmd, "ring") &&
-	    strcmp(cmd, "replay") && strcmp(cmd, "cutover")) {
-		fprintf(stderr, "edgehop-ap: unknown command '%s'\n", cmd);
+	for (c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+		if (!strcmp(argv[i], commands[c].name))
+			break;
+	if (c == sizeof(commands) / sizeof(commands[0])) {
+		fprintf(stderr, "edgehop-ap: unknown command '%s'\n", argv[i]);
 		usage(stderr);
 		return 2;
 	}
-	err = eh_dp_open(&dp, pin);
-	if (err)
-		return 1;
-	if (!strcmp(cmd, "set")) {
-		err = cmd_set(&dp, &a);
-	} else if (!strcmp(cmd, "del") || !strcmp(cmd, "clear-flags")) {
-		struct in_addr mud;
-
-		err = parse_addr(a.pos, &mud);
-		if (!err)
-			err = !strcmp(cmd, "del") ? eh_dp_steer_del(&dp, mud)
-						  : eh_dp_steer_clear_flags(&dp, mud);
-		if (err && err != -EINVAL)
-			fprintf(stderr, "edgehop-ap: %s %s: %s\n", cmd, a.pos, strerror(-err));
-	} else if (!strcmp(cmd, "show")) {
-		err = cmd_show(&dp);
-	} else if (!strcmp(cmd, "stats")) {
-		err = cmd_stats(&dp);
-	} else if (!strcmp(cmd, "ring")) {
-		err = cmd_ring(&dp, &a);
-	} else {
-		err = cmd_replay(&dp, &a, !strcmp(cmd, "cutover"));
+	if (parse_args(argc - i, argv + i, &a))
+		return 2;
+	if (commands[c].needs_maps) {
+		if (eh_dp_open(&dp, pin))
+			return 1;
+		dpp = &dp;
 	}
-	eh_dp_close(&dp);
+	err = commands[c].fn(dpp, &a);
+	if (dpp)
+		eh_dp_close(dpp);
 	return err ? 1 : 0;
 }

@@ -294,8 +294,9 @@ static long drain_settled(struct eh_replayer *r)
 			quiet++;
 		else
 			quiet = 0;
-		if (eh_ring_wait(&r->ring, 1) < 0)
-			break;
+		n = eh_ring_wait(&r->ring, 1);
+		if (n < 0)
+			return n;
 	}
 	return total;
 }
@@ -370,10 +371,13 @@ rollback:
 	r->hold = false;
 	r->nheld = 0;
 	err = err ? err : (int)n;
-	eh_dp_steer_set(r->dp, r->o.mud, before.mode, old_backend,
-			ntohs(before.backend_port), mud_id);
-	fprintf(stderr, "edgehop: cut-over of MUD %s aborted (%s); back in mode %s to %s\n",
-		inet_ntoa(r->o.mud), strerror(-err), eh_mode_name(before.mode),
-		inet_ntoa(old_backend));
+	fprintf(stderr, "edgehop: cut-over of MUD %s aborted (%s)\n", inet_ntoa(r->o.mud),
+		strerror(-err));
+	if (eh_dp_steer_set(r->dp, r->o.mud, before.mode, old_backend,
+			    ntohs(before.backend_port), mud_id))
+		fprintf(stderr, "edgehop: and its steering could not be put back: check 'edgehop-ap show'\n");
+	else
+		fprintf(stderr, "edgehop: MUD %s back in mode %s to %s\n", inet_ntoa(r->o.mud),
+			eh_mode_name(before.mode), inet_ntoa(old_backend));
 	return err;
 }
