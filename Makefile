@@ -71,7 +71,9 @@ $(OUT)/obj/%.o: %.c $(HDRS) $(BPF_SKELS) | $(OUT)/obj
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-include $(wildcard */rules.mk tests/*/rules.mk)
+# control/<part>/rules.mk first: they define the object lists (DK_OBJS, PEER_OBJS...)
+# that control/rules.mk links into edgehop-agent.
+include $(wildcard control/*/rules.mk) $(wildcard */rules.mk tests/*/rules.mk)
 
 build-all: $(BPF_OBJS) $(BPF_SKELS) $(PROGS) $(UNIT_TESTS)
 

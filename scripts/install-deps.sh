@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libmnl-dev
-	libcurl4-openssl-dev libjansson-dev libssl-dev libzstd-dev pkg-config
+	libcurl4-openssl-dev libjansson-dev libssl-dev libzstd-dev libarchive-dev pkg-config
 	bpftool linux-libc-dev ethtool
 	# namespace tests
 	bats bats-support bats-assert iproute2 nftables iputils-ping jq

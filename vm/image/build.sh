@@ -18,7 +18,7 @@ PKGS=(
 	linux-image-amd64 initramfs-tools systemd-sysv udev kmod dbus
 	docker.io docker-cli containerd runc criu iptables
 	iproute2 bpftool libbpf1 libelf1t64 libmnl0 libcurl4t64 libjansson4 libssl3t64
-	zlib1g libzstd1 zstd
+	zlib1g libzstd1 zstd libarchive13t64
 	openssh-server openssh-sftp-server busybox-static iputils-ping procps ca-certificates
 )
 
