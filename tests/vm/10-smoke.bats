@@ -23,14 +23,18 @@ setup() {
 
 @test "both nodes boot: criu check looks good, docker answers, netem is accepted on the WAN NIC" {
 	local n
+	needs_bin edgehop-agent
 	for n in node-x node-y; do
 		run -0 on "$n" hostname
 		assert_output "$n"
 		run -0 on "$n" criu check
 		assert_output --partial "Looks good"
 		run -0 on "$n" docker info --format '{{.ServerVersion}}'
-		run -0 on "$n" "tc qdisc replace dev wan0 root netem delay 1ms && tc qdisc show dev wan0 && tc qdisc del dev wan0 root"
+		# netem over rtnetlink (edgehop-agent wan); tc only looks.
+		run -0 on "$n" "$BIN/edgehop-agent wan set wan0 delay 1 && tc qdisc show dev wan0 && $BIN/edgehop-agent wan del wan0"
 		assert_output --partial "netem"
+		run -0 on "$n" "$BIN/edgehop-agent" wan show wan0
+		assert_output "wan0: netem none"
 		# The repository is there, read-only.
 		run -0 on "$n" "test -x $SHARE/vm/testbed && ! touch $SHARE/.rw-probe 2>/dev/null"
 	done
@@ -38,8 +42,18 @@ setup() {
 
 @test "netem 100 ms each way + 8 Mbit/s on the WAN: ping shows the delay, a bulk transfer the rate" {
 	local n rtt bytes ns mbit
+	needs_bin edgehop-agent
 	for n in node-x node-y; do
-		on "$n" tc qdisc replace dev wan0 root netem delay 100ms rate 8mbit limit 10000
+		on "$n" "$BIN/edgehop-agent" wan set wan0 delay 100 rate 8mbit limit 10000
+		# what the agent reads back, and what tc reads independently of it
+		run -0 on "$n" "$BIN/edgehop-agent" wan show wan0 --json
+		echo "$n: $output"
+		run -0 jq -e '.dev == "wan0" and .netem and .delay_ms == 100 and .jitter_ms == 0 and
+			.rate_bit_s == 8000000 and .loss_pct == 0 and .limit == 10000' <<<"$output"
+		run -0 on "$n" "$BIN/edgehop-agent" wan show wan0
+		assert_output "wan0: netem delay 100ms jitter 0ms rate 8mbit loss 0% limit 10000"
+		run -0 on "$n" tc qdisc show dev wan0
+		assert_output --regexp 'qdisc netem [0-9a-f]+: root .*limit 10000 delay 100(\.0)?ms rate 8Mbit'
 	done
 	run -0 on node-x ping -n -c 5 -i 0.3 "${NODE_WAN[node-y]}"
 	# rtt min/avg/max/mdev = a/b/c/d ms
@@ -62,7 +76,20 @@ setup() {
 	assert [ "$bytes" -ge 4900000 ]
 	assert [ "$mbit" -ge 5600 ]   # >= 0.7 x 8 Mbit/s
 	assert [ "$mbit" -le 8800 ]   # <= 1.1 x 8 Mbit/s
-	for n in node-x node-y; do on "$n" tc qdisc del dev wan0 root; done
+	# each set is the whole state: without "rate" the rate goes, limit back to derived
+	on node-x "$BIN/edgehop-agent" wan set wan0 delay 100 jitter 5 loss 1.5
+	run -0 on node-x "$BIN/edgehop-agent" wan show wan0 --json
+	run -0 jq -e '.delay_ms == 100 and .jitter_ms == 5 and .rate_bit_s == 0 and .loss_pct == 1.5 and
+		.limit == 1000' <<<"$output"
+	for n in node-x node-y; do
+		run -0 on "$n" "$BIN/edgehop-agent" wan del wan0
+		run -0 on "$n" "$BIN/edgehop-agent" wan show wan0 --json
+		run -0 jq -e '.netem == false' <<<"$output"
+		run -0 on "$n" tc qdisc show dev wan0
+		refute_output --partial netem
+		# and a second del finds nothing to do
+		run -0 on "$n" "$BIN/edgehop-agent" wan del wan0
+	done
 }
 
 # ct_ip NODE NAME: the container's address
