@@ -19,6 +19,9 @@ PKGS=(
 	# VM testbed through Vagrant (vm/vagrant/testbed, make test-vagrant)
 	vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 	libvirt-daemon-driver-qemu dnsmasq-base iptables
+	# Docker client live test: tests/30-docker.bats starts its own dockerd
+	# (these machines' policy-rc.d keeps the package's daemon from starting)
+	docker.io
 )
 
 missing=()
