@@ -1,0 +1,22 @@
+# control/migr/: the migration steps the agent links (MIGR_OBJS, used by
+# control/rules.mk).
+
+# layer tar
+MIGR_OBJS += $(OUT)/obj/control/migr/layer.o
+$(OUT)/obj/control/migr/%.o: CFLAGS += -Icontrol/migr
+$(OUT)/obj/control/migr/layer.o: control/migr/layer.h
+
+UNIT_TESTS += $(OUT)/tests/unit_layer
+$(OUT)/obj/tests/unit/test_layer.o: CFLAGS += -Icontrol/migr
+$(OUT)/obj/tests/unit/test_layer.o: control/migr/layer.h
+$(OUT)/tests/unit_layer: $(OUT)/obj/tests/unit/test_layer.o \
+		$(OUT)/obj/control/migr/layer.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -larchive -lcrypto -lpthread -o $@
+
+# Not part of make test: clang -fsanitize=fuzzer; run it by hand (docs/layer.md).
+$(OUT)/fuzz/fuzz_layer: tests/fuzz/fuzz_layer.c control/migr/layer.c control/migr/layer.h
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Icontrol/migr \
+		-fsanitize=fuzzer,address,undefined $(filter %.c,$^) -larchive -o $@
