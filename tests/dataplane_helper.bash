@@ -7,6 +7,8 @@
 # Every address below exists only inside these namespaces.
 # Sourced by the bats suites and by scripts/run-demo (which sets TMPD).
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/netdev.sh
+source "$TOP/scripts/netdev.sh"
 BIN=$TOP/build/bin
 VIP=10.91.255.1
 VPORT=7777
@@ -22,18 +24,16 @@ in_ns() { local ns=$1; shift; timeout 120 nsenter --net=/run/netns/"$ns" "$@"; }
 ap_x() { in_ns ehd-apx "$BIN/edgehop-ap" --pin "$PIN_X" "$@"; }
 ap_y() { in_ns ehd-apy "$BIN/edgehop-ap" --pin "$PIN_Y" "$@"; }
 
+# topo_down: stop what runs in the namespaces and wait until it has exited (a
+# service still running in a deleted namespace would keep writing its state dir),
+# unload the dataplanes, delete the namespaces (every veth has both ends in them;
+# one already gone is fine). Safe to repeat.
 topo_down() {
-	local ns
-	for ns in "${NSS[@]}"; do
-		[ -e "/run/netns/$ns" ] || continue
-		# Our services run in these namespaces: stop them first.
-		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
-	done
-	nsenter --net=/run/netns/ehd-apx "$BIN/edgehop-ap" --pin "$PIN_X" unload --radio radio0 --wan wan0 >/dev/null 2>&1 || true
-	nsenter --net=/run/netns/ehd-apy "$BIN/edgehop-ap" --pin "$PIN_Y" unload --radio radio0 --wan wan0 >/dev/null 2>&1 || true
-	for ns in "${NSS[@]}"; do
-		ip netns del "$ns" 2>/dev/null || true
-	done
+	netns_kill 5 "${NSS[@]}"
+	[ -e /run/netns/ehd-apx ] && nsenter --net=/run/netns/ehd-apx "$BIN/edgehop-ap" --pin "$PIN_X" unload --radio radio0 --wan wan0 >/dev/null 2>&1 || true
+	[ -e /run/netns/ehd-apy ] && nsenter --net=/run/netns/ehd-apy "$BIN/edgehop-ap" --pin "$PIN_Y" unload --radio radio0 --wan wan0 >/dev/null 2>&1 || true
+	netns_del "${NSS[@]}" || true
+	return 0
 }
 
 topo_up() {

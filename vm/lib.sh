@@ -9,6 +9,10 @@ LOGKEEP=$TOP/build/vm-logs              # consoles of failed runs
 
 # shellcheck source=vm/testbed.conf
 source "${EH_TESTBED_CONF:-$VM_DIR/testbed.conf}"
+# links_down, links_del, links_wait_gone, netns_kill, netns_del: teardown that
+# does not depend on the kernel's timing (a namespace's devices go asynchronously).
+# shellcheck source=scripts/netdev.sh
+source "$TOP/scripts/netdev.sh"
 
 log()  { printf '[%s] %s\n' "${LOG_TAG:-testbed}" "$*" >&2; }
 die()  { printf '[%s] error: %s\n' "${LOG_TAG:-testbed}" "$*" >&2; exit 1; }

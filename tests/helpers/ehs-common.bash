@@ -3,6 +3,8 @@
 
 EHS_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 EHS_BIN=$EHS_TOP/build/bin
+# shellcheck source=scripts/netdev.sh
+source "$EHS_TOP/scripts/netdev.sh"
 
 # wait_for <seconds> <command...>: poll the command until it succeeds.
 wait_for() {
@@ -29,12 +31,10 @@ ehs_pair() {
 	ip -n "$b" link set lo up; ip -n "$b" link set "$ifb" up
 }
 
+# ehs_del_ns <ns>...: stop what runs there (and wait for it), delete the namespaces.
 ehs_del_ns() {
-	local ns
-	for ns in "$@"; do
-		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
-		ip netns del "$ns" 2>/dev/null
-	done
+	netns_kill 5 "$@"
+	netns_del "$@" || true
 	return 0
 }
 
