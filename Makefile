@@ -2,7 +2,8 @@
 #
 #   make                build everything under build/
 #   make test           install what the tests need, build, run every test tier
-#   make run            the main job (scripts/run-demo today)
+#   make run            the main job: the paper's experiment on the VM testbed (scripts/run-paper)
+#   make demo           the handoff scenario in namespaces on this host (scripts/run-demo)
 #   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop] [CONFIG=file]
 #   make unload RADIO=<if> WAN=<if> [PIN=...]
 #   make V=1            show full commands
@@ -39,7 +40,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean test test-vagrant load unload deps bench run
+.PHONY: all clean test test-vagrant load unload deps bench run demo
 
 # Filled by the rules.mk fragments.
 PROGS      :=
@@ -99,8 +100,14 @@ test:
 test-vagrant:
 	$(Q)./tests/run-all vagrant
 
-# The main job (today: the handoff scenario in namespaces; see README).
+# The main job: C-Migr and P-Migr on the VM testbed with their report (README).
 run:
+	$(Q)./scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory build-all
+	$(Q)./scripts/run-paper $(RUN_ARGS)
+
+# The dataplane's handoff scenario in namespaces on this host, in ~30 s (no VMs).
+demo:
 	$(Q)./scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory build-all
 	$(Q)./scripts/run-demo $(RUN_ARGS)

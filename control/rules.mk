@@ -33,3 +33,17 @@ $(OUT)/tests/unit_svc: $(OUT)/obj/tests/unit/test_svc.o \
 		$(OUT)/obj/control/svc/svc_state.o $(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -lcrypto -o $@
+
+# --- edgehop-agent: thin verbs (control/agent) over the parts below it -----------
+# DK_OBJS, PEER_OBJS, NL_OBJS, MIGR_OBJS come from control/<part>/rules.mk.
+AGENT_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard control/agent/*.c))
+$(AGENT_OBJS): CFLAGS += -Icontrol -Icontrol/agent -Icontrol/svc -Icontrol/docker -Icontrol/peer \
+	-Icontrol/nl -Icontrol/migr
+$(AGENT_OBJS): $(wildcard control/*/*.h)
+PROGS += $(OUT)/bin/edgehop-agent
+$(OUT)/bin/edgehop-agent: $(AGENT_OBJS) $(DK_OBJS) $(PEER_OBJS) $(NL_OBJS) $(MIGR_OBJS) \
+		$(OUT)/obj/user/eh_dp.o $(OUT)/obj/user/eh_replay.o \
+		$(OUT)/obj/logrepo/eh_log.o $(OUT)/obj/control/svc/eh_digest.o | $(OUT)/bin
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcurl -ljansson -lmnl -lssl -lcrypto \
+		-lzstd -larchive -lpthread -o $@

@@ -38,5 +38,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# No package may start its service on install: a system dockerd would add its
+# bridge, iptables rules and FORWARD policy to the host the testbed's bridges
+# run on (the tests start their own dockerd, without any of that).
+policy=/usr/sbin/policy-rc.d made_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+	trap '[ "$made_policy" = 1 ] && rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -20,3 +20,9 @@ $(OUT)/fuzz/fuzz_layer: tests/fuzz/fuzz_layer.c control/migr/layer.c control/mig
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Icontrol/migr \
 		-fsanitize=fuzzer,address,undefined $(filter %.c,$^) -larchive -o $@
+
+# migration engine (migr.c over the Docker client, the peer channel and the layer tar)
+MIGR_OBJS += $(OUT)/obj/control/migr/migr.o $(OUT)/obj/control/migr/svcprobe.o
+$(OUT)/obj/control/migr/migr.o: CFLAGS += -Icontrol/docker -Icontrol/peer
+$(OUT)/obj/control/migr/migr.o $(OUT)/obj/control/migr/svcprobe.o: \
+	$(wildcard control/migr/*.h control/docker/*.h control/peer/*.h)

@@ -98,7 +98,8 @@ step_begin "3/5 configure"
 rm -f "$root/usr/sbin/policy-rc.d"
 install -m 0644 "$VM_DIR/image/files/fstab" "$root/etc/fstab"
 install -m 0755 "$VM_DIR/image/files/edgehop-boot" "$root/usr/local/sbin/edgehop-boot"
-install -m 0644 "$VM_DIR/image/files/edgehop-node.service" "$root/etc/systemd/system/"
+install -m 0644 "$VM_DIR/image/files/edgehop-node.service" "$VM_DIR/image/files/edgehop-agent.service" \
+	"$root/etc/systemd/system/"
 mkdir -p "$root/opt/edgehop" "$root/root/.ssh"
 chmod 700 "$root/root/.ssh"
 echo edgehop-node >"$root/etc/hostname"
@@ -131,7 +132,7 @@ printf '%s\n' sch_netem 9p 9pnet_virtio >"$root/etc/modules-load.d/edgehop.conf"
 # written by node-setup.sh.
 mkdir -p "$root/etc/docker"
 echo '{ "iptables": false, "ip-forward": true, "log-driver": "json-file" }' >"$root/etc/docker/daemon.json"
-in_root systemctl enable edgehop-node.service ssh.service docker.service >/dev/null 2>&1
+in_root systemctl enable edgehop-node.service edgehop-agent.service ssh.service docker.service >/dev/null 2>&1
 # Nothing that costs boot time under TCG or reaches out to the network.
 for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
 	dpkg-db-backup.timer systemd-timesyncd.service getty@tty1.service \

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The node agent's configuration: "NAME = value" lines (as make load's), '#'
+ * comments. Keys:
+ *
+ *	NODE = node-x			this node's name (peers know it by it)
+ *	RADIO = radio0			radio-side interface (MUDs), WAN = wan0
+ *	VIP = 10.77.100.1:7777		service address the MUDs talk to
+ *	AGENT_ADDR = 0.0.0.0		MUD association socket (UDP), AGENT_PORT = 7778
+ *	PEER_PORT = 7780		TLS peer channel (TCP), on every node
+ *	PEER = node-y 10.77.2.12 10.77.22.1	name, peer-channel address, its agent's
+ *					(radio) address as MUDs name it; repeatable
+ *	KEY = /etc/edgehop/peer.key	pre-shared key of the peer channel
+ *	IMAGE = edgehop-svc:small	service image, one container per MUD
+ *	SVC_ARGS = --mem-mb 30		extra arguments for the service
+ *	MIGRATE = p			on reassociation: p (P-Migr), c (C-Migr), none
+ *	LOGREPO = 10.77.0.2:7779	event log repository ("" none)
+ *	PIN = /sys/fs/bpf/edgehop	dataplane pin directory
+ *	CTL = /run/edgehop-agent.sock	local control socket (status, migrate)
+ *	STATE_DIR = /var/lib/edgehop-agent	staged files of migrations
+ *	DOCKER = /var/run/docker.sock
+ */
+#ifndef EDGEHOP_AGENT_CONFIG_H
+#define EDGEHOP_AGENT_CONFIG_H
+
+#include <stdint.h>
+#include <netinet/in.h>
+
+#define AG_NAME_MAX	32
+#define AG_PEERS_MAX	16
+#define AG_PATH_MAX	256
+
+enum ag_method { AG_MIGR_NONE = 0, AG_MIGR_P, AG_MIGR_C };
+
+struct ag_peer_cfg {
+	char name[AG_NAME_MAX];
+	struct in_addr addr;		/* peer channel */
+	struct in_addr agent_addr;	/* its MUD-facing agent address */
+};
+
+struct ag_config {
+	char node[AG_NAME_MAX];
+	char radio[32], wan[32];
+	struct in_addr vip;
+	uint16_t vip_port;
+	struct in_addr agent_addr;
+	uint16_t agent_port;
+	uint16_t peer_port;
+	struct ag_peer_cfg peers[AG_PEERS_MAX];
+	int npeers;
+	char key[AG_PATH_MAX];
+	char image[128];
+	char svc_args[256];
+	enum ag_method migrate;
+	char logrepo[64];
+	char pin[AG_PATH_MAX];
+	char ctl[AG_PATH_MAX];
+	char state_dir[AG_PATH_MAX];
+	char docker[AG_PATH_MAX];
+	int load_dataplane;		/* DATAPLANE = yes|no (no: tests without BPF) */
+};
+
+/* Reads @path; on error prints "FILE:LINE: what" and returns -EINVAL/-errno. */
+int ag_config_load(struct ag_config *c, const char *path);
+void ag_config_defaults(struct ag_config *c);
+const struct ag_peer_cfg *ag_peer_by_name(const struct ag_config *c, const char *name);
+const struct ag_peer_cfg *ag_peer_by_agent_addr(const struct ag_config *c, struct in_addr a);
+const char *ag_method_name(enum ag_method m);
+int ag_method_parse(const char *s, enum ag_method *m);
+
+#endif /* EDGEHOP_AGENT_CONFIG_H */

@@ -1,0 +1,801 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The migration of one container between two agents: see migr.h. */
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/stat.h>
+
+#include "dk.h"
+#include "layer.h"
+#include "migr.h"
+#include "peer.h"
+#include "svcprobe.h"
+
+/* enum ag_method's values, without the agent's header. */
+#define METHOD_P 1
+#define METHOD_C 2
+
+/* A step of the other side may take this long (docker checkpoint under TCG: ~30 s). */
+#define PEER_STEP_TIMEOUT_MS	(300 * 1000)
+#define SVC_READY_MS		(60 * 1000)
+#define SVC_PORT		7777
+
+static const char *const step_names[MS_MAX] = {
+	[MS_T1_CHECKPOINT] = "T1-checkpoint",
+	[MS_T2_SEND_CKPT]  = "T2-send-checkpoint",
+	[MS_T3_CAPTURE]    = "T3-capture-fs",
+	[MS_T4_SEND_FS]    = "T4-send-fs",
+	[MS_T5_RESTORE]    = "T5-restore",
+	[MS_T7_REPLAY]     = "T7-replay-cutover",
+};
+
+const char *migr_step_name(enum migr_step s)
+{
+	return s < MS_MAX ? step_names[s] : "?";
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Docker's root from an overlay2 UpperDir: ROOT/overlay2/<id>/diff. */
+static int docker_root(const char *upper, char *root, size_t cap)
+{
+	char tmp[512];
+	char *p;
+	int i;
+
+	if (snprintf(tmp, sizeof(tmp), "%s", upper) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (i = 0; i < 3; i++) {
+		p = strrchr(tmp, '/');
+		if (!p || p == tmp)
+			return -EINVAL;
+		*p = '\0';
+	}
+	return snprintf(root, cap, "%s", tmp) >= (int)cap ? -ENAMETOOLONG : 0;
+}
+
+/* Id, UpperDir (overlay2) and IPv4 address of a container. */
+static int ct_facts(struct dk *d, const char *ct, char id[65], char *upper, size_t ucap,
+		    struct in_addr *ip)
+{
+	json_t *j = NULL;
+	const char *s;
+	int err = dk_inspect(d, ct, &j);
+
+	if (err)
+		return err;
+	s = json_string_value(json_object_get(j, "Id"));
+	if (id && s)
+		snprintf(id, 65, "%s", s);
+	s = json_string_value(json_object_get(json_object_get(json_object_get(j, "GraphDriver"),
+							       "Data"), "UpperDir"));
+	if (upper) {
+		if (!s) {
+			err = -ENOTSUP;	/* not overlay2 */
+			goto out;
+		}
+		snprintf(upper, ucap, "%s", s);
+	}
+	if (ip) {
+		s = json_string_value(json_object_get(json_object_get(j, "NetworkSettings"),
+						      "IPAddress"));
+		ip->s_addr = 0;
+		if (s && *s)
+			inet_pton(AF_INET, s, ip);
+	}
+out:
+	json_decref(j);
+	return err;
+}
+
+json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id)
+{
+	char mud[16];
+
+	snprintf(mud, sizeof(mud), "%u", mud_id);
+	/* seccomp=unconfined: CRIU's restore needs syscalls Docker's default profile refuses. */
+	return json_pack("{s:s, s:O, s:{s:s}, s:{s:[s]}}",
+			 "Image", image, "Cmd", cmd, "Labels", "edgehop.mud", mud,
+			 "HostConfig", "SecurityOpt", "seccomp=unconfined");
+}
+
+/* ---- crash markers ---------------------------------------------------------- */
+
+/*
+ * A migration leaves a marker in the state directory while it holds something
+ * a crash would strand: "<ckpt>.out" (CT-x may be paused, a checkpoint exists)
+ * and "<ckpt>.in" (CT-y exists). migr_recover() undoes them at agent start.
+ */
+static void marker_path(char *buf, size_t cap, const char *dir, const char *ck, const char *ext)
+{
+	snprintf(buf, cap, "%s/%s.%s", dir, ck, ext);
+}
+
+static int marker_set(const char *dir, const char *ck, const char *ext, const char *ct)
+{
+	char p[700];
+	FILE *f;
+
+	marker_path(p, sizeof(p), dir, ck, ext);
+	f = fopen(p, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%s\n", ct);
+	return fclose(f) ? -errno : 0;
+}
+
+static void marker_clear(const char *dir, const char *ck, const char *ext)
+{
+	char p[700];
+
+	marker_path(p, sizeof(p), dir, ck, ext);
+	unlink(p);
+}
+
+int migr_recover(struct dk *d, const char *state_dir, int (*say)(const char *fmt, ...))
+{
+	DIR *dir = opendir(state_dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(dir))) {
+		char p[700], ct[128] = "", ck[256];
+		size_t len = strlen(e->d_name);
+		bool out = len > 4 && !strcmp(e->d_name + len - 4, ".out");
+		bool in = len > 3 && !strcmp(e->d_name + len - 3, ".in");
+		bool tar = len > 10 && !strcmp(e->d_name + len - 10, "-layer.tar");
+		FILE *f;
+
+		if (!out && !in && !tar)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", state_dir, e->d_name);
+		if ((out || in) && (f = fopen(p, "r"))) {
+			if (!fgets(ct, sizeof(ct), f))
+				ct[0] = '\0';
+			ct[strcspn(ct, "\n")] = '\0';
+			fclose(f);
+		}
+		snprintf(ck, sizeof(ck), "%.*s", (int)(len - (out ? 4 : in ? 3 : 10)), e->d_name);
+		if (out && ct[0]) {
+			/* CT-x goes on serving: never left paused by a crash. */
+			dk_unpause(d, ct);
+			dk_checkpoint_delete(d, ct, ck);
+			say("recovered: CT-x %.12s unpaused, checkpoint %s removed", ct, ck);
+		} else if (in && ct[0]) {
+			dk_remove(d, ct, true);
+			say("recovered: half-restored CT-y %.12s removed", ct);
+		}
+		unlink(p);
+		n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+/* ---- messages ------------------------------------------------------------- */
+
+/* Receives the next message and checks its op; "error"/"failed" carry a reason. */
+static int expect(struct peer_conn *pc, const char *op, json_t **out, char *err, size_t errlen)
+{
+	json_t *m = NULL;
+	const char *got;
+	int r = peer_recv_msg(pc, &m);
+
+	if (r) {
+		fail(err, errlen, "peer %s: %s while waiting for '%s'", peer_name(pc),
+		     strerror(-r), op);
+		return r;
+	}
+	got = json_string_value(json_object_get(m, "op"));
+	if (!got || strcmp(got, op)) {
+		const char *why = json_string_value(json_object_get(m, "reason"));
+
+		fail(err, errlen, "peer %s: %s%s%s", peer_name(pc),
+		     got ? got : "message without op", why ? ": " : "", why ? why : "");
+		json_decref(m);
+		return got && (!strcmp(got, "error") || !strcmp(got, "failed")) ? -EREMOTEIO : -EPROTO;
+	}
+	if (out)
+		*out = m;
+	else
+		json_decref(m);
+	return 0;
+}
+
+static int send_op(struct peer_conn *pc, json_t *m)
+{
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	r = peer_send_msg(pc, m);
+	json_decref(m);
+	return r;
+}
+
+/* ---- streams -------------------------------------------------------------- */
+
+struct wctx {
+	struct peer_wstream *w;
+	migr_progress_fn progress;
+	void *pctx;
+	const char *step;
+	uint64_t bytes, total, next_report;
+};
+
+static int wsink(void *ctx, const void *buf, size_t len)
+{
+	struct wctx *c = ctx;
+	int r = peer_wstream_write(c->w, buf, len);
+
+	c->bytes += len;
+	if (c->progress && c->bytes >= c->next_report) {
+		c->progress(c->pctx, c->step, c->bytes, c->total);
+		c->next_report = c->bytes + (1u << 20);
+	}
+	return r;
+}
+
+static ssize_t rsource(void *ctx, void *buf, size_t cap)
+{
+	return peer_rstream_read(ctx, buf, cap);
+}
+
+enum payload { PL_DIR, PL_FILE, PL_IMAGE };
+
+/* Sends "op" then a stream of a directory (tar), a file, or an image (docker save). */
+static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum payload kind,
+		       const char *what, uint64_t total, const struct migr_src *s,
+		       struct migr_stepstat *st, char *err, size_t errlen)
+{
+	struct wctx c = { .progress = s->progress, .pctx = s->pctx, .step = op, .total = total };
+	struct peer_xfer x = {};
+	double t0 = now_ms();
+	int r;
+
+	r = send_op(pc, json_pack("{s:s}", "op", op));
+	if (r)
+		return fail(err, errlen, "send '%s' to %s: %s", op, peer_name(pc), strerror(-r)), r;
+	r = peer_wstream_begin(pc, 1, &c.w);
+	if (r)
+		return fail(err, errlen, "stream %s: %s", op, strerror(-r)), r;
+	if (kind == PL_DIR) {
+		struct layer_stats ls = {};
+
+		r = layer_write(what, wsink, &c, &ls);
+	} else if (kind == PL_IMAGE) {
+		r = dk_image_save(d, what, wsink, &c);
+	} else {
+		char buf[1 << 16];
+		int fd = open(what, O_RDONLY | O_CLOEXEC);
+		ssize_t n = 0;
+
+		r = fd < 0 ? -errno : 0;
+		while (!r && (n = read(fd, buf, sizeof(buf))) > 0)
+			r = wsink(&c, buf, n);
+		if (!r && n < 0)
+			r = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r) {
+		fail(err, errlen, "%s: reading %s: %s%s%s", op, what, strerror(-r),
+		     kind == PL_IMAGE ? ": " : "", kind == PL_IMAGE ? dk_err(d) : "");
+		peer_wstream_abort(c.w, err);
+		return r;
+	}
+	r = peer_wstream_end(c.w, &x);
+	if (r)
+		return fail(err, errlen, "%s: sending to %s: %s", op, peer_name(pc), strerror(-r)), r;
+	if (s->progress)
+		s->progress(s->pctx, op, x.raw_bytes, x.raw_bytes);
+	st->raw_bytes += x.raw_bytes;
+	st->wire_bytes += x.wire_bytes;
+	st->ms += now_ms() - t0;
+	return 0;
+}
+
+/* ---- source side ---------------------------------------------------------- */
+
+static int fd_sink(void *ctx, const void *buf, size_t len)
+{
+	int fd = *(int *)ctx;
+
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;	/* ENOSPC: a full disk fails the migration */
+		buf = (const char *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
+		struct migr_report *rep, char *err, size_t errlen)
+{
+	char idx[65], upper[512], root[512], ckdir[700], layer[512], ckname[64], tag[128];
+	char image_id[80];
+	struct stat sb;
+	json_t *m = NULL;
+	bool paused = false, ckpt = false, staged = false, committed = false;
+	double t0 = now_ms(), tp = 0, t;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->method = s->method;
+	snprintf(ckname, sizeof(ckname), "eh-%u-%lld", s->mud_id, (long long)time(NULL));
+	snprintf(tag, sizeof(tag), "edgehop-migr/mud-%u:%s", s->mud_id, ckname);
+	snprintf(layer, sizeof(layer), "%s/%s-layer.tar", s->state_dir, ckname);
+
+	r = ct_facts(d, s->ct_id, idx, upper, sizeof(upper), NULL);
+	if (r) {
+		fail(err, errlen, "inspect CT-x %s: %s: %s", s->ct_id, strerror(-r), dk_err(d));
+		return r;
+	}
+	r = docker_root(upper, root, sizeof(root));
+	if (r)
+		return fail(err, errlen, "Docker's root from UpperDir %s: %s", upper, strerror(-r)), r;
+	snprintf(ckdir, sizeof(ckdir), "%s/containers/%s/checkpoints/%s", root, idx, ckname);
+
+	peer_set_timeout(pc, PEER_STEP_TIMEOUT_MS);
+	r = send_op(pc, json_pack("{s:s, s:i, s:s, s:i, s:s, s:O, s:s}", "op", "migr_begin",
+				  "mud_id", (int)s->mud_id, "from", s->node, "method", s->method,
+				  "image", s->image, "cmd", s->cmd, "checkpoint", ckname));
+	if (r)
+		return fail(err, errlen, "migr_begin to %s: %s", peer_name(pc), strerror(-r)), r;
+	r = expect(pc, "ready", NULL, err, errlen);
+	if (r)
+		return r;
+
+	/* T1 + T3: one instant for memory and files. */
+	if (s->cancel && *s->cancel) {
+		r = -ECANCELED;
+		fail(err, errlen, "cancelled before the snapshot");
+		goto abort;
+	}
+	if (s->progress)
+		s->progress(s->pctx, "snapshot", 0, 0);
+	r = marker_set(s->state_dir, ckname, "out", idx);
+	if (r) {
+		fail(err, errlen, "marker in %s: %s", s->state_dir, strerror(-r));
+		goto abort;
+	}
+	tp = now_ms();
+	r = dk_pause(d, s->ct_id);
+	if (r) {
+		fail(err, errlen, "pause CT-x: %s", dk_err(d));
+		goto abort;
+	}
+	paused = true;
+	r = dk_checkpoint_create(d, s->ct_id, ckname, true);
+	t = now_ms();
+	rep->step[MS_T1_CHECKPOINT].ms = t - tp;
+	if (r) {
+		fail(err, errlen, "checkpoint CT-x: %s", dk_err(d));
+		goto abort;
+	}
+	ckpt = true;
+	if (s->method == METHOD_P) {
+		struct layer_stats ls = {};
+		int fd = open(layer, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd < 0) {
+			r = -errno;
+			fail(err, errlen, "stage the layer in %s: %s", layer, strerror(errno));
+			goto abort;
+		}
+		staged = true;
+		r = layer_write(upper, fd_sink, &fd, &ls);
+		close(fd);
+		if (r) {
+			fail(err, errlen, "tar of the layer %s: %s", upper, strerror(-r));
+			goto abort;
+		}
+		rep->step[MS_T3_CAPTURE].raw_bytes = stat(layer, &sb) ? 0 : sb.st_size;
+	} else {
+		r = dk_commit(d, s->ct_id, tag, false, image_id);
+		if (r) {
+			fail(err, errlen, "commit CT-x: %s", dk_err(d));
+			goto abort;
+		}
+		committed = true;
+	}
+	rep->step[MS_T3_CAPTURE].ms = now_ms() - t;
+	r = dk_unpause(d, s->ct_id);
+	if (r) {
+		fail(err, errlen, "unpause CT-x: %s", dk_err(d));
+		goto abort;
+	}
+	paused = false;
+	rep->pause_ms = now_ms() - tp;
+
+	/* T4 (C-Migr: the image comes first, CT-y is created from it), T2, T4 (P-Migr). */
+	if (s->method == METHOD_C) {
+		r = send_stream(d, pc, "image", PL_IMAGE, tag, 0, s, &rep->step[MS_T4_SEND_FS],
+				err, errlen);
+		if (r)
+			goto abort;
+		r = expect(pc, "ok", NULL, err, errlen);
+		if (r)
+			goto abort;
+	}
+	if (s->cancel && *s->cancel) {
+		r = -ECANCELED;
+		fail(err, errlen, "cancelled");
+		goto abort;
+	}
+	r = send_stream(d, pc, "checkpoint", PL_DIR, ckdir, 0, s, &rep->step[MS_T2_SEND_CKPT],
+			err, errlen);
+	if (r)
+		goto abort;
+	r = expect(pc, "ok", NULL, err, errlen);
+	if (r)
+		goto abort;
+	if (s->method == METHOD_P) {
+		r = send_stream(d, pc, "layer", PL_FILE, layer,
+				rep->step[MS_T3_CAPTURE].raw_bytes, s,
+				&rep->step[MS_T4_SEND_FS], err, errlen);
+		if (r)
+			goto abort;
+		r = expect(pc, "ok", NULL, err, errlen);
+		if (r)
+			goto abort;
+	}
+	if (s->cancel && *s->cancel) {
+		r = -ECANCELED;
+		fail(err, errlen, "cancelled");
+		goto abort;
+	}
+
+	/* T5..T8 happen on ES-y; its answer says how they went. */
+	if (s->progress)
+		s->progress(s->pctx, "restore", 0, 0);
+	r = send_op(pc, json_pack("{s:s}", "op", "restore"));
+	if (r) {
+		fail(err, errlen, "restore to %s: %s", peer_name(pc), strerror(-r));
+		goto abort;
+	}
+	r = expect(pc, "done", &m, err, errlen);
+	if (r)
+		goto cleanup;
+	rep->step[MS_T5_RESTORE].ms = json_real_value(json_object_get(m, "restore_ms"));
+	rep->step[MS_T7_REPLAY].ms = json_real_value(json_object_get(m, "replay_ms"));
+	rep->replayed = json_integer_value(json_object_get(m, "replayed"));
+	rep->relayed = json_integer_value(json_object_get(m, "relayed"));
+	snprintf(rep->ct_y_id, sizeof(rep->ct_y_id), "%s",
+		 json_string_value(json_object_get(m, "ct_id")) ?: "");
+	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s",
+		 json_string_value(json_object_get(m, "ct_name")) ?: "");
+	inet_pton(AF_INET, json_string_value(json_object_get(m, "ct_addr")) ?: "0.0.0.0",
+		  &rep->ct_y_addr);
+	json_decref(m);
+	goto cleanup;
+
+abort:
+	/* Best effort: ES-y also cleans up when the channel drops. */
+	send_op(pc, json_pack("{s:s, s:s}", "op", "abort", "reason", err));
+cleanup:
+	if (paused && dk_unpause(d, s->ct_id))
+		fprintf(stderr, "edgehop-agent: CT-x %s stays paused: %s\n", s->ct_id, dk_err(d));
+	if (ckpt && dk_checkpoint_delete(d, s->ct_id, ckname))
+		fprintf(stderr, "edgehop-agent: checkpoint %s of %s not removed: %s\n", ckname,
+			s->ct_id, dk_err(d));
+	if (staged)
+		unlink(layer);
+	if (committed && dk_image_remove(d, tag, true))
+		fprintf(stderr, "edgehop-agent: image %s not removed: %s\n", tag, dk_err(d));
+	if (tp && paused)
+		rep->pause_ms = now_ms() - tp;
+	marker_clear(s->state_dir, ckname, "out");
+	rep->total_ms = now_ms() - t0;
+	return r;
+}
+
+/* ---- destination side ----------------------------------------------------- */
+
+static int recv_into_dir(struct peer_conn *pc, const char *dir, struct migr_stepstat *st,
+			 char *err, size_t errlen)
+{
+	struct peer_rstream *rs = NULL;
+	struct layer_stats ls = {};
+	struct peer_xfer x = {};
+	double t0 = now_ms();
+	int r = peer_rstream_begin(pc, &rs);
+
+	if (r)
+		return fail(err, errlen, "stream into %s: %s", dir, strerror(-r)), r;
+	r = layer_extract(dir, rsource, rs, &ls);
+	if (r) {
+		peer_rstream_end(rs, &x);
+		return fail(err, errlen, "extract into %s: %s", dir, strerror(-r)), r;
+	}
+	r = peer_rstream_end(rs, &x);
+	if (r)
+		return fail(err, errlen, "stream into %s ended badly: %s", dir, strerror(-r)), r;
+	st->raw_bytes += x.raw_bytes;
+	st->wire_bytes += x.wire_bytes;
+	st->ms += now_ms() - t0;
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[700];
+	char *p;
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Creates CT-y (not started), marks it for crash recovery, finds its UpperDir. */
+static int create_cty(struct dk *d, const char *name, const char *image, json_t *cmd,
+		      uint32_t mud_id, const char *state_dir, const char *ckname, char idy[65],
+		      char *upper, size_t ucap, char *root, size_t rcap, char *err, size_t errlen)
+{
+	json_t *cfg = migr_ct_config(image, cmd, mud_id);
+	int r = cfg ? dk_create(d, name, cfg, idy) : -ENOMEM;
+
+	json_decref(cfg);
+	if (r) {
+		fail(err, errlen, "create CT-y from %s: %s", image, dk_err(d));
+		return r;
+	}
+	r = marker_set(state_dir, ckname, "in", idy);
+	if (r) {
+		fail(err, errlen, "marker in %s: %s", state_dir, strerror(-r));
+		goto undo;
+	}
+	r = ct_facts(d, idy, NULL, upper, ucap, NULL);
+	if (!r)
+		r = docker_root(upper, root, rcap);
+	if (r) {
+		fail(err, errlen, "CT-y's UpperDir: %s", strerror(-r));
+		marker_clear(state_dir, ckname, "in");
+		goto undo;
+	}
+	return 0;
+undo:
+	dk_remove(d, idy, true);
+	return r;
+}
+
+int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *node,
+	      const char *state_dir, const struct migr_dst_hooks *h,
+	      struct migr_report *rep, char *err, size_t errlen)
+{
+	const char *image = json_string_value(json_object_get(begin, "image"));
+	const char *ckname = json_string_value(json_object_get(begin, "checkpoint"));
+	json_t *cmd = json_object_get(begin, "cmd"), *m = NULL, *img = NULL;
+	uint32_t mud_id = json_integer_value(json_object_get(begin, "mud_id"));
+	int method = json_integer_value(json_object_get(begin, "method"));
+	char idy[65] = "", upper[512], root[512], ckdir[700], name[64], loaded[256];
+	struct svc_mud_state ss;
+	bool created = false;
+	double t0 = now_ms(), t;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->method = method;
+	snprintf(name, sizeof(name), "eh-mud-%u-%s", mud_id, ckname ?: "x");
+	if (!image || !ckname || !json_is_array(cmd) || (method != METHOD_P && method != METHOD_C) ||
+	    strchr(ckname, '/') || ckname[0] == '.') {
+		r = -EINVAL;
+		fail(err, errlen, "malformed migr_begin");
+		goto failed;
+	}
+	peer_set_timeout(pc, PEER_STEP_TIMEOUT_MS);
+	if (method == METHOD_P) {
+		r = dk_image_inspect(d, image, &img);
+		json_decref(img);
+		if (r) {
+			fail(err, errlen, "P-Migr needs the base image %s on %s: %s", image, node,
+			     r == -ENOENT ? "it is not there" : dk_err(d));
+			goto failed;
+		}
+	}
+	if (method == METHOD_P) {
+		/* The base image is here: CT-y now, so the streams go straight into it. */
+		r = create_cty(d, name, image, cmd, mud_id, state_dir, ckname, idy, upper,
+			       sizeof(upper), root, sizeof(root), err, errlen);
+		if (r)
+			goto failed;
+		created = true;
+	}
+	r = send_op(pc, json_pack("{s:s}", "op", "ready"));
+	if (r)
+		goto failed;
+
+	for (;;) {
+		const char *op;
+
+		r = peer_recv_msg(pc, &m);
+		if (r) {
+			fail(err, errlen, "channel from %s: %s", peer_name(pc), strerror(-r));
+			goto failed;
+		}
+		op = json_string_value(json_object_get(m, "op")) ?: "";
+		if (!strcmp(op, "abort")) {
+			r = -ECANCELED;
+			fail(err, errlen, "ES-x aborted: %s",
+			     json_string_value(json_object_get(m, "reason")) ?: "no reason");
+			goto failed;
+		}
+		if (!strcmp(op, "image") && method == METHOD_C && !created) {
+			struct peer_rstream *rs = NULL;
+			struct peer_xfer x = {};
+
+			t = now_ms();
+			r = peer_rstream_begin(pc, &rs);
+			if (!r) {
+				r = dk_image_load(d, rsource, rs, loaded, sizeof(loaded));
+				if (r) {
+					fail(err, errlen, "docker load: %s", dk_err(d));
+					peer_rstream_end(rs, &x);
+					goto failed;
+				}
+				r = peer_rstream_end(rs, &x);
+			}
+			if (r) {
+				fail(err, errlen, "image stream: %s", strerror(-r));
+				goto failed;
+			}
+			rep->step[MS_T4_SEND_FS].raw_bytes = x.raw_bytes;
+			rep->step[MS_T4_SEND_FS].wire_bytes = x.wire_bytes;
+			rep->step[MS_T4_SEND_FS].ms = now_ms() - t;
+			image = json_string_value(json_object_get(m, "ref")) ?: image;
+			/* The committed image's reference as docker load reported it. */
+			if (loaded[0])
+				image = loaded;
+		} else if (!strcmp(op, "checkpoint") && created) {
+			snprintf(ckdir, sizeof(ckdir), "%s/containers/%s/checkpoints/%s", root, idy,
+				 ckname);
+			r = mkdir_p(ckdir, 0700);
+			if (r) {
+				fail(err, errlen, "mkdir %s: %s", ckdir, strerror(-r));
+				goto failed;
+			}
+			r = recv_into_dir(pc, ckdir, &rep->step[MS_T2_SEND_CKPT], err, errlen);
+			if (r)
+				goto failed;
+		} else if (!strcmp(op, "layer") && created && method == METHOD_P) {
+			r = recv_into_dir(pc, upper, &rep->step[MS_T4_SEND_FS], err, errlen);
+			if (r)
+				goto failed;
+		} else if (!strcmp(op, "restore") && created) {
+			json_decref(m);
+			m = NULL;
+			break;
+		} else {
+			r = -EPROTO;
+			fail(err, errlen, "unexpected '%s' from %s", op, peer_name(pc));
+			goto failed;
+		}
+		json_decref(m);
+		m = NULL;
+		/* C-Migr: CT-y exists as soon as its image does. */
+		if (!created) {
+			r = create_cty(d, name, image, cmd, mud_id, state_dir, ckname, idy, upper,
+				       sizeof(upper), root, sizeof(root), err, errlen);
+			if (r)
+				goto failed;
+			created = true;
+		}
+		r = send_op(pc, json_pack("{s:s}", "op", "ok"));
+		if (r)
+			goto failed;
+	}
+
+	/* T5: docker start --checkpoint; the service answers with the snapshot's state. */
+	t = now_ms();
+	r = dk_start(d, idy, ckname);
+	if (r) {
+		fail(err, errlen, "restore CT-y from checkpoint %s: %s", ckname, dk_err(d));
+		goto failed;
+	}
+	r = ct_facts(d, idy, NULL, NULL, 0, &rep->ct_y_addr);
+	if (r || !rep->ct_y_addr.s_addr) {
+		r = r ?: -EADDRNOTAVAIL;
+		fail(err, errlen, "CT-y has no IPv4 address");
+		goto failed;
+	}
+	r = svc_probe(rep->ct_y_addr, SVC_PORT, mud_id, SVC_READY_MS, &ss);
+	if (r || !ss.known) {
+		r = r ?: -ENODATA;
+		fail(err, errlen, "restored CT-y %s", r == -ENODATA ?
+		     "answers but holds no state for the MUD" : "does not answer");
+		goto failed;
+	}
+	rep->step[MS_T5_RESTORE].ms = now_ms() - t;
+
+	/* T7 + T8 */
+	t = now_ms();
+	r = h->cutover(h->ctx, mud_id, rep->ct_y_addr, SVC_PORT, &rep->replayed, &rep->relayed,
+		       err, errlen);
+	if (r)
+		goto failed;
+	rep->step[MS_T7_REPLAY].ms = now_ms() - t;
+	snprintf(rep->ct_y_id, sizeof(rep->ct_y_id), "%s", idy);
+	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s", name);
+	rep->total_ms = now_ms() - t0;
+	marker_clear(state_dir, ckname, "in");
+	send_op(pc, json_pack("{s:s, s:f, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
+			      "restore_ms", rep->step[MS_T5_RESTORE].ms,
+			      "replay_ms", rep->step[MS_T7_REPLAY].ms,
+			      "replayed", (json_int_t)rep->replayed,
+			      "relayed", (json_int_t)rep->relayed, "ct_id", idy,
+			      "ct_name", name, "ct_addr", inet_ntoa(rep->ct_y_addr)));
+	return 0;
+
+failed:
+	json_decref(m);
+	h->rollback(h->ctx, mud_id);
+	if (created && dk_remove(d, idy, true))
+		fprintf(stderr, "edgehop-agent: CT-y %s not removed: %s\n", idy, dk_err(d));
+	if (method == METHOD_C && loaded[0] && strcmp(loaded, image ?: "") == 0 &&
+	    dk_image_remove(d, loaded, true))
+		fprintf(stderr, "edgehop-agent: image %s not removed: %s\n", loaded, dk_err(d));
+	if (ckname)
+		marker_clear(state_dir, ckname, "in");
+	send_op(pc, json_pack("{s:s, s:s}", "op", "failed", "reason", err));
+	rep->total_ms = now_ms() - t0;
+	return r ?: -EIO;
+}
+
+json_t *migr_report_json(const struct migr_report *rep)
+{
+	json_t *steps = json_array(), *j;
+
+	for (int i = 0; i < MS_MAX; i++)
+		json_array_append_new(steps, json_pack("{s:s, s:f, s:I, s:I}",
+			"step", step_names[i], "ms", rep->step[i].ms,
+			"raw_bytes", (json_int_t)rep->step[i].raw_bytes,
+			"wire_bytes", (json_int_t)rep->step[i].wire_bytes));
+	j = json_pack("{s:s, s:o, s:f, s:f, s:I, s:I, s:s, s:s}",
+		      "method", rep->method == METHOD_C ? "C-Migr" : "P-Migr", "steps", steps,
+		      "pause_ms", rep->pause_ms, "total_ms", rep->total_ms,
+		      "replayed", (json_int_t)rep->replayed, "relayed", (json_int_t)rep->relayed,
+		      "ct_y_id", rep->ct_y_id, "ct_y_addr", inet_ntoa(rep->ct_y_addr));
+	return j;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The migration of one MUD's container from this node (ES-x) to a peer (ES-y),
+ * the paper's Table 1 done over the agents' TLS channel:
+ *
+ *   source (ES-x)                         destination (ES-y, also AP-y)
+ *   migr_begin {mud, method, image, cmd} ->  P: base image present? create CT-y
+ *                                        <-  ready | error
+ *   T1+T3 snapshot: pause CT-x, checkpoint (leave-running), layer tar (P) or
+ *         commit (C) staged, unpause: the pause window
+ *   T4 (C) image  + stream (docker save) ->  docker load, create CT-y
+ *   T2 checkpoint + stream (tar)        ->  into CT-y's checkpoints/<name>/
+ *   T4 (P) layer  + stream (tar)        ->  into CT-y's UpperDir (whiteouts, opaque dirs)
+ *   restore                             ->  T5 docker start --checkpoint, service answers;
+ *                                           T7 replay of AP-y's buffer; T8 switch to CT-y
+ *                                        <-  done {report} | failed {reason}
+ *   done: stop and remove CT-x (last)        failed: CT-y and staged files removed,
+ *   failed: CT-x goes on serving             the MUD steered FORWARD to CT-x again
+ *
+ * Streams are zstd-compressed by the peer channel and never held whole in
+ * memory; the only file written on the source side is the staged layer tar
+ * (captured inside the pause so that memory and files are of one instant).
+ */
+#ifndef EDGEHOP_MIGR_H
+#define EDGEHOP_MIGR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <jansson.h>
+
+struct dk;
+struct peer_conn;
+
+enum migr_step {
+	MS_T1_CHECKPOINT = 0,	/* pause -> checkpoint (leave-running) */
+	MS_T2_SEND_CKPT,	/* checkpoint over the channel */
+	MS_T3_CAPTURE,		/* layer tar (P) / commit (C) */
+	MS_T4_SEND_FS,		/* layer or image over the channel */
+	MS_T5_RESTORE,		/* CT-y created and restored, service answers */
+	MS_T7_REPLAY,		/* buffered requests replayed, cut over */
+	MS_MAX,
+};
+
+struct migr_stepstat {
+	double ms;
+	uint64_t raw_bytes, wire_bytes;
+};
+
+struct migr_report {
+	int method;			/* enum ag_method */
+	struct migr_stepstat step[MS_MAX];
+	double pause_ms;
+	double total_ms;
+	uint64_t replayed, relayed;
+	char ct_y_id[65];
+	char ct_y_name[64];
+	struct in_addr ct_y_addr;
+};
+
+const char *migr_step_name(enum migr_step s);
+
+/* Progress of a long step (bytes so far, of total when known, else 0). */
+typedef void (*migr_progress_fn)(void *ctx, const char *step, uint64_t bytes, uint64_t total);
+
+struct migr_src {
+	uint32_t mud_id;
+	int method;			/* AG_MIGR_P or AG_MIGR_C */
+	const char *node;		/* this node */
+	const char *ct_id;		/* CT-x */
+	const char *image;		/* CT-x's image (P: must exist on ES-y) */
+	json_t *cmd;			/* CT-x's command line (array), borrowed */
+	const char *state_dir;		/* staging */
+	const char *run;		/* run id for the event log, or NULL */
+	migr_progress_fn progress;
+	void *pctx;
+	volatile int *cancel;		/* set: stop at the next step, roll back */
+};
+
+/*
+ * Runs the source side over @pc (connected and authenticated to ES-y).
+ * Returns 0 when ES-y reported done (then the caller stops CT-x), or -errno
+ * with @err set; CT-x is then running and unpaused.
+ */
+int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
+		struct migr_report *rep, char *err, size_t errlen);
+
+/* What the destination needs from its agent: where to put CT-y's traffic. */
+struct migr_dst_hooks {
+	void *ctx;
+	/* T7+T8: replay into CT-y at @addr:@port and switch; 0 or -errno (+why). */
+	int (*cutover)(void *ctx, uint32_t mud_id, struct in_addr addr, uint16_t port,
+		       uint64_t *replayed, uint64_t *relayed, char *err, size_t errlen);
+	/* Failed or cancelled: the MUD goes back to CT-x (FORWARD). */
+	void (*rollback)(void *ctx, uint32_t mud_id);
+};
+
+/*
+ * Runs the destination side after @begin (the migr_begin message) arrived on
+ * @pc. On failure CT-y and everything staged are removed and the hooks'
+ * rollback has run; the reason went to the source.
+ */
+int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *node,
+	      const char *state_dir, const struct migr_dst_hooks *h,
+	      struct migr_report *rep, char *err, size_t errlen);
+
+/* The create body of a service container for one MUD (agent and CT-y share it). */
+json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id);
+
+/*
+ * At agent start: undoes what a crashed migration left (CT-x unpaused and its
+ * checkpoint removed, a half-restored CT-y removed, staged tars deleted).
+ * Returns how many were found, or -errno.
+ */
+int migr_recover(struct dk *d, const char *state_dir, int (*say)(const char *fmt, ...));
+
+/* The report as JSON (steps with ms and bytes, pause, total). */
+json_t *migr_report_json(const struct migr_report *rep);
+
+#endif /* EDGEHOP_MIGR_H */

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "edgehop_proto.h"
+#include "svcprobe.h"
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One page of the status answer starting at entry @first: 1 answered, 0 not (yet). */
+static int ask(int fd, const struct sockaddr_in *dst, uint32_t first, uint32_t mud_id,
+	       int wait_ms, struct svc_mud_state *st, uint32_t *next)
+{
+	uint8_t buf[2048];
+	struct eh_hdr q = {}, *h = (void *)buf;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t end = mono_ms() + wait_ms;
+
+	q.magic = htonl(EH_MAGIC);
+	q.version = EH_VERSION;
+	q.type = EH_T_STATUS_REQ;
+	q.seq = htonl(first);
+	q.send_ns = htobe64(mono_ms());
+	if (sendto(fd, &q, sizeof(q), 0, (const struct sockaddr *)dst, sizeof(*dst)) < 0)
+		return -errno;
+	for (uint64_t now; (now = mono_ms()) < end;) {
+		ssize_t n;
+		uint32_t len, cnt;
+
+		if (poll(&pfd, 1, (int)(end - now)) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n < (ssize_t)sizeof(*h) || ntohl(h->magic) != EH_MAGIC ||
+		    h->type != EH_T_STATUS_RESP || h->send_ns != q.send_ns)
+			continue;
+		len = ntohl(h->len);
+		if (len > n - sizeof(*h))
+			continue;
+		cnt = len / sizeof(struct eh_status_ent);
+		st->nmuds = ntohl(h->mud_id);
+		for (uint32_t i = 0; i < cnt; i++) {
+			const struct eh_status_ent *e = (const void *)(buf + sizeof(*h) +
+							    i * sizeof(*e));
+			if (ntohl(e->mud_id) != mud_id)
+				continue;
+			st->known = true;
+			st->last_seq = ntohl(e->last_seq);
+			st->applied = be64toh(e->applied);
+			memcpy(st->digest, e->digest, sizeof(st->digest));
+		}
+		*next = ntohl(h->seq) + cnt;
+		return 1;
+	}
+	return 0;
+}
+
+int svc_probe(struct in_addr addr, uint16_t port, uint32_t mud_id, int deadline_ms,
+	      struct svc_mud_state *st)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = addr };
+	uint64_t end = mono_ms() + deadline_ms;
+	uint32_t first = 0, next;
+	int fd, r, err = -ETIMEDOUT;
+
+	memset(st, 0, sizeof(*st));
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	while (mono_ms() < end) {
+		r = ask(fd, &dst, first, mud_id, 300, st, &next);
+		if (r < 0 && r != -ECONNREFUSED && r != -EHOSTUNREACH && r != -ENETUNREACH) {
+			err = r;
+			break;
+		}
+		if (r <= 0) {
+			usleep(r < 0 ? 200000 : 0);
+			continue;
+		}
+		if (st->known || next >= st->nmuds || next == first) {
+			err = 0;
+			break;
+		}
+		first = next;	/* more pages */
+	}
+	close(fd);
+	return err;
+}

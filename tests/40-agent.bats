@@ -1,0 +1,145 @@
+#!/usr/bin/env bats
+# The node agent on this host, in two namespaces joined by a veth (the peer
+# channel), without a dataplane and without Docker: what it refuses and how it
+# says so. Association and migration with Docker run in the VM suite
+# (tests/vm/20-agent.bats).
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	load helpers/ehs-common
+	export NSX=ehag-x-$$ NSY=ehag-y-$$
+	export TMPD=$(mktemp -d /tmp/ehag-40.XXXXXX)
+	ehs_pair "$NSX" "$NSY" 10.94.0.1 10.94.0.2
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMPD/key"
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMPD/badkey"
+	chmod 600 "$TMPD/key" "$TMPD/badkey"
+	local n
+	for n in x y; do
+		cat >"$TMPD/$n.conf" <<-CONF
+		NODE = node-$n
+		DATAPLANE = no
+		VIP = 10.94.100.1:7777
+		AGENT_ADDR = 10.94.0.$([ $n = x ] && echo 1 || echo 2)
+		KEY = $TMPD/key
+		CTL = $TMPD/$n.sock
+		STATE_DIR = $TMPD/$n.state
+		DOCKER = $TMPD/no-docker.sock
+		PEER = node-$([ $n = x ] && echo y || echo x) 10.94.0.$([ $n = x ] && echo 2 || echo 1)
+		CONF
+	done
+	start_agent x
+	start_agent y
+}
+
+teardown_file() {
+	load helpers/ehs-common
+	ehs_del_ns "$NSX" "$NSY"
+	rm -rf "$TMPD"
+}
+
+setup() {
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	load helpers/ehs-common
+}
+
+start_agent() { # start_agent x|y
+	local ns=$NSX
+	[ "$1" = y ] && ns=$NSY
+	ip netns exec "$ns" timeout 600 "$EHS_BIN/edgehop-agent" run --config "$TMPD/$1.conf" \
+		2>"$TMPD/$1.log" &
+	echo $! >"$TMPD/$1.pid"
+	wait_for 10 "$EHS_BIN/edgehop-agent" status --ctl "$TMPD/$1.sock"
+}
+
+stop_agent() {
+	local pid
+	pid=$(cat "$TMPD/$1.pid")
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_for 10 bash -c "! kill -0 $pid"
+}
+
+st() { "$EHS_BIN/edgehop-agent" status --ctl "$TMPD/$1.sock" --json; }
+
+# mud_at NS AGENT_IP ARGS...: the MUD emulator, associating at that agent
+mud_at() {
+	local ns=$1 ip=$2; shift 2
+	timeout 60 ip netns exec "$ns" "$EHS_BIN/edgehop-mud" --svc 10.94.100.1:7777 --count 1 \
+		--timeout-ms 200 --assoc-timeout-ms 3000 --ap "ap=$ip:7778" "$@"
+}
+
+@test "agent: status answers (human and JSON); usage errors exit 2; a bad config names its line" {
+	run -0 st x
+	assert_equal "$(jq -r .node <<<"$output")" node-x
+	assert_equal "$(jq -r '.peers[0].name' <<<"$output")" node-y
+	assert_equal "$(jq -r .dataplane <<<"$output")" false
+	run -0 "$EHS_BIN/edgehop-agent" status --ctl "$TMPD/x.sock"
+	assert_output --partial "node node-x, dataplane off"
+	run -2 "$EHS_BIN/edgehop-agent" frobnicate
+	run -2 "$EHS_BIN/edgehop-agent" migrate 7 --method z --to node-y
+	printf 'NODE = n\nDATAPLANE = no\nBOGUS = 1\nPEER = only-a-name\n' >"$TMPD/bad.conf"
+	run -2 "$EHS_BIN/edgehop-agent" run --config "$TMPD/bad.conf"
+	assert_output --partial "bad.conf:3: unknown key BOGUS"
+	assert_output --partial "bad.conf:4: bad value for PEER"
+	run -1 "$EHS_BIN/edgehop-agent" status --ctl "$TMPD/nobody.sock"
+	assert_output --partial "no agent at"
+}
+
+@test "agent: ASSOC without Docker is refused with the reason, nothing half-made, the agent goes on" {
+	run mud_at "$NSY" 10.94.0.1 --mud-id 5
+	assert_failure
+	run -0 st x
+	assert_equal "$(jq -r '.muds[] | select(.mud_id == 5) | .ct_node' <<<"$output")" ""
+	assert_equal "$(jq -r '.muds[] | select(.mud_id == 5) | .error' <<<"$output")" \
+		"$(jq -r '.muds[] | select(.mud_id == 5) | .error' <<<"$output" | grep 'Docker at')"
+	assert_equal "$(jq -c .staged <<<"$output")" "[]"
+}
+
+@test "agent: REASSOC naming an AP that is no peer, a peer that knows no such MUD, a peer that is down: each refused with its reason" {
+	# A REASSOC sent by hand: prev = 10.94.0.9 (not a peer), then 10.94.0.1 (node-x).
+	run -0 ip netns exec "$NSX" python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --to 10.94.0.2:7778 --mud-id 6 \
+		--reassoc --prev 10.94.0.9
+	assert_output --partial "ASSOC_FAIL"
+	assert_output --partial "is not a peer of node-y"
+	run -0 ip netns exec "$NSX" python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --to 10.94.0.2:7778 --mud-id 7 \
+		--reassoc --prev 10.94.0.1
+	assert_output --partial "ASSOC_FAIL"
+	assert_output --partial "previous AP node-x: unknown MUD"
+	stop_agent x
+	run -0 ip netns exec "$NSX" python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --to 10.94.0.2:7778 --mud-id 8 \
+		--reassoc --prev 10.94.0.1 --timeout 20
+	assert_output --partial "ASSOC_FAIL"
+	assert_output --partial "previous AP node-x does not answer"
+	start_agent x
+}
+
+@test "agent: junk on the MUD port (short, wrong magic, lying length, unknown type) is counted and ignored" {
+	local before
+	before=$(st x | jq .counters.mud_junk)
+	run -0 ip netns exec "$NSY" python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --to 10.94.0.1:7778 --junk
+	run -0 st x
+	assert_equal "$(jq .counters.mud_junk <<<"$output")" "$((before + $(python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --junk-count)))"
+}
+
+@test "agent: peer channel refuses a wrong key, a name not in its config, and garbage; then serves a good peer" {
+	local before key bad
+	before=$(st x | jq .counters.peer_refused)
+	key=$(cat "$TMPD/key") bad=$(cat "$TMPD/badkey")
+	# openssl's TLS 1.3 external PSK client, as a peer that has the wrong key...
+	run ip netns exec "$NSY" timeout 10 openssl s_client -connect 10.94.0.1:7780 -tls1_3 \
+		-ciphersuites TLS_AES_128_GCM_SHA256 -psk_identity node-y -psk "$bad" </dev/null
+	# ...a name node-x does not know, with the right key...
+	run ip netns exec "$NSY" timeout 10 openssl s_client -connect 10.94.0.1:7780 -tls1_3 \
+		-ciphersuites TLS_AES_128_GCM_SHA256 -psk_identity node-z -psk "$key" </dev/null
+	# ...and bytes that are no TLS at all.
+	ip netns exec "$NSY" timeout 10 bash -c 'head -c 4096 /dev/urandom >/dev/tcp/10.94.0.1/7780' || true
+	wait_for 10 bash -c "[ \$('$EHS_BIN/edgehop-agent' status --ctl '$TMPD/x.sock' --json | jq .counters.peer_refused) -ge $((before + 3)) ]"
+	grep -E "refus|PSK|identity|handshake" "$TMPD/x.log" | tail -5
+	# A good peer still gets an answer (node-y asks for a MUD node-x does not know).
+	run -0 ip netns exec "$NSX" python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --to 10.94.0.2:7778 --mud-id 9 \
+		--reassoc --prev 10.94.0.1
+	assert_output --partial "previous AP node-x: unknown MUD"
+}
