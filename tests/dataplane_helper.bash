@@ -1,4 +1,4 @@
-# Namespace topology for the dataplane tests (DESIGN §8, tier 2):
+# Namespace topology for the dataplane tests (docs/design.md §8, tier ns):
 #
 #   ehd-mud (MUD) --mud0/radio0-- ehd-apy --wan0/wan0-- ehd-apx --es0/eth0-- ehd-esx (CT-x)
 #                                   |es0                   |radio0
