@@ -61,6 +61,11 @@ _Static_assert(sizeof(struct eh_hdr) == 32, "eh_hdr is 32 bytes on the wire");
 				 * name (EH_NAME_LEN bytes) after the entries;
 				 * len / sizeof(eh_status_ent) still counts
 				 * the entries since EH_NAME_LEN < 48 */
+#define EH_F_STALE	0x0010	/* SVCR: seq was applied but its answer is no
+				 * longer cached; body: struct eh_svcr_pos */
+#define EH_F_GAP	0x0020	/* SVCR: seq is beyond the next one the
+				 * service would apply (nothing applied);
+				 * body: struct eh_svcr_pos */
 
 /* Largest body a SVCQ may carry (keeps every request within one 1500-byte frame). */
 #define EH_BODY_MAX	(1472 - 32)
@@ -74,6 +79,21 @@ struct eh_svcr_body {
 	char   server[EH_NAME_LEN];	/* who served it (host/container) */
 	__be64 result;			/* result of the offloaded computation */
 } __attribute__((packed));
+
+/*
+ * Body of an EH_T_SVCR flagged EH_F_STALE or EH_F_GAP: not an answer to
+ * hdr.seq but where the service stands for this MUD. Same size as
+ * eh_svcr_body, and digest/server at the same offsets.
+ */
+struct eh_svcr_pos {
+	__u8   digest[EH_DIGEST_LEN];	/* digest after next_seq - 1 (its current one) */
+	char   server[EH_NAME_LEN];
+	__be32 next_seq;		/* the only seq the service applies next */
+	__be32 reserved;		/* 0 */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct eh_svcr_pos) == sizeof(struct eh_svcr_body),
+	       "STALE/GAP answers are as long as answers");
 
 /* One entry of an EH_T_STATUS_RESP body (the body is an array of these). */
 struct eh_status_ent {

@@ -54,7 +54,7 @@ struct req {
 	uint64_t last_wire_ns;	/* send_ns of the latest try (echoed back) */
 	uint8_t expect[EH_DIGEST_LEN];
 	uint16_t tries;
-	uint8_t answered, mismatch, lost, phase;
+	uint8_t answered, mismatch, lost, phase, stale;
 };
 
 struct phase {
@@ -68,7 +68,7 @@ struct mud {
 	struct sockaddr_in svc;
 	uint32_t mud_id, count, start_seq, window;
 	double rate;
-	unsigned int timeout_ms, give_up_ms, payload_bytes;
+	unsigned int timeout_ms, give_up_ms, payload_bytes, assoc_timeout_ms;
 	uint8_t init_digest[EH_DIGEST_LEN];
 	const char *json_path, *name, *run;
 	struct ap aps[MAX_APS];
@@ -97,6 +97,9 @@ struct mud {
 	uint64_t transmissions, retries, answered, dup_answers, cached_answers;
 	uint64_t late_answers, mismatches, lost, foreign, forwarded;
 	uint64_t handoff_failures;
+	uint64_t gap_answers;	/* EH_F_GAP: the service waits for an earlier seq */
+	uint64_t stale_answers;	/* EH_F_STALE to a seq already answered: harmless */
+	uint64_t stale_errors;	/* EH_F_STALE to a seq never answered: unverifiable */
 };
 
 static volatile sig_atomic_t stop;
@@ -135,7 +138,7 @@ static void usage(FILE *f)
 "usage: edgehop-mud --svc VIP:PORT [--mud-id N] [--count N] [--rate R]\n"
 "         [--window W] [--timeout-ms T] [--give-up-ms G] [--start-seq N]\n"
 "         [--initial-digest HEX] [--payload-bytes N] [--json FILE]\n"
-"         [--logrepo IP:PORT] [--name NAME] [--run ID]\n"
+"         [--logrepo IP:PORT] [--name NAME] [--run ID] [--assoc-timeout-ms T]\n"
 "         [--ap NAME=AGENT_IP:PORT[,GW_IP]]... [--handoff SEQ:NAME]... [--quiet]\n"
 "  --rate R         requests per second (default 1); 0: as fast as answers come\n"
 "  --window W       requests in flight at once (default 1, max %d)\n"
@@ -144,7 +147,11 @@ static void usage(FILE *f)
 "  --ap ...         an AP: its agent's address and the gateway the route to the\n"
 "                   VIP goes through; the first --ap is associated at start\n"
 "  --handoff SEQ:AP before sending SEQ, reassociate with AP and move the route\n"
-"  Exit status 0 only if nothing was lost, nothing mismatched, no handoff failed.\n",
+"  --assoc-timeout-ms T  an (re)association fails T ms after its first request\n"
+"                   (default 60000; the request is repeated every second): an\n"
+"                   agent creates or restores the MUD's container before READY\n"
+"  Exit status 0 only if nothing was lost, nothing mismatched, no handoff failed,\n"
+"  and no request was answered STALE before it was answered.\n",
 		MAX_WINDOW);
 }
 
@@ -217,6 +224,7 @@ static int parse_args(struct mud *m, int argc, char **argv)
 		{ "run", required_argument, NULL, 'R' },
 		{ "ap", required_argument, NULL, 'a' },
 		{ "handoff", required_argument, NULL, 'H' },
+		{ "assoc-timeout-ms", required_argument, NULL, 'A' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -234,6 +242,7 @@ static int parse_args(struct mud *m, int argc, char **argv)
 	m->timeout_ms = 1000;
 	m->give_up_ms = 30000;
 	m->payload_bytes = 64;
+	m->assoc_timeout_ms = 60000;
 	m->name = "USER";
 	while ((c = getopt_long(argc, argv, "hq", lopts, NULL)) != -1) {
 		int bad = 0;
@@ -256,6 +265,10 @@ static int parse_args(struct mud *m, int argc, char **argv)
 		case 'g':
 			bad = parse_u32(optarg, 86400000, &v) || !v;
 			m->give_up_ms = v;
+			break;
+		case 'A':
+			bad = parse_u32(optarg, 3600000, &v) || !v;
+			m->assoc_timeout_ms = v;
 			break;
 		case 'S': bad = parse_u32(optarg, UINT32_MAX, &m->start_seq); break;
 		case 'D': bad = eh_digest_parse(optarg, m->init_digest); break;
@@ -325,9 +338,18 @@ static int parse_args(struct mud *m, int argc, char **argv)
 /* ---- association ---------------------------------------------------------- */
 
 /*
- * Send (RE)ASSOC_REQ to @ap's agent and wait for its READY. Tries 5 times,
- * --timeout-ms apart. Returns 0, -ECONNREFUSED on ASSOC_FAIL, -ETIMEDOUT.
+ * Send (RE)ASSOC_REQ to @ap's agent and wait for its READY, repeating the
+ * request every ASSOC_RETRY_MS until --assoc-timeout-ms after the first: the
+ * agent answers only once the MUD's container serves (or, on REASSOC, once it
+ * steers the MUD), which takes seconds. Returns 0, -ECONNREFUSED on
+ * ASSOC_FAIL, -ETIMEDOUT.
+ *
+ * Repeats are harmless here: any READY of the wanted type (whichever try it
+ * echoes) completes the association, and the READYs an agent sends to the
+ * other tries land on this socket, which nobody reads again (the next
+ * association opens a fresh one).
  */
+#define ASSOC_RETRY_MS	1000
 static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 {
 	struct ap *ap = &m->aps[ap_idx];
@@ -339,6 +361,9 @@ static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 	struct sockaddr_in local;
 	socklen_t llen = sizeof(local);
 	uint64_t t0 = mono_ns();
+	uint64_t end = t0 + m->assoc_timeout_ms * 1000000ull;
+	unsigned int every = m->assoc_timeout_ms < ASSOC_RETRY_MS ?
+			     m->assoc_timeout_ms : ASSOC_RETRY_MS;
 	char agent[INET_ADDRSTRLEN];
 	int tries;
 
@@ -367,7 +392,7 @@ static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 		b->prev_ap_addr = m->aps[m->cur_ap].agent.sin_addr.s_addr;
 	snprintf(b->mud_name, sizeof(b->mud_name), "%s", m->name);
 
-	for (tries = 0; tries < 5 && !stop; tries++) {
+	for (tries = 0; mono_ns() < end && !stop; tries++) {
 		uint64_t deadline;
 
 		h->seq = htonl(tries);
@@ -377,7 +402,9 @@ static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 			return -errno;
 		eh_log_event(&m->log, ap->name, m->name, ev, NULL, "sent",
 			     "run=%s mud=%u try=%d", m->run, m->mud_id, tries);
-		deadline = mono_ns() + m->timeout_ms * 1000000ull;
+		deadline = mono_ns() + every * 1000000ull;
+		if (deadline > end)
+			deadline = end;
 		while (mono_ns() < deadline && !stop) {
 			struct pollfd pfd = { .fd = m->agent_fd, .events = POLLIN };
 			uint8_t in[1500];
@@ -552,6 +579,39 @@ static void note_server(struct mud *m, const char *srv)
 		strcpy(m->servers[m->nservers++], srv);
 }
 
+/*
+ * An SVCR flagged GAP or STALE answers nothing: the request stays
+ * outstanding (retried on its timeout). GAP: the service waits for an earlier
+ * seq, which our retries bring. STALE to a request already answered is a
+ * late duplicate; STALE to one never answered means the service applied it
+ * and we can never check its answer: an error, reported.
+ */
+static void position_answer(struct mud *m, const struct eh_hdr *h,
+			    const char *srv, struct req *r, uint32_t seq)
+{
+	const struct eh_svcr_pos *p = (const void *)(h + 1);
+	bool stale = ntohs(h->flags) & EH_F_STALE;
+	char arg[16];
+
+	if (!stale) {
+		m->gap_answers++;
+	} else if (r->answered) {
+		m->stale_answers++;
+	} else {
+		if (!r->stale)
+			m->stale_errors++;
+		r->stale = 1;
+		if (m->stale_errors <= 5)
+			fprintf(stderr, "edgehop-mud: STALE answer to unanswered seq %u from %s (its next seq %u): applied, its answer lost for good\n",
+				seq, srv, ntohl(p->next_seq));
+	}
+	snprintf(arg, sizeof(arg), "%u", seq);
+	/* Not "SVCR": logrepo's report counts those as answers. */
+	eh_log_event(&m->log, srv, cur_ap_name(m), stale ? "SVCR-STALE" : "SVCR-GAP",
+		     arg, "recvd", "run=%s mud=%u next_seq=%u", m->run, m->mud_id,
+		     ntohl(p->next_seq));
+}
+
 static void handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 			  const struct sockaddr_in *src)
 {
@@ -585,6 +645,10 @@ static void handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 	for (char *p = srv; *p; p++)	/* keep it loggable */
 		if (*p <= ' ' || *p > '~' || *p == '"' || *p == '\\')
 			*p = '_';
+	if (ntohs(h->flags) & (EH_F_STALE | EH_F_GAP)) {
+		position_answer(m, h, srv, r, seq);
+		return;
+	}
 	eh_payload_fill(m->mud_id, seq, pl, m->payload_bytes);
 	mismatch = memcmp(b->digest, r->expect, EH_DIGEST_LEN) ||
 		   be64toh(b->result) != eh_offload_result(seq, pl, m->payload_bytes);
@@ -806,14 +870,17 @@ static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 			m->run, elapsed_s);
 		fprintf(f, "  sent %u  answered %llu  lost %llu  retries %llu  "
 			"duplicate answers %llu (from cache %llu)  late %llu  "
-			"mismatches %llu  forwarded %llu\n", m->next,
+			"mismatches %llu  forwarded %llu  gap %llu  stale %llu (unanswered %llu)\n", m->next,
 			(unsigned long long)m->answered, (unsigned long long)m->lost,
 			(unsigned long long)m->retries,
 			(unsigned long long)m->dup_answers,
 			(unsigned long long)m->cached_answers,
 			(unsigned long long)m->late_answers,
 			(unsigned long long)m->mismatches,
-			(unsigned long long)m->forwarded);
+			(unsigned long long)m->forwarded,
+			(unsigned long long)m->gap_answers,
+			(unsigned long long)m->stale_answers,
+			(unsigned long long)m->stale_errors);
 		for (int k = 0; k < m->nho; k++)
 			fprintf(f, "  handoff %d at seq %u to %s: %s (%.1f ms)\n", k + 1,
 				m->ho[k].seq, m->aps[m->ho[k].ap].name,
@@ -846,7 +913,8 @@ static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 		"\"retries\":%llu,\"duplicate_answers\":%llu,\"cached_answers\":%llu,"
 		"\"late_answers\":%llu,\"mismatches\":%llu,\"foreign\":%llu,"
 		"\"forwarded\":%llu,\"handoff_failures\":%llu,\"next_seq\":%u,"
-		"\"final_digest\":\"%s\",\"log_sent\":%llu,\"log_dropped\":%llu,",
+		"\"final_digest\":\"%s\",\"log_sent\":%llu,\"log_dropped\":%llu,"
+		"\"gap_answers\":%llu,\"stale_answers\":%llu,\"stale_errors\":%llu,",
 		m->run, m->name, m->mud_id, inet_ntoa(m->svc.sin_addr),
 		ntohs(m->svc.sin_port), m->start_seq, m->count, elapsed_s, m->next,
 		(unsigned long long)m->transmissions, (unsigned long long)m->answered,
@@ -857,7 +925,9 @@ static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 		(unsigned long long)m->mismatches, (unsigned long long)m->foreign,
 		(unsigned long long)m->forwarded,
 		(unsigned long long)m->handoff_failures, m->start_seq + m->next, hex,
-		(unsigned long long)m->log.sent, (unsigned long long)m->log.dropped);
+		(unsigned long long)m->log.sent, (unsigned long long)m->log.dropped,
+		(unsigned long long)m->gap_answers, (unsigned long long)m->stale_answers,
+		(unsigned long long)m->stale_errors);
 	fprintf(f, "\"servers\":[");
 	for (int i = 0; i < m->nservers; i++)
 		fprintf(f, "%s\"%s\"", i ? "," : "", m->servers[i]);
@@ -959,7 +1029,7 @@ int main(int argc, char **argv)
 	if (err == -EINTR)
 		fprintf(stderr, "edgehop-mud: interrupted after %u requests\n", m->next);
 cleanup:
-	rc = err || m->lost || m->mismatches || m->handoff_failures ||
+	rc = err || m->lost || m->mismatches || m->handoff_failures || m->stale_errors ||
 	     m->next < m->count;
 	if (m->fd >= 0)
 		close(m->fd);

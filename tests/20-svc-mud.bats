@@ -181,3 +181,29 @@ PY
 	assert_equal "$rc" 0
 	run -0 grep "ballast stopping" "$TMPD/ballast.err"
 }
+
+@test "svc --mud-id: serves its MUD, never answers another (counted other_mud, not in its status)" {
+	start_svc ct-b "$TMPD/st-bound" --mud-id 21
+	run -0 mud --mud-id 21 --count 20 --rate 0 --timeout-ms 50 --json "$TMPD/b21.json"
+	run -1 mud --mud-id 22 --count 3 --rate 0 --timeout-ms 50 --give-up-ms 300 --json "$TMPD/b22.json"
+	run -0 jq -e '.answered == 0 and .lost == 3' "$TMPD/b22.json"
+	run -0 svc_status "$NS_SVC" 127.0.0.1:7777
+	assert_equal "$(echo "$output" | jq -c '[.muds[].mud_id]')" '[21]'
+	stop_svc
+	run -0 grep -E '^other_mud [1-9]' "$TMPD/ct-b.err"
+	run -0 grep 'serving MUD 21 only' "$TMPD/ct-b.err"
+}
+
+@test "svc+mud: GAP and STALE answers are never taken for answers; STALE to an unanswered seq is an error" {
+	start_svc ct-s "$TMPD/st-stale"
+	run -0 mud --mud-id 23 --count 100 --rate 0 --timeout-ms 50 --json "$TMPD/s1.json"
+	# seq 5 again, long applied and out of the cache: STALE, the MUD cannot check it.
+	run -1 mud --mud-id 23 --count 1 --start-seq 5 --rate 0 --timeout-ms 50 --give-up-ms 300 --json "$TMPD/s2.json"
+	assert_output --partial 'STALE answer to unanswered seq 5'
+	run -0 jq -e '.answered == 0 and .stale_errors == 1 and .mismatches == 0' "$TMPD/s2.json"
+	# seq 150 while the service waits for 100: GAP, retried, never answered.
+	run -1 mud --mud-id 23 --count 1 --start-seq 150 --rate 0 --timeout-ms 50 --give-up-ms 300 --json "$TMPD/s3.json"
+	run -0 jq -e '.answered == 0 and .gap_answers >= 2 and .mismatches == 0 and .lost == 1' "$TMPD/s3.json"
+	run -0 mud --mud-id 23 --count 10 --start-seq 100 --initial-digest "$(jq -r .final_digest "$TMPD/s1.json")" --rate 0 --timeout-ms 50
+	stop_svc
+}

@@ -99,10 +99,42 @@ rx_packets() { # rx_packets <ns> <dev>
 	assert_output --partial "via 10.80.1.1"
 }
 
-@test "mud: an AP that never answers fails the association within the retry budget" {
+@test "mud: an AP that never answers fails the association at --assoc-timeout-ms, repeating it every second" {
+	local t0=$SECONDS
 	run -1 timeout 30 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" \
-		--mud-id 43 --count 3 --timeout-ms 100 --ap AP-9=10.80.1.1:7799,10.80.1.1
+		--mud-id 43 --count 3 --timeout-ms 100 --assoc-timeout-ms 2500 --ap AP-9=10.80.1.1:7799,10.80.1.1
 	assert_output --partial "ASSOCIATION with AP-9 failed: Connection timed out"
+	assert [ $((SECONDS - t0)) -ge 2 ]
+	assert [ $((SECONDS - t0)) -le 6 ]
+}
+
+@test "mud: an agent that takes 2.5 s to create the container and answers every repeat: one association, nothing lost" {
+	# Holds the first request 2.5 s (docker create), then answers it and each
+	# repeat that queued meanwhile: the MUD gets several READYs.
+	ip netns exec "$NS_AP1" timeout 60 python3 - 10.80.1.1 7798 >"$TMPD/slow.out" <<-'PY' &
+	import socket, struct, sys, time
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind((sys.argv[1], int(sys.argv[2])))
+	print("ready", flush=True)
+	first = True
+	while True:
+	    data, src = s.recvfrom(2048)
+	    magic, ver, typ, flags, mud, seq, sns, ln, _ = struct.unpack("!IBBHIIQII", data[:32])
+	    print("ASSOC_REQ try=%d" % seq, flush=True)
+	    if first:
+	        time.sleep(2.5)
+	        first = False
+	    body = struct.pack("!IHH32s", struct.unpack("!I", socket.inet_aton("10.77.0.1"))[0], 7777, 0, b"AP-S")
+	    s.sendto(struct.pack("!IBBHIIQII", magic, ver, 4, 0, mud, seq, sns, len(body), 0) + body, src)
+	PY
+	wait_for 10 grep -q ready "$TMPD/slow.out"
+	run -0 timeout 60 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" \
+		--mud-id 44 --count 30 --rate 400 --timeout-ms 100 --assoc-timeout-ms 10000 \
+		--ap AP-S=10.80.1.1:7798,10.80.1.1 --ap AP-2=10.80.2.1:7778,10.80.2.1 \
+		--handoff 15:AP-2 --json "$TMPD/slow.json"
+	run -0 jq -e '.lost == 0 and .mismatches == 0 and .answered == 30 and .handoff_failures == 0' "$TMPD/slow.json"
+	run -0 grep -c "ASSOC_REQ" "$TMPD/slow.out"
+	assert [ "$output" -ge 3 ]
 }
 
 @test "mud+logrepo: 3 runs with a handoff at seq 30; the report matches each MUD and plots the handoff window" {

@@ -37,6 +37,8 @@ struct svc_opts {
 	const char *state_dir;
 	unsigned long mem_mb, fs_mb, work_us;
 	const char *logrepo;
+	bool bound;		/* --mud-id given */
+	unsigned long mud_id;
 };
 
 struct apply_ctx {
@@ -47,12 +49,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: edgehop-svc --port PORT --name NAME --state-dir DIR [--mem-mb N]\n"
-"                   [--fs-mb N] [--work-us N] [--logrepo IP:PORT]\n"
+"                   [--fs-mb N] [--work-us N] [--logrepo IP:PORT] [--mud-id N]\n"
 "  Offloading service: answers SVCQ with SVCR (digest chain, exactly once,\n"
 "  reply cache) and STATUS_REQ with STATUS_RESP on UDP PORT (all addresses).\n"
 "  --mem-mb N   keep N MiB of dirty, resident memory (checkpoint ballast)\n"
 "  --fs-mb N    write N MiB of files under DIR/ballast at start (layer ballast)\n"
 "  --work-us N  burn N us of CPU per applied request (offloaded work)\n"
+"  --mud-id N   serve MUD N only: requests of any other MUD are counted\n"
+"               (other_mud) and never answered (one container per MUD)\n"
 "  SIGTERM/SIGINT: exit 0 after printing counters; SIGUSR1: print counters.\n");
 }
 
@@ -162,6 +166,7 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 		{ "fs-mb", required_argument, NULL, 'f' },
 		{ "work-us", required_argument, NULL, 'w' },
 		{ "logrepo", required_argument, NULL, 'l' },
+		{ "mud-id", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -191,6 +196,11 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 				goto bad;
 			break;
 		case 'l': o->logrepo = optarg; break;
+		case 'i':
+			if (parse_ulong(optarg, UINT32_MAX, &o->mud_id))
+				goto bad;
+			o->bound = true;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
@@ -250,6 +260,8 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	s->work_us = (unsigned int)o.work_us;
+	s->bound = o.bound;
+	s->bound_mud = (uint32_t)o.mud_id;
 	actx.dir = o.state_dir;
 	s->on_apply = record_apply;
 	s->cb_ctx = &actx;
@@ -294,8 +306,12 @@ int main(int argc, char **argv)
 			strerror(errno));
 		goto cleanup;
 	}
-	fprintf(stderr, "edgehop-svc: %s serving udp 0.0.0.0:%d, state in %s\n",
-		o.name, o.port, o.state_dir);
+	if (o.bound)
+		fprintf(stderr, "edgehop-svc: %s serving MUD %lu only on udp 0.0.0.0:%d, state in %s\n",
+			o.name, o.mud_id, o.port, o.state_dir);
+	else
+		fprintf(stderr, "edgehop-svc: %s serving udp 0.0.0.0:%d, state in %s\n",
+			o.name, o.port, o.state_dir);
 	eh_log_event(&log, NULL, NULL, "svc started", NULL, NULL, "port=%d", o.port);
 
 	while (!stop) {
@@ -341,8 +357,10 @@ int main(int argc, char **argv)
 			inet_ntop(AF_INET, &src.sin_addr, peer, sizeof(peer));
 			snprintf(arg, sizeof(arg), "%u", ntohl(h->seq));
 			eh_log_event(&log, peer, "USER", "SVCR", arg, "sent",
-				     "mud=%u dup=%d", ntohl(h->mud_id),
-				     !!(ntohs(oh->flags) & EH_F_DUP));
+				     "mud=%u dup=%d stale=%d gap=%d", ntohl(h->mud_id),
+				     !!(ntohs(oh->flags) & EH_F_DUP),
+				     !!(ntohs(oh->flags) & EH_F_STALE),
+				     !!(ntohs(oh->flags) & EH_F_GAP));
 		}
 	}
 	err = 0;

@@ -112,6 +112,20 @@ static void put_hdr(struct eh_hdr *o, const struct eh_hdr *req, uint8_t type,
 	o->len = htonl(len);
 }
 
+/* A STALE or GAP answer: not an answer to hdr.seq, the MUD's position here. */
+static void put_pos(const struct svc_state *s, const struct svc_mud *m,
+		    const struct eh_hdr *h, uint16_t flag, void *out, size_t *outlen)
+{
+	struct eh_svcr_pos *pos = (void *)((uint8_t *)out + sizeof(*h));
+
+	put_hdr(out, h, EH_T_SVCR, flag, sizeof(*pos));
+	memset(pos, 0, sizeof(*pos));
+	memcpy(pos->digest, m->digest, EH_DIGEST_LEN);
+	memcpy(pos->server, s->name, EH_NAME_LEN);
+	pos->next_seq = htonl(m->next_seq);
+	*outlen = sizeof(*h) + sizeof(*pos);
+}
+
 static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 		       const uint8_t *body, uint32_t blen, void *out,
 		       size_t *outlen)
@@ -123,6 +137,11 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 	uint8_t next[EH_DIGEST_LEN];
 	int err;
 
+	if (s->bound && mud_id != s->bound_mud) {
+		/* Another MUD's container: no state of ours is its business. */
+		s->cnt.other_mud++;
+		return 0;
+	}
 	if (!m) {
 		m = svc_add(s, mud_id, seq);
 		if (!m) {
@@ -133,7 +152,9 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 	if ((int32_t)(seq - m->next_seq) < 0) {
 		c = &m->cache[seq % SVC_CACHE];
 		if (!c->valid || c->seq != seq) {
+			/* Applied, answer gone: say so rather than be silent. */
 			s->cnt.stale++;
+			put_pos(s, m, h, EH_F_STALE, out, outlen);
 			return 0;
 		}
 		s->cnt.dup_cached++;
@@ -143,8 +164,9 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 		return 0;
 	}
 	if (seq != m->next_seq) {
-		/* Applying it would skip a request: hold off, the MUD retries. */
+		/* Applying it would skip a request: tell which one is missing. */
 		s->cnt.early++;
+		put_pos(s, m, h, EH_F_GAP, out, outlen);
 		return 0;
 	}
 
@@ -267,7 +289,7 @@ void svc_counters_print(const struct svc_state *s, FILE *f)
 	fprintf(f, "rx %llu\napplied %llu\ndup_cached %llu\nstale %llu\n"
 		"early %llu\nstatus %llu\nmalformed %llu\nforeign %llu\n"
 		"oversized %llu\nunexpected %llu\ntable_full %llu\n"
-		"fs_errors %llu\nmuds %u\n",
+		"fs_errors %llu\nother_mud %llu\nmuds %u\n",
 		(unsigned long long)c->rx, (unsigned long long)c->applied,
 		(unsigned long long)c->dup_cached, (unsigned long long)c->stale,
 		(unsigned long long)c->early, (unsigned long long)c->status,
@@ -275,5 +297,6 @@ void svc_counters_print(const struct svc_state *s, FILE *f)
 		(unsigned long long)c->oversized,
 		(unsigned long long)c->unexpected,
 		(unsigned long long)c->table_full,
-		(unsigned long long)c->fs_errors, s->nmuds);
+		(unsigned long long)c->fs_errors,
+		(unsigned long long)c->other_mud, s->nmuds);
 }

@@ -43,14 +43,15 @@ struct svc_counters {
 	uint64_t rx;		/* datagrams handed to svc_handle() */
 	uint64_t applied;	/* SVCQ applied (state advanced) */
 	uint64_t dup_cached;	/* duplicate SVCQ answered from the cache */
-	uint64_t stale;		/* duplicate older than the cache: dropped */
-	uint64_t early;		/* seq beyond next: dropped, the MUD retries */
+	uint64_t stale;		/* applied, older than the cache: answered STALE */
+	uint64_t early;		/* seq beyond next: answered GAP, the MUD retries */
 	uint64_t status;	/* STATUS_REQ answered */
 	uint64_t malformed;	/* short, lying length, bad header fields */
 	uint64_t foreign;	/* not edgehop (magic/version) */
 	uint64_t oversized;	/* SVCQ body > EH_BODY_MAX */
 	uint64_t unexpected;	/* valid edgehop type the service does not serve */
 	uint64_t table_full;	/* new MUD refused: SVC_MAX_MUDS reached */
+	uint64_t other_mud;	/* SVCQ of a MUD this service is not bound to */
 	uint64_t fs_errors;	/* state-dir record failed (state still applied) */
 };
 
@@ -64,6 +65,8 @@ typedef int (*svc_apply_cb)(void *ctx, const struct svc_mud *m, uint32_t seq,
 struct svc_state {
 	char name[EH_NAME_LEN];
 	unsigned int work_us;		/* CPU burnt per applied request */
+	bool bound;			/* serves only MUD bound_mud (--mud-id) */
+	uint32_t bound_mud;
 	struct svc_mud *slots[SVC_SLOTS];
 	uint32_t nmuds;
 	struct svc_counters cnt;
@@ -76,7 +79,10 @@ void svc_state_free(struct svc_state *s);
 struct svc_mud *svc_find(struct svc_state *s, uint32_t mud_id);
 
 /*
- * Handle one datagram. On return *outlen is the answer's length in @out
+ * Handle one datagram. Every SVCQ of a MUD served is answered: applied,
+ * from the reply cache (EH_F_DUP), or with where the service stands
+ * (EH_F_STALE: applied long ago; EH_F_GAP: beyond the next seq). An SVCQ of
+ * another MUD than the bound one is counted and never answered. On return *outlen is the answer's length in @out
  * (0: nothing to send). @out must hold EH_BODY_MAX + sizeof(eh_hdr).
  * Returns 0 or -errno for an internal failure (digest); bad input is not an
  * error, it is counted.

@@ -46,6 +46,11 @@ static const struct eh_svcr_body *ans(void)
 	return (const void *)(out + sizeof(struct eh_hdr));
 }
 
+static const struct eh_svcr_pos *pos(void)
+{
+	return (const void *)(out + sizeof(struct eh_hdr));
+}
+
 static uint16_t ans_flags(void)
 {
 	return ntohs(((struct eh_hdr *)out)->flags);
@@ -71,7 +76,7 @@ int main(void)
 	uint64_t applied;
 	int ok;
 
-	tap_plan(24);
+	tap_plan(29);
 	tap_ok(svc_state_init(s, "ct-x") == 0, "state initialises");
 	s->on_apply = count_apply;
 
@@ -94,9 +99,13 @@ int main(void)
 	       "duplicate seq 0 answered from the cache, identical, not re-applied");
 
 	n = req(s, 7, 2);
-	tap_ok(n == 0 && s->cnt.early == 1 && m->applied == 1 &&
+	tap_ok(n == sizeof(struct eh_hdr) + sizeof(struct eh_svcr_pos) &&
+	       ans_flags() == EH_F_GAP && s->cnt.early == 1 && m->applied == 1 &&
 	       !memcmp(m->digest, d, EH_DIGEST_LEN),
-	       "seq 2 before seq 1 is held off (no answer, no state change)");
+	       "seq 2 before seq 1 is held off: answered GAP, no state change");
+	tap_ok(ntohl(pos()->next_seq) == 1 && !memcmp(pos()->digest, d, EH_DIGEST_LEN) &&
+	       !strcmp(pos()->server, "ct-x") && ntohl(((struct eh_hdr *)out)->seq) == 2,
+	       "GAP answer names the next expected seq 1 and the current digest");
 
 	n = req(s, 7, 1);
 	eh_payload_fill(7, 1, pl, sizeof(pl));
@@ -165,8 +174,17 @@ int main(void)
 
 	for (i = 3; i < 3 + 2 * SVC_CACHE; i++)
 		req(s, 7, i);
+	memcpy(saved, m->digest, sizeof(saved));
+	applied = m->applied;
 	n = req(s, 7, 0);
-	tap_ok(n == 0 && s->cnt.stale == 1, "a duplicate older than the cache is dropped as stale");
+	tap_ok(n == sizeof(struct eh_hdr) + sizeof(struct eh_svcr_pos) &&
+	       ans_flags() == EH_F_STALE && s->cnt.stale == 1 && m->applied == applied,
+	       "a duplicate older than the cache is answered STALE, not re-applied");
+	tap_ok(ntohl(pos()->next_seq) == 3 + 2 * SVC_CACHE &&
+	       !memcmp(pos()->digest, saved, EH_DIGEST_LEN) &&
+	       be64toh(((struct eh_hdr *)out)->send_ns) == 12345,
+	       "STALE answer carries the next seq %u and the current digest, echoes send_ns",
+	       3 + 2 * SVC_CACHE);
 	n = req(s, 7, 3 + 2 * SVC_CACHE - 1);
 	tap_ok(n && ans_flags() == EH_F_DUP, "the newest answer is still cached");
 
@@ -206,6 +224,25 @@ int main(void)
 	tap_ok(s->nmuds == SVC_MAX_MUDS && s->cnt.table_full == 12,
 	       "MUD table bounded at %d (refused %llu)", SVC_MAX_MUDS,
 	       (unsigned long long)s->cnt.table_full);
+	svc_state_free(s);
+
+	/* --mud-id: a container serves one MUD and nobody else */
+	svc_state_init(s, "ct-7");
+	s->bound = true;
+	s->bound_mud = 7;
+	n = req(s, 8, 0);
+	tap_ok(n == 0 && s->nmuds == 0 && s->cnt.other_mud == 1 && s->cnt.applied == 0,
+	       "bound to MUD 7: MUD 8's request counted, not answered, not added");
+	n = req(s, 7, 0);
+	tap_ok(n && ans_flags() == 0 && s->nmuds == 1 && svc_find(s, 7)->applied == 1,
+	       "bound to MUD 7: MUD 7 served");
+	ok = 1;
+	for (i = 0; i < 100; i++) {
+		ok &= req(s, 8 + i, i) == 0;
+		ok &= req(s, 8 + i, 0) == 0;
+	}
+	tap_ok(ok && s->nmuds == 1 && s->cnt.other_mud == 201 && !svc_find(s, 8),
+	       "bound: 200 requests of other MUDs (any seq) never answered or added");
 	svc_state_free(s);
 	free(s);
 	return tap_done();
