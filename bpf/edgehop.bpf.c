@@ -36,14 +36,23 @@
 #define IP_MF		0x2000
 #define IP_OFFSET	0x1fff
 
-/* Per-MUD steering entries, keyed by the MUD's IPv4 address. */
+/* Per-MUD steering, keyed by the MUD's IPv4 address: read only here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EH_STEER_MAX);
 	__type(key, __be32);
-	__type(value, struct eh_steer);
+	__type(value, struct eh_steer_ctl);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } eh_steer SEC(".maps");
+
+/* Per-MUD counters and loss events, same key: written only here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EH_STEER_MAX);
+	__type(key, __be32);
+	__type(value, struct eh_mud_dp);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} eh_mud_dp SEC(".maps");
 
 /* VIP, port, WAN ifindex: written by the loader, read on every packet. */
 struct {
@@ -220,7 +229,7 @@ static __always_inline enum parse_res parse_request(void *data, void *data_end,
  * incomplete (never silent).
  */
 static __always_inline int buffer_request(struct xdp_md *ctx, struct req_info *ri,
-					  struct eh_steer *st, __u8 forwarded,
+					  struct eh_mud_dp *md, __u8 forwarded,
 					  __u64 bytes)
 {
 	struct eh_replay_rec *rec;
@@ -228,15 +237,20 @@ static __always_inline int buffer_request(struct xdp_md *ctx, struct req_info *r
 
 	if (len > EH_REPLAY_MAX) {
 		count(EH_C_TOO_BIG, bytes);
-		__sync_fetch_and_or(&st->flags, EH_SF_TOO_BIG);
-		__sync_fetch_and_add(&st->lost_buf, 1);
+		__sync_fetch_and_add(&md->too_big, 1);
+		__sync_fetch_and_add(&md->lost_buf, 1);
 		return -1;
 	}
 	rec = bpf_ringbuf_reserve(&eh_replay, sizeof(*rec), 0);
 	if (!rec) {
 		count(EH_C_RING_FULL, bytes);
-		__sync_fetch_and_or(&st->flags, EH_SF_OVERFLOW);
-		__sync_fetch_and_add(&st->lost_buf, 1);
+		/*
+		 * Only a forwarded request is lost to the new container; one
+		 * that was only to be buffered is dropped: the MUD retransmits.
+		 */
+		if (forwarded)
+			__sync_fetch_and_add(&md->overflow, 1);
+		__sync_fetch_and_add(&md->lost_buf, 1);
 		return -1;
 	}
 	rec->ts_ns = bpf_ktime_get_ns();
@@ -257,12 +271,12 @@ static __always_inline int buffer_request(struct xdp_md *ctx, struct req_info *r
 	}
 	bpf_ringbuf_submit(rec, 0);
 	count(EH_C_BUFFERED, bytes);
-	__sync_fetch_and_add(&st->buffered, 1);
+	__sync_fetch_and_add(&md->buffered, 1);
 	return 0;
 }
 
 /* VIP:port -> backend, with the IP and UDP checksums updated incrementally. */
-static __always_inline void rewrite_dst(struct req_info *ri, const struct eh_steer *st)
+static __always_inline void rewrite_dst(struct req_info *ri, const struct eh_steer_ctl *st)
 {
 	struct iphdr *ip = ri->ip;
 	struct udphdr *udp = ri->udp;
@@ -325,6 +339,21 @@ static __always_inline int forward(struct xdp_md *ctx, struct req_info *ri,
 	return bpf_redirect(fib.ifindex, 0);
 }
 
+/*
+ * The MUD's counters; the entry is created here if the controller has not
+ * (NOEXIST never overwrites one that another CPU created meanwhile).
+ */
+static __always_inline struct eh_mud_dp *mud_dp(__be32 addr)
+{
+	struct eh_mud_dp *md = bpf_map_lookup_elem(&eh_mud_dp, &addr);
+	struct eh_mud_dp zero = {};
+
+	if (md)
+		return md;
+	bpf_map_update_elem(&eh_mud_dp, &addr, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&eh_mud_dp, &addr);
+}
+
 SEC("xdp")
 int eh_xdp_radio(struct xdp_md *ctx)
 {
@@ -332,7 +361,8 @@ int eh_xdp_radio(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	__u64 bytes = data_end - data;
 	struct req_info ri = {};
-	struct eh_steer *st;
+	struct eh_steer_ctl *st;
+	struct eh_mud_dp *md;
 	struct eh_cfg *cfg;
 	__u32 zero = 0;
 	int verdict;
@@ -360,24 +390,30 @@ int eh_xdp_radio(struct xdp_md *ctx)
 		count(EH_C_MALFORMED, bytes);
 		return XDP_PASS;
 	}
-	__sync_fetch_and_add(&st->rx, 1);
-	st->last_seq = bpf_ntohl(ri.eh->seq);
+	md = mud_dp(ri.ip->saddr);
+	if (!md) {
+		/* eh_mud_dp full: cannot record a loss, so never risk one. */
+		count(EH_C_MALFORMED, bytes);
+		return XDP_PASS;
+	}
+	__sync_fetch_and_add(&md->rx, 1);
+	md->last_seq = bpf_ntohl(ri.eh->seq);
 
 	switch (st->mode) {
 	case EH_MODE_LOCAL:
 		rewrite_dst(&ri, st);
 		count(EH_C_LOCAL, bytes);
-		__sync_fetch_and_add(&st->delivered, 1);
+		__sync_fetch_and_add(&md->delivered, 1);
 		return XDP_PASS;
 	case EH_MODE_FWD_BUF:
 		/* Forwarded even if the copy fails: CT-x still serves it. */
-		buffer_request(ctx, &ri, st, 1, bytes);
+		buffer_request(ctx, &ri, md, 1, bytes);
 		/* fallthrough */
 	case EH_MODE_FORWARD:
 		rewrite_dst(&ri, st);
 		verdict = forward(ctx, &ri, cfg, bytes);
 		if (verdict != XDP_ABORTED)
-			__sync_fetch_and_add(&st->delivered, 1);
+			__sync_fetch_and_add(&md->delivered, 1);
 		return verdict;
 	case EH_MODE_BUF_ONLY:
 		/*
@@ -385,7 +421,7 @@ int eh_xdp_radio(struct xdp_md *ctx)
 		 * cannot be buffered is dropped (counted, flagged); the MUD
 		 * retransmits it after its timeout.
 		 */
-		if (buffer_request(ctx, &ri, st, 0, bytes))
+		if (buffer_request(ctx, &ri, md, 0, bytes))
 			count(EH_C_BUF_DROP, bytes);
 		return XDP_DROP;
 	}
@@ -401,7 +437,7 @@ int eh_xdp_wan(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth = data;
-	struct eh_steer *st;
+	struct eh_steer_ctl *st;
 	struct eh_cfg *cfg;
 	struct iphdr *ip;
 	struct udphdr *udp;
@@ -472,7 +508,7 @@ int eh_tc_radio_egress(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
 	struct udphdr *udp;
-	struct eh_steer *st;
+	struct eh_steer_ctl *st;
 	struct eh_cfg *cfg;
 	__u32 zero = 0, ihl, ip_off, udp_off;
 	__be32 old_saddr, vip;

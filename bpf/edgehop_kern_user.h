@@ -20,14 +20,49 @@ enum eh_mode {
 	EH_MODE_MAX,
 };
 
-/* struct eh_steer.flags, set by the dataplane, cleared by the controller. */
-#define EH_SF_OVERFLOW	0x1	/* a request could not be buffered: ring full */
+/*
+ * A MUD's steering lives in two maps, one per writer, so that neither can
+ * erase what the other wrote (a hash-map update rewrites the whole value):
+ *
+ *   eh_steer   (struct eh_steer_ctl) written only by the controller: mode,
+ *              backend, mud_id, and which dataplane events it acknowledged;
+ *   eh_mud_dp  (struct eh_mud_dp) written only by the XDP program: per-MUD
+ *              counters and loss events, with atomic adds (one MUD's packets
+ *              may be processed on several CPUs at once). Userspace creates
+ *              an entry (BPF_NOEXIST) and deletes it, never updates one.
+ *
+ * A flag is "the dataplane counted an event the controller has not
+ * acknowledged": clear-flags acknowledges (copies the counts into
+ * eh_steer_ctl), so a loss counted after the controller read the counts
+ * keeps the flag set.
+ */
+struct eh_steer_ctl {
+	__u32 mode;		/* enum eh_mode */
+	__u32 mud_id;		/* host order; 0 = accept any mud_id from this address */
+	__be32 backend_addr;	/* container serving the MUD (LOCAL/FORWARD targets) */
+	__be16 backend_port;
+	__u16 pad;
+	__u64 ack_overflow;	/* eh_mud_dp.overflow at the last clear-flags */
+	__u64 ack_too_big;	/* eh_mud_dp.too_big at the last clear-flags */
+};
+
+struct eh_mud_dp {
+	__u64 rx;		/* offload requests seen from this MUD */
+	__u64 delivered;	/* sent on to the backend (LOCAL or FORWARD) */
+	__u64 buffered;		/* copied into the replay buffer */
+	__u64 lost_buf;		/* could not be buffered (ring full / too big) */
+	__u64 last_seq;		/* seq of the last request seen */
+	__u64 overflow;		/* FWD_BUF: forwarded but not buffered, ring full */
+	__u64 too_big;		/* larger than EH_REPLAY_MAX: never buffered */
+};
+
+/* struct eh_steer.flags: unacknowledged dataplane events. */
+#define EH_SF_OVERFLOW	0x1	/* a forwarded request could not be buffered: ring full */
 #define EH_SF_TOO_BIG	0x2	/* a request was larger than EH_REPLAY_MAX */
 
 /*
- * Value of the steering map, keyed by the MUD's IPv4 address (__be32).
- * The per-MUD counters are updated with atomic adds: one MUD's packets may be
- * processed on several CPUs at once.
+ * Userspace's view of a MUD's entry (eh_dp_steer_get/foreach), both maps
+ * read together. Not a map value.
  */
 struct eh_steer {
 	__u32 mode;		/* enum eh_mode */

@@ -85,7 +85,8 @@ static void pr_err(const char *fmt, ...)
 
 static bool verbose;
 
-static const char *const pinned_maps[] = { "eh_steer", "eh_config", "eh_counters", "eh_replay" };
+static const char *const pinned_maps[] = { "eh_steer", "eh_config", "eh_counters", "eh_replay",
+					   "eh_mud_dp" };
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -505,7 +506,8 @@ static int open_pinned(const char *pin, const char *name)
 
 int eh_dp_open(struct eh_dp *dp, const char *pin)
 {
-	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->replay_fd };
+	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->replay_fd,
+		       &dp->mud_dp_fd };
 	int err;
 
 	pin = pin ? pin : EH_PIN_DEFAULT;
@@ -531,7 +533,8 @@ int eh_dp_open(struct eh_dp *dp, const char *pin)
 
 void eh_dp_close(struct eh_dp *dp)
 {
-	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->replay_fd };
+	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->replay_fd,
+		       &dp->mud_dp_fd };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -543,7 +546,8 @@ void eh_dp_close(struct eh_dp *dp)
 int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 		    struct in_addr backend, uint16_t backend_port, uint32_t mud_id)
 {
-	struct eh_steer st = {};
+	struct eh_steer_ctl st = {};
+	struct eh_mud_dp zero = {};
 
 	if ((unsigned int)mode >= EH_MODE_MAX)
 		return -EINVAL;
@@ -553,9 +557,9 @@ int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 		return -EINVAL;
 	}
 	/*
-	 * Read-modify-write of a hash entry: the program's counters bumped in
-	 * between are lost from the per-MUD view only (the per-CPU totals keep
-	 * them). The controller is the only writer of mode/backend.
+	 * eh_steer holds only what the controller writes (the dataplane's
+	 * counters and loss events live in eh_mud_dp), so this whole-value
+	 * rewrite cannot erase anything the XDP program set.
 	 */
 	bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &st);
 	st.mode = mode;
@@ -563,6 +567,15 @@ int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 	if (backend.s_addr) {
 		st.backend_addr = backend.s_addr;
 		st.backend_port = htons(backend_port);
+	}
+	/* Created before steering starts; an existing entry is left alone. */
+	if (bpf_map_update_elem(dp->mud_dp_fd, &mud.s_addr, &zero, BPF_NOEXIST) &&
+	    errno != EEXIST) {
+		int err = -errno;
+
+		pr_err("Couldn't create the dataplane entry for %s: %s\n", inet_ntoa(mud),
+		       strerror(errno));
+		return err;
 	}
 	if (bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &st, BPF_ANY)) {
 		int err = -errno;
@@ -573,24 +586,57 @@ int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 	return 0;
 }
 
+static void steer_view(const struct eh_steer_ctl *c, const struct eh_mud_dp *md,
+		       struct eh_steer *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->mode = c->mode;
+	st->mud_id = c->mud_id;
+	st->backend_addr = c->backend_addr;
+	st->backend_port = c->backend_port;
+	st->rx = md->rx;
+	st->delivered = md->delivered;
+	st->buffered = md->buffered;
+	st->lost_buf = md->lost_buf;
+	st->last_seq = md->last_seq;
+	if (md->overflow > c->ack_overflow)
+		st->flags |= EH_SF_OVERFLOW;
+	if (md->too_big > c->ack_too_big)
+		st->flags |= EH_SF_TOO_BIG;
+}
+
 int eh_dp_steer_get(struct eh_dp *dp, struct in_addr mud, struct eh_steer *st)
 {
-	return bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, st) ? -errno : 0;
+	struct eh_steer_ctl c;
+	struct eh_mud_dp md = {};
+
+	if (bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &c))
+		return -errno;
+	bpf_map_lookup_elem(dp->mud_dp_fd, &mud.s_addr, &md);	/* none: no packet yet */
+	steer_view(&c, &md, st);
+	return 0;
 }
 
 int eh_dp_steer_del(struct eh_dp *dp, struct in_addr mud)
 {
-	return bpf_map_delete_elem(dp->steer_fd, &mud.s_addr) ? -errno : 0;
+	int err = bpf_map_delete_elem(dp->steer_fd, &mud.s_addr) ? -errno : 0;
+
+	bpf_map_delete_elem(dp->mud_dp_fd, &mud.s_addr);
+	return err;
 }
 
 int eh_dp_steer_clear_flags(struct eh_dp *dp, struct in_addr mud)
 {
-	struct eh_steer st;
+	struct eh_steer_ctl c;
+	struct eh_mud_dp md = {};
 
-	if (bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &st))
+	if (bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &c))
 		return -errno;
-	st.flags = 0;
-	return bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &st, BPF_EXIST) ? -errno : 0;
+	/* Acknowledge what was counted so far; a later event sets it again. */
+	bpf_map_lookup_elem(dp->mud_dp_fd, &mud.s_addr, &md);
+	c.ack_overflow = md.overflow;
+	c.ack_too_big = md.too_big;
+	return bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &c, BPF_EXIST) ? -errno : 0;
 }
 
 int eh_dp_steer_foreach(struct eh_dp *dp,
@@ -605,7 +651,7 @@ int eh_dp_steer_foreach(struct eh_dp *dp,
 	while (!bpf_map_get_next_key(dp->steer_fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(dp->steer_fd, &key, &st))
+		if (eh_dp_steer_get(dp, (struct in_addr){ .s_addr = key }, &st))
 			continue;	/* deleted meanwhile */
 		err = fn(ctx, (struct in_addr){ .s_addr = key }, &st);
 		if (err)
@@ -785,6 +831,32 @@ void eh_ring_commit(struct eh_ring *r)
 		return;
 	cons = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
 	__atomic_store_n(r->consumer_pos, cons + r->pending, __ATOMIC_RELEASE);
+	r->pending = 0;
+}
+
+const struct eh_replay_rec *eh_ring_read_at(const struct eh_ring *r, unsigned long *pos)
+{
+	unsigned long prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE);
+	const __u32 *hdr;
+	__u32 len;
+
+	while (*pos < prod) {
+		hdr = (const __u32 *)(r->data + (*pos & (r->size - 1)));
+		len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+		if (len & RB_BUSY_BIT)
+			return NULL;
+		*pos += rb_len_round(len);
+		if (len & RB_DISCARD_BIT || len < sizeof(struct eh_replay_rec) - EH_REPLAY_MAX)
+			continue;
+		return (const struct eh_replay_rec *)((const uint8_t *)hdr + RB_HDR_SZ);
+	}
+	return NULL;
+}
+
+void eh_ring_commit_to(struct eh_ring *r, unsigned long pos)
+{
+	if (pos > eh_ring_consumed(r))
+		__atomic_store_n(r->consumer_pos, pos, __ATOMIC_RELEASE);
 	r->pending = 0;
 }
 

@@ -53,17 +53,22 @@ struct eh_dp {
 	int config_fd;
 	int counters_fd;
 	int replay_fd;
+	int mud_dp_fd;		/* eh_mud_dp: the dataplane's per-MUD counters */
 	int ncpus;
 };
 
 int eh_dp_open(struct eh_dp *dp, const char *pin);
 void eh_dp_close(struct eh_dp *dp);
 
-/* Sets mode/backend/mud_id of a MUD, keeping its counters and flags. */
+/*
+ * Sets mode/backend/mud_id of a MUD. Its counters and flags live in a map
+ * only the dataplane writes (eh_mud_dp): nothing here can erase them.
+ */
 int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 		    struct in_addr backend, uint16_t backend_port, uint32_t mud_id);
 int eh_dp_steer_get(struct eh_dp *dp, struct in_addr mud, struct eh_steer *st);
 int eh_dp_steer_del(struct eh_dp *dp, struct in_addr mud);
+/* Acknowledges the loss events counted so far (a later one flags again). */
 int eh_dp_steer_clear_flags(struct eh_dp *dp, struct in_addr mud);
 /* Calls fn for each entry; stops and returns fn's value if non-zero. */
 int eh_dp_steer_foreach(struct eh_dp *dp,
@@ -105,6 +110,14 @@ void eh_ring_close(struct eh_ring *r);
  */
 const struct eh_replay_rec *eh_ring_peek(struct eh_ring *r);
 void eh_ring_commit(struct eh_ring *r);
+/*
+ * Read-ahead without consuming: the first record at ring position *pos or
+ * later (discarded ones skipped), *pos moved past it; NULL when none is
+ * complete yet. A record stays valid until it is consumed.
+ */
+const struct eh_replay_rec *eh_ring_read_at(const struct eh_ring *r, unsigned long *pos);
+/* Consumes every record before position @pos. */
+void eh_ring_commit_to(struct eh_ring *r, unsigned long pos);
 /* Waits until the ring has data or timeout_ms passes: 1, 0 on timeout, -errno. */
 int eh_ring_wait(struct eh_ring *r, int timeout_ms);
 /* Bytes not yet consumed. */

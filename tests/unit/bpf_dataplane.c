@@ -205,6 +205,7 @@ static int setup(uint32_t ring_bytes)
 		return -errno;
 	/* Test instances are never pinned. */
 	bpf_map__set_pin_path(skel->maps.eh_steer, NULL);
+	bpf_map__set_pin_path(skel->maps.eh_mud_dp, NULL);
 	bpf_map__set_pin_path(skel->maps.eh_config, NULL);
 	bpf_map__set_pin_path(skel->maps.eh_counters, NULL);
 	bpf_map__set_pin_path(skel->maps.eh_replay, NULL);
@@ -216,6 +217,7 @@ static int setup(uint32_t ring_bytes)
 	dp.config_fd = bpf_map__fd(skel->maps.eh_config);
 	dp.counters_fd = bpf_map__fd(skel->maps.eh_counters);
 	dp.replay_fd = bpf_map__fd(skel->maps.eh_replay);
+	dp.mud_dp_fd = bpf_map__fd(skel->maps.eh_mud_dp);
 	dp.ncpus = libbpf_num_possible_cpus();
 	if (bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0))
 		return -errno;
@@ -497,6 +499,31 @@ static void t_ring_full(void)
 	tap_ok(counter(EH_C_RING_FULL) == full + 1 && (entry().flags & EH_SF_OVERFLOW) &&
 	       entry().lost_buf == 1 && entry().buffered == 2,
 	       "ring full: counted and the MUD's entry flagged OVERFLOW");
+	{
+		/*
+		 * The controller's write races the program's: it read the
+		 * entry before the loss and writes it back after (what any
+		 * read-modify-write of a whole map value does). The loss
+		 * must survive it, and the controller's rewrite of its own
+		 * fields (eh_dp_steer_set, as a cut-over does) too.
+		 */
+		struct in_addr m = { ip4(MUD) }, b = { ip4(BACKEND) };
+		__be32 key = ip4(MUD);
+		struct eh_steer_ctl before;
+		struct pkt_spec s = req(10);
+		int got = bpf_map_lookup_elem(dp.steer_fd, &key, &before);
+
+		eh_dp_steer_clear_flags(&dp, m);
+		tap_ok(!got && !(entry().flags & EH_SF_OVERFLOW),
+		       "clear-flags acknowledges the loss: flag cleared");
+		bpf_map_lookup_elem(dp.steer_fd, &key, &before);
+		len = build(in, &s);
+		xdp(in, len, out, &olen);	/* ring still full: a loss */
+		bpf_map_update_elem(dp.steer_fd, &key, &before, BPF_EXIST);
+		eh_dp_steer_set(&dp, m, EH_MODE_FWD_BUF, b, BPORT, MUDID);
+		tap_ok((entry().flags & EH_SF_OVERFLOW) && entry().lost_buf == 2,
+		       "a loss counted between the controller's read and write stays flagged");
+	}
 	steer(EH_MODE_BUF_ONLY, MUDID);
 	{
 		struct pkt_spec s = req(3);
@@ -504,8 +531,9 @@ static void t_ring_full(void)
 		len = build(in, &s);
 		rc = xdp(in, len, out, &olen);
 	}
-	tap_ok(rc == XDP_DROP && counter(EH_C_BUF_DROP) == drop + 1,
-	       "ring full in BUF_ONLY: dropped and counted (the MUD retransmits)");
+	tap_ok(rc == XDP_DROP && counter(EH_C_BUF_DROP) == drop + 1 &&
+	       !(entry().flags & EH_SF_OVERFLOW) && entry().lost_buf == 1,
+	       "ring full in BUF_ONLY: dropped and counted, not flagged (the MUD retransmits)");
 	drain_ring();
 
 	/* Too big for a record: counted, flagged, still forwarded, never truncated. */
@@ -659,7 +687,7 @@ int main(void)
 {
 	int err;
 
-	tap_plan(75);
+	tap_plan(77);
 	if (geteuid()) {
 		tap_diag("needs root (BPF_PROG_TEST_RUN)");
 		return 1;
