@@ -187,8 +187,10 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	# Counters read with bpftool: everything buffered was replayed, nothing lost.
 	buffered=$(( $(counter $PIN_Y BUFFERED) - buf_before ))
 	replayed=$(( $(counter $PIN_Y REPLAYED) - rep_before ))
-	assert_equal "$replayed" "$(echo "$cut" | jq .replayed)"
+	assert_equal "$replayed" "$(echo "$cut" | jq .consumed)"
 	assert_equal "$buffered" "$replayed"
+	# Each seq replayed once, every answer chained from the one before.
+	assert_equal "$(echo "$cut" | jq '.replayed + .dups == .consumed and .verified == .replayed')" true
 	assert_equal "$(counter $PIN_Y RING_FULL)" 0
 	assert_equal "$(counter $PIN_Y BUF_DROP)" 0
 	run -0 ap_y show --json
@@ -231,4 +233,92 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	assert_equal "$(mudj 106 '.servers|join(",")')" ct-x
 	ap_y ring --timeout-ms 0 >/dev/null
 	ap_y clear-flags $MUD_IP
+}
+
+# feed_y MUD_ID COUNT: CT-y restored from a checkpoint that holds the MUD's first
+# COUNT requests (sent to it directly: same ids and seqs, same payloads).
+feed_y() {
+	in_ns ehd-esy "$BIN/edgehop-mud" --svc 127.0.0.1:$VPORT --mud-id "$1" --count "$2" \
+		--rate 0 --timeout-ms 200 --quiet --json "$BATS_TEST_TMPDIR/feed-$1.json"
+}
+ydigest() { svc_status ehd-esy | jq -c ".muds[]|select(.mud_id==$1)|[.last_seq,.applied,.digest]"; }
+
+@test "cut-over when CT-y already holds 200 of the 300 buffered requests (beyond its 32-answer cache): skipped, not waited for" {
+	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 107
+	run -0 mud 107 300
+	run -0 feed_y 107 200
+	run -0 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 107 --json
+	cut=$output
+	echo "$cut"
+	assert_equal "$(echo "$cut" | jq -c '[.ok,.skipped,.replayed,.first_seq,.last_seq,.verified]')" '[true,200,100,200,299,100]'
+	run -0 mud 107 100 --start-seq 300 --initial-digest "$(mudj 107 .final_digest)"
+	assert_equal "$(mudj 107 '[.answered,.lost,.mismatches,.stale_errors]|join(",")')" 100,0,0,0
+	assert_equal "$(mudj 107 '.servers|join(",")')" ct-y
+	assert_equal "$(ydigest 107)" "$(jq -c '[399,400,.final_digest]' "$BATS_TEST_TMPDIR/mud-107.json")"
+}
+
+@test "cut-over of a window-4 MUD with 5% radio loss: retransmissions land out of order, replayed in seq order" {
+	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 108
+	# The radio loses 5% of the MUD's requests (answers get through).
+	in_ns ehd-mud nft -f - <<-'NFT'
+	table ip ehd_loss {
+		chain out { type filter hook output priority 0; udp dport 7777 numgen random mod 100 < 5 drop; }
+	}
+	NFT
+	mud 108 4000 --window 4 --rate 1000 & mud_pid=$!
+	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==108)|.buffered') -ge 1500 ]"
+	run ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 108 --json
+	cut=$output
+	wait "$mud_pid" || true
+	in_ns ehd-mud nft delete table ip ehd_loss
+	echo "$cut"
+	assert_equal "$(echo "$cut" | jq .ok)" true
+	assert [ "$(mudj 108 .retries)" -gt 0 ]
+	assert_equal "$(mudj 108 '[.answered,.lost,.mismatches,.stale_errors]|join(",")')" 4000,0,0,0
+	assert_equal "$(mudj 108 '.servers|sort|join(",")')" ct-x,ct-y
+	assert_equal "$(ydigest 108)" "$(jq -c '[3999,4000,.final_digest]' "$BATS_TEST_TMPDIR/mud-108.json")"
+	assert_equal "$(echo "$cut" | jq '.verified == .replayed')" true
+}
+
+@test "BUFFER-ONLY with retransmissions: each seq replayed and answered once, held answers bounded" {
+	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 109
+	mud 109 400 --window 8 --rate 200 --timeout-ms 100 & mud_pid=$!
+	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==109)|.buffered') -ge 100 ]"
+	# CT-x stops answering: the MUD's window fills and it retransmits it, 10 times a second.
+	ap_y set $MUD_IP --mode buf-only --backend $CTX_IP:$VPORT --mud-id 109
+	sleep 1
+	run -0 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 109 --json
+	cut=$output
+	echo "$cut"
+	wait "$mud_pid"
+	# One answer relayed per seq only buffered (CT-x applied the forwarded ones).
+	x_applied=$(svc_status ehd-esx | jq '.muds[]|select(.mud_id==109)|.applied')
+	assert [ "$(echo "$cut" | jq .dups)" -ge 8 ]
+	assert_equal "$(echo "$cut" | jq .relayed)" $(( $(echo "$cut" | jq .replayed) - x_applied ))
+	assert_equal "$(mudj 109 '[.answered,.lost,.mismatches,.stale_errors]|join(",")')" 400,0,0,0
+	assert_equal "$(ydigest 109)" "$(jq -c '[399,400,.final_digest]' "$BATS_TEST_TMPDIR/mud-109.json")"
+}
+
+@test "a gap nobody buffered: the cut-over refuses loudly (ENODATA), rolls back, CT-x keeps serving, nothing lost" {
+	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode forward --backend $CTX_IP:$VPORT --mud-id 110
+	run -0 mud 110 100
+	run -0 feed_y 110 50
+	# Buffering starts at seq 100: 50..99 are only in CT-x.
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 110
+	run -0 mud 110 100 --start-seq 100 --initial-digest "$(mudj 110 .final_digest)"
+	run -1 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 110 --json
+	assert_output --partial 'seq 50 is in nobody'
+	assert_output --partial '"error":"No data available"'
+	run -0 ap_y show --json
+	assert_equal "$(echo "$output" | jq -r '.[]|select(.mud_id==110)|[.mode,.backend]|join(" ")')" "fwd-buf $CTX_IP:$VPORT"
+	run -0 mud 110 50 --start-seq 200 --initial-digest "$(mudj 110 .final_digest)"
+	assert_equal "$(mudj 110 '[.answered,.lost,.mismatches]|join(",")')" 50,0,0
+	assert_equal "$(mudj 110 '.servers|join(",")')" ct-x
+	run -0 svc_status ehd-esx
+	assert_equal "$(echo "$output" | jq -r '.muds[]|select(.mud_id==110)|.digest')" "$(mudj 110 .final_digest)"
+	ap_y ring --timeout-ms 0 >/dev/null
 }

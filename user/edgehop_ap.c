@@ -412,15 +412,25 @@ static int cmd_replay(struct eh_dp *dp, struct args *a, bool cutover)
 		     (unsigned long long)r.st.relayed, ms);
 	eh_log_close(&log);
 	if (json)
-		printf("{\"ok\":%s,\"replayed\":%llu,\"relayed\":%llu,\"resent\":%llu,"
-		       "\"first_seq\":%llu,\"last_seq\":%llu,\"ms\":%.3f}\n", err ? "false" : "true",
+		printf("{\"ok\":%s,\"error\":\"%s\",\"replayed\":%llu,\"relayed\":%llu,"
+		       "\"resent\":%llu,\"first_seq\":%llu,\"last_seq\":%llu,\"consumed\":%llu,"
+		       "\"skipped\":%llu,\"dups\":%llu,\"held_dropped\":%llu,\"verified\":%llu,"
+		       "\"backend_next\":%u,\"ms\":%.3f}\n", err ? "false" : "true",
+		       err ? strerror(-err) : "",
 		       (unsigned long long)r.st.replayed, (unsigned long long)r.st.relayed,
 		       (unsigned long long)r.st.resent, (unsigned long long)r.st.first_seq,
-		       (unsigned long long)r.st.last_seq, ms);
+		       (unsigned long long)r.st.last_seq, (unsigned long long)r.st.consumed,
+		       (unsigned long long)r.st.skipped, (unsigned long long)r.st.dups,
+		       (unsigned long long)r.st.held_dropped, (unsigned long long)r.st.verified,
+		       r.st.backend_next, ms);
 	else
-		printf("%s: replayed %llu (answers relayed to the MUD: %llu, resent %llu) in %.1f ms\n",
+		printf("%s: replayed %llu (answers relayed to the MUD: %llu, resent %llu; "
+		       "records consumed %llu, already held %llu, duplicates %llu; "
+		       "digests verified %llu) in %.1f ms\n",
 		       cutover ? "cutover" : "replay", (unsigned long long)r.st.replayed,
-		       (unsigned long long)r.st.relayed, (unsigned long long)r.st.resent, ms);
+		       (unsigned long long)r.st.relayed, (unsigned long long)r.st.resent,
+		       (unsigned long long)r.st.consumed, (unsigned long long)r.st.skipped,
+		       (unsigned long long)r.st.dups, (unsigned long long)r.st.verified, ms);
 	eh_replayer_fini(&r);
 	return err;
 }

@@ -1,14 +1,34 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Replay of buffered requests into the new container (T7) and the cut-over to
- * it (T8). Records are replayed strictly in ring order, one at a time: each is
- * sent to the backend and its answer awaited (with retries) before the record
- * is consumed, so a failure leaves the record in the ring, never lost.
+ * it (T8).
+ *
+ * Records are replayed in the MUD's seq order, not the ring's arrival order (a
+ * retransmission of a request lost on the radio lands after later seqs), with
+ * a window of records in flight to the backend; answers are matched by seq.
+ * The backend's position (its next seq and digest for the MUD) is learnt from
+ * its STATUS first, and from its STALE/GAP answers: records of seqs it already
+ * holds (a restored checkpoint) are not replayed. Every answer is checked
+ * against the chain: the backend's digest after seq s must be SHA-256 of its
+ * digest after s-1, s and the buffered request s (the requests CT-x answered,
+ * byte for byte), else the replay stops (-EPROTO). A record is consumed only
+ * once the backend holds its seq (and, for a record only buffered, once the MUD
+ * has or will get its answer), so a failure leaves it in the ring.
  *
  * A record that was also forwarded (FWD_BUF) was already answered by the old
- * container: its new answer is only checked. A record that was only buffered
- * (BUF_ONLY) has no answer yet: the new container's answer is relayed to the
- * MUD from VIP:port.
+ * container. A record that was only buffered (BUF_ONLY) has no answer yet: the
+ * new container's answer is relayed to the MUD from VIP:port (once per seq:
+ * a retransmission of a seq already answered is dropped).
+ *
+ * A seq that nobody buffered (missing between the backend's next seq and the
+ * buffered ones) is waited for gap_wait_ms (the MUD retransmits it into the
+ * ring); then the replay fails with -ENODATA.
+ *
+ * Time bounds of eh_replayer_cutover(): everything before the switch
+ * (status, catch-up, hold, settle) is bounded by deadline_ms, after which it
+ * rolls back (-ETIMEDOUT); after the switch, the final replay is bounded by
+ * settle_ms. A cut-over therefore takes at most deadline_ms + settle_ms
+ * (default 30 s + 1 s) plus one relay of the held answers.
  */
 #ifndef EDGEHOP_EH_REPLAY_H
 #define EDGEHOP_EH_REPLAY_H
@@ -25,13 +45,39 @@ struct eh_replay_opts {
 	uint16_t backend_port;		/* host order */
 	int timeout_ms;			/* per attempt; 0: 200 */
 	int retries;			/* attempts per record; 0: 10 */
+	int window;			/* records in flight; 0: 16, at most EH_REPLAY_WINDOW */
+	int gap_wait_ms;		/* a missing seq may take this to land; 0: 3000 */
+	int settle_ms;			/* bound of each settle; 0: 1000 */
+	int deadline_ms;		/* cut-over up to the switch; 0: 30000 */
 };
+
+#define EH_REPLAY_WINDOW	32	/* <= the service's reply cache */
+#define EH_HELD_MAX		256	/* answers held back, one per seq */
+#define EH_REPLAY_SPAN		65536	/* seqs ahead of the backend indexed at once */
 
 struct eh_replay_stats {
 	uint64_t replayed;		/* records replayed and answered */
 	uint64_t relayed;		/* answers relayed to the MUD */
 	uint64_t resent;		/* attempts that timed out and were repeated */
 	uint64_t first_seq, last_seq;	/* seqs of the first/last replayed record */
+	uint64_t consumed;		/* records consumed from the ring (EH_C_REPLAYED) */
+	uint64_t skipped;		/* records of seqs the backend already held */
+	uint64_t dups;			/* retransmissions of a seq already replayed */
+	uint64_t held_dropped;		/* answers not held (EH_HELD_MAX): the MUD retries */
+	uint64_t verified;		/* answers whose digest chained from the previous one */
+	uint32_t backend_next;		/* the backend's next seq at the end */
+	uint8_t backend_digest[EH_DIGEST_LEN];	/* and its digest (valid if verified) */
+};
+
+/* A record in flight to the backend (window slot, by seq). */
+struct eh_slot {
+	const struct eh_replay_rec *rec;	/* NULL: slot free */
+	uint32_t seq;
+	uint16_t tries;
+	bool answered;
+	uint64_t sent_ns;
+	uint16_t anslen;
+	uint8_t ans[sizeof(struct eh_hdr) + sizeof(struct eh_svcr_body)];
 };
 
 /* An answer held back until the switch (see eh_replayer_cutover). */
@@ -52,7 +98,26 @@ struct eh_replayer {
 	struct eh_replay_stats st;
 	bool hold;			/* queue answers to the MUD instead of relaying */
 	struct eh_held *held;
-	size_t nheld, held_cap;
+	size_t nheld;
+	/* replay state (see eh_replay.c) */
+	uint32_t mud_id;		/* 0 until known (cut-over's argument or a record) */
+	bool pos_known;			/* next/digest learnt from the backend */
+	bool digest_known;
+	bool fresh;			/* the backend did not know the MUD */
+	uint32_t next;			/* the backend's next seq */
+	uint8_t digest[EH_DIGEST_LEN];	/* the backend's digest after next - 1 */
+	unsigned long scan_pos;		/* ring position indexed up to */
+	const struct eh_replay_rec **idx;	/* EH_REPLAY_SPAN, by seq: first copy */
+	uint32_t *answered;		/* EH_REPLAY_SPAN, by seq: seq + 1 once the MUD has its answer */
+	struct eh_slot slots[EH_REPLAY_WINDOW];
+	uint32_t query_seq;		/* a held seq whose answer the MUD still needs */
+	uint64_t query_ns;
+	int query_tries;
+	bool querying;
+	uint64_t gap_since;		/* 0: no gap at next */
+	uint64_t deadline_ns;		/* 0: none; past it: -ETIMEDOUT */
+	uint64_t settle_end_ns;		/* 0: none; past it: stop, not an error */
+	uint64_t unflushed, unflushed_bytes;	/* consumed, not yet in EH_C_REPLAYED */
 };
 
 int eh_replayer_init(struct eh_replayer *r, struct eh_dp *dp, const struct eh_replay_opts *o);
@@ -60,15 +125,18 @@ void eh_replayer_fini(struct eh_replayer *r);
 /*
  * Replays every record in the ring; returns the number replayed, or -errno
  * (-ETIMEDOUT: the backend never answered; -EXDEV: a record of another MUD is
- * at the head of the ring). The failing record stays in the ring.
+ * at the head of the ring; -ENODATA: a seq missing from the ring did not
+ * arrive within gap_wait_ms; -EPROTO: the backend's digest broke the chain).
+ * Records not consumed stay in the ring.
  */
 long eh_replayer_drain(struct eh_replayer *r);
 /*
  * The whole cut-over for a MUD in FWD_BUF (or BUF_ONLY): catch up while CT-x
  * still serves, hold new requests (BUF_ONLY) and replay them while holding
  * back their answers, switch to LOCAL on the new backend, then release the
- * answers. On error the MUD is put back in its previous mode with the old
- * backend (CT-x keeps serving).
+ * answers. The MUD's loss flags are checked before, after the catch-up and
+ * before the switch (-ENOSPC). On error before the switch the MUD is put
+ * back in its previous mode with the old backend (CT-x keeps serving).
  */
 int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id);
 
