@@ -46,4 +46,5 @@ $(OUT)/bin/edgehop-agent: $(AGENT_OBJS) $(DK_OBJS) $(PEER_OBJS) $(NL_OBJS) $(MIG
 		$(OUT)/obj/logrepo/eh_log.o $(OUT)/obj/control/svc/eh_digest.o | $(OUT)/bin
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcurl -ljansson -lmnl -lssl -lcrypto \
-		-lzstd -larchive -lpthread -o $@
+		-lzstd -larchive -lpthread -o $@.tmp
+	$(Q)mv -f $@.tmp $@   # a new inode: agents running from it (9p in the nodes) keep theirs

@@ -540,6 +540,29 @@ static int recv_into_dir(struct peer_conn *pc, const char *dir, struct migr_step
 		peer_rstream_end(rs, &x);
 		return fail(err, errlen, "extract into %s: %s", dir, strerror(-r)), r;
 	}
+	/*
+	 * libarchive stops at the end-of-archive blocks; the writer's record
+	 * padding may follow. Read to the stream's verified END, refusing more
+	 * than a tar record's worth of anything.
+	 */
+	for (size_t tail = 0;;) {
+		char pad[4096];
+		ssize_t n = peer_rstream_read(rs, pad, sizeof(pad));
+
+		if (n == 0)
+			break;
+		bool zeros = n > 0;
+
+		for (ssize_t i = 0; i < n && zeros; i++)
+			zeros = pad[i] == 0;
+		tail += n > 0 ? (size_t)n : 0;
+		if (!zeros || tail > 64 * 1024) {
+			peer_rstream_end(rs, &x);
+			r = n < 0 ? (int)n : -EBADMSG;
+			return fail(err, errlen, "stream into %s: %s after the archive's end", dir,
+				    n < 0 ? strerror(-r) : "data"), r;
+		}
+	}
 	r = peer_rstream_end(rs, &x);
 	if (r)
 		return fail(err, errlen, "stream into %s ended badly: %s", dir, strerror(-r)), r;

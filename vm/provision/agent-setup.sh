@@ -46,7 +46,7 @@ systemctl reset-failed edgehop-agent.service 2>/dev/null || true
 systemctl start edgehop-agent.service
 # Up when its control socket answers.
 for _ in $(seq 100); do
-	"$share/build/bin/edgehop-agent" status >/dev/null 2>&1 && exit 0
+	/usr/local/sbin/edgehop-agent status >/dev/null 2>&1 && exit 0
 	sleep 0.2
 done
 echo "agent-setup: the agent on $name does not answer; journal:" >&2
