@@ -430,6 +430,33 @@ pass:
 	return XDP_PASS;
 }
 
+/*
+ * Who may answer a steered MUD "from the VIP": only its registered backend
+ * (address and port), or the backend before the last switch (its answers
+ * still in flight). A datagram from a service port (the backend's, the
+ * previous backend's or the VIP's) that is from neither is somebody posing as
+ * the service: counted, never rewritten.
+ */
+enum answer_src {
+	ANSWER_OTHER,		/* not an answer: pass untouched, uncounted */
+	ANSWER_BACKEND,		/* rewrite to VIP:port */
+	ANSWER_FOREIGN,		/* a service port from an unregistered address */
+};
+
+static __always_inline enum answer_src answer_src(const struct eh_steer_ctl *st,
+						  const struct eh_cfg *cfg,
+						  __be32 saddr, __be16 sport)
+{
+	if (saddr == st->backend_addr && sport == st->backend_port && st->backend_addr)
+		return ANSWER_BACKEND;
+	if (saddr == st->prev_addr && sport == st->prev_port && st->prev_addr)
+		return ANSWER_BACKEND;
+	if (sport == st->backend_port || sport == cfg->vip_port ||
+	    (st->prev_addr && sport == st->prev_port))
+		return ANSWER_FOREIGN;
+	return ANSWER_OTHER;
+}
+
 SEC("xdp")
 int eh_xdp_wan(struct xdp_md *ctx)
 {
@@ -460,7 +487,10 @@ int eh_xdp_wan(struct xdp_md *ctx)
 	if ((void *)(udp + 1) > data_end)
 		return XDP_PASS;
 	st = bpf_map_lookup_elem(&eh_steer, &ip->daddr);
-	if (!st || (udp->source != st->backend_port && udp->source != cfg->vip_port))
+	if (!st)
+		return XDP_PASS;
+	/* A foreign one is counted once, by TC egress on its way to the radio. */
+	if (answer_src(st, cfg, ip->saddr, udp->source) != ANSWER_BACKEND)
 		return XDP_PASS;
 
 	/* Only when the MUD is right behind the radio; else TC egress rewrites. */
@@ -497,8 +527,9 @@ int eh_xdp_wan(struct xdp_md *ctx)
 
 /*
  * Answers to a steered MUD leave the radio interface with VIP:port as their
- * source, whichever container produced them. Only UDP from the MUD's backend
- * port (or the VIP port) to a MUD with a steering entry is touched.
+ * source, whichever of its containers produced them. Only UDP from the MUD's
+ * backend (or previous backend) address and port to a MUD with a steering
+ * entry is touched; see answer_src().
  */
 SEC("tc")
 int eh_tc_radio_egress(struct __sk_buff *skb)
@@ -532,8 +563,15 @@ int eh_tc_radio_egress(struct __sk_buff *skb)
 	udp = (void *)ip + ihl;
 	if ((void *)(udp + 1) > data_end)
 		return TC_ACT_OK;
-	if (udp->source != st->backend_port && udp->source != cfg->vip_port)
+	switch (answer_src(st, cfg, ip->saddr, udp->source)) {
+	case ANSWER_BACKEND:
+		break;
+	case ANSWER_FOREIGN:
+		count(EH_C_TX_FOREIGN, skb->len);
 		return TC_ACT_OK;
+	default:
+		return TC_ACT_OK;
+	}
 
 	old_saddr = ip->saddr;
 	old_sport = udp->source;

@@ -42,6 +42,14 @@ struct eh_steer_ctl {
 	__be32 backend_addr;	/* container serving the MUD (LOCAL/FORWARD targets) */
 	__be16 backend_port;
 	__u16 pad;
+	/*
+	 * The backend before the last change of backend (0: none): its
+	 * answers still in flight at a switch are rewritten like the
+	 * current backend's, whatever its port.
+	 */
+	__be32 prev_addr;
+	__be16 prev_port;
+	__u16 pad2;
 	__u64 ack_overflow;	/* eh_mud_dp.overflow at the last clear-flags */
 	__u64 ack_too_big;	/* eh_mud_dp.too_big at the last clear-flags */
 };
@@ -70,8 +78,8 @@ struct eh_steer {
 	__u32 mud_id;		/* host order; 0 = accept any mud_id from this address */
 	__be32 backend_addr;	/* container serving the MUD (LOCAL/FORWARD targets) */
 	__be16 backend_port;
-	__u16 pad;
-	__u32 pad2;
+	__be16 prev_port;	/* the previous backend (see eh_steer_ctl) */
+	__be32 prev_addr;
 	__u64 rx;		/* offload requests seen from this MUD */
 	__u64 delivered;	/* sent on to the backend (LOCAL or FORWARD) */
 	__u64 buffered;		/* copied into the replay buffer */
@@ -127,6 +135,8 @@ enum eh_counter {
 	EH_C_REPLAYED,		/* requests replayed from the buffer (by userspace) */
 	EH_C_TX_REWRITE,	/* answers whose source TC egress rewrote to the VIP */
 	EH_C_RET_FAST,		/* answers redirected WAN -> radio in XDP (source rewritten) */
+	EH_C_TX_FOREIGN,	/* to a steered MUD from a service port, not from its
+				 * backend's address and port: passed, never rewritten */
 	EH_C_MAX,
 };
 

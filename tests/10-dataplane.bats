@@ -17,6 +17,9 @@ setup_file() {
 	ap_y load --radio radio0 --wan wan0 --vip $VIP:$VPORT --fast-return on
 	start_svc ehd-esx ct-x
 	start_svc ehd-esy ct-y
+	# For the test with three different ports (VIP, CT-x, CT-y).
+	start_svc ehd-esx ct-x2 7001
+	start_svc ehd-esy ct-y2 7002
 }
 
 teardown_file() {
@@ -144,22 +147,30 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 }
 
 @test "FORWARD+BUFFER: the ring holds exactly the forwarded requests, in order" {
-	ap_y ring --timeout-ms 0 >/dev/null	# start from an empty ring
+	ap_y ring --drain --timeout-ms 0 >/dev/null	# start from an empty ring
 	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 103
 	run -0 mud 103 500
 	assert_equal "$(mudj 103 .retries)" 0
-	run -0 ap_y ring --json --timeout-ms 200
+	# Looking consumes nothing: a second look sees the same records.
+	run -0 ap_y ring --peek --json --timeout-ms 200
 	ring=$output
+	run -0 ap_y ring --json --timeout-ms 0
+	assert_equal "$output" "$ring"
 	assert_equal "$(echo "$ring" | jq length)" 500
 	assert_equal "$(echo "$ring" | jq -c '[.[].seq]')" "$(jq -nc '[range(0;500)]')"
 	assert_equal "$(echo "$ring" | jq '[.[]|select(.forwarded and .mud_id==103 and .mud=="'$MUD_IP'")]|length')" 500
 	run -0 ap_y show --json
 	assert_equal "$(echo "$output" | jq '.[0].buffered - .[0].lost_buf >= 500')" true
 	assert_equal "$(echo "$output" | jq '.[0].overflow')" false
+	run -0 --separate-stderr ap_y ring --drain --json --timeout-ms 0
+	assert_equal "$(echo "$output" | jq length)" 500
+	assert_equal "$stderr" "edgehop-ap: consumed 500 records from the replay buffer"
+	run -0 ap_y ring --peek --json --timeout-ms 0
+	assert_equal "$output" "[]"
 }
 
 @test "cut-over: FORWARD+BUFFER to CT-x, replay into CT-y, BUFFER-ONLY, switch to LOCAL: 20,000 requests, none lost, doubled or reordered" {
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
 	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 104
 	buf_before=$(counter $PIN_Y BUFFERED)
 	rep_before=$(counter $PIN_Y REPLAYED)
@@ -198,7 +209,7 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 }
 
 @test "BUFFER-ONLY: held requests are answered from CT-y through the replay, from the VIP" {
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
 	ap_y set $MUD_IP --mode buf-only --mud-id 105
 	mud 105 300 --window 8 --timeout-ms 2000 & mud_pid=$!
 	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==105)|.buffered') -ge 8 ]"
@@ -212,7 +223,7 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 }
 
 @test "ring full: counted, the MUD's entry flagged, requests still forwarded; cut-over refuses and CT-x keeps serving" {
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
 	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 106
 	full_before=$(counter $PIN_Y RING_FULL)
 	# Nobody consumes: 14,000 records of 1.5 KB overflow the 16 MiB ring.
@@ -231,7 +242,7 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	# CT-x still serves the MUD.
 	run -0 mud 106 100 --start-seq 14000 --initial-digest "$(mudj 106 .final_digest)"
 	assert_equal "$(mudj 106 '.servers|join(",")')" ct-x
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
 	ap_y clear-flags $MUD_IP
 }
 
@@ -244,7 +255,7 @@ feed_y() {
 ydigest() { svc_status ehd-esy | jq -c ".muds[]|select(.mud_id==$1)|[.last_seq,.applied,.digest]"; }
 
 @test "cut-over when CT-y already holds 200 of the 300 buffered requests (beyond its 32-answer cache): skipped, not waited for" {
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
 	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 107
 	run -0 mud 107 300
 	run -0 feed_y 107 200
@@ -259,7 +270,7 @@ ydigest() { svc_status ehd-esy | jq -c ".muds[]|select(.mud_id==$1)|[.last_seq,.
 }
 
 @test "cut-over of a window-4 MUD with 5% radio loss: retransmissions land out of order, replayed in seq order" {
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
 	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 108
 	# The radio loses 5% of the MUD's requests (answers get through).
 	in_ns ehd-mud nft -f - <<-'NFT'
@@ -283,7 +294,7 @@ ydigest() { svc_status ehd-esy | jq -c ".muds[]|select(.mud_id==$1)|[.last_seq,.
 }
 
 @test "BUFFER-ONLY with retransmissions: each seq replayed and answered once, held answers bounded" {
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
 	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 109
 	mud 109 400 --window 8 --rate 200 --timeout-ms 100 & mud_pid=$!
 	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==109)|.buffered') -ge 100 ]"
@@ -303,16 +314,20 @@ ydigest() { svc_status ehd-esy | jq -c ".muds[]|select(.mud_id==$1)|[.last_seq,.
 }
 
 @test "a gap nobody buffered: the cut-over refuses loudly (ENODATA), rolls back, CT-x keeps serving, nothing lost" {
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
 	ap_y set $MUD_IP --mode forward --backend $CTX_IP:$VPORT --mud-id 110
 	run -0 mud 110 100
 	run -0 feed_y 110 50
 	# Buffering starts at seq 100: 50..99 are only in CT-x.
 	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 110
 	run -0 mud 110 100 --start-seq 100 --initial-digest "$(mudj 110 .final_digest)"
+	entry() { ap_y show --json | jq -c '.[]|select(.mud=="'$MUD_IP'")|{mode,mud_id,backend,prev_backend}'; }
+	before=$(entry)
 	run -1 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 110 --json
 	assert_output --partial 'seq 50 is in nobody'
 	assert_output --partial '"error":"No data available"'
+	# Rolled back to the entry as it was, mud id and previous backend included.
+	assert_equal "$(entry)" "$before"
 	run -0 ap_y show --json
 	assert_equal "$(echo "$output" | jq -r '.[]|select(.mud_id==110)|[.mode,.backend]|join(" ")')" "fwd-buf $CTX_IP:$VPORT"
 	run -0 mud 110 50 --start-seq 200 --initial-digest "$(mudj 110 .final_digest)"
@@ -320,5 +335,86 @@ ydigest() { svc_status ehd-esy | jq -c ".muds[]|select(.mud_id==$1)|[.last_seq,.
 	assert_equal "$(mudj 110 '.servers|join(",")')" ct-x
 	run -0 svc_status ehd-esx
 	assert_equal "$(echo "$output" | jq -r '.muds[]|select(.mud_id==110)|.digest')" "$(mudj 110 .final_digest)"
-	ap_y ring --timeout-ms 0 >/dev/null
+	ap_y ring --drain --timeout-ms 0 >/dev/null
+}
+
+@test "rollback restores the entry as it was: an entry without a mud-id check stays without one" {
+	ap_y ring --drain --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT
+	run -0 mud 112 20
+	entry() { ap_y show --json | jq -c '.[]|select(.mud=="'$MUD_IP'")|{mode,mud_id,backend,prev_backend}'; }
+	before=$(entry)
+	assert_equal "$(echo "$before" | jq .mud_id)" 0
+	# Nothing listens there: the replay times out, the cut-over rolls back.
+	run -1 ap_y cutover $MUD_IP --to $CTY_IP:7999 --mud-id 112
+	assert_output --partial 'aborted'
+	assert_equal "$(entry)" "$before"
+	# And a cut-over never loosens a check: another MUD id is refused up front.
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 112
+	run -1 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 113
+	assert_output --partial 'accepts only MUD id 112'
+	ap_y ring --drain --timeout-ms 0 >/dev/null
+}
+
+@test "three ports (VIP 7777, CT-x 7001, CT-y 7002): cut-over without --mud-id keeps the check; every answer reaches the MUD from the VIP" {
+	ap_y ring --drain --timeout-ms 0 >/dev/null
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:7001 --mud-id 111
+	rw_before=$(counter $PIN_Y TX_REWRITE)
+	ret_before=$(counter $PIN_Y RET_FAST)
+	foreign_before=$(counter $PIN_Y TX_FOREIGN)
+	mud 111 6000 --rate 2000 --window 8 & mud_pid=$!
+	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==111)|.buffered') -ge 1500 ]"
+	run -0 ap_y cutover $MUD_IP --to $CTY_IP:7002 --json
+	cut=$output
+	echo "$cut"
+	wait "$mud_pid"	# non-zero (loss, mismatch) fails the test
+	assert_equal "$(mudj 111 '[.answered,.lost,.mismatches,.stale_errors]|join(",")')" 6000,0,0,0
+	assert_equal "$(mudj 111 '.servers|sort|join(",")')" ct-x2,ct-y2
+	run -0 ap_y show --json
+	entry=$(echo "$output" | jq -c '.[]|select(.mud=="'$MUD_IP'")')
+	assert_equal "$(echo "$entry" | jq -r '[.mode,.mud_id,.backend,.prev_backend]|join(" ")')" \
+		"local 111 $CTY_IP:7002 $CTX_IP:7001"
+	# Every answer the MUD got was rewritten by us (it only hears the VIP), none foreign.
+	rw=$(( $(counter $PIN_Y TX_REWRITE) - rw_before + $(counter $PIN_Y RET_FAST) - ret_before ))
+	assert [ "$rw" -ge "$(( 6000 - $(echo "$cut" | jq .relayed) ))" ]
+	assert_equal "$(counter $PIN_Y TX_FOREIGN)" "$foreign_before"
+	run -0 in_ns ehd-esy "$BIN/edgehop-svcctl" status 127.0.0.1:7002 --json
+	assert_equal "$(echo "$output" | jq -c '.muds[]|select(.mud_id==111)|[.last_seq,.applied,.digest]')" \
+		"$(jq -c '[5999,6000,.final_digest]' "$BATS_TEST_TMPDIR/mud-111.json")"
+}
+
+@test "a spoofer routed through the AP answers from the service's ports: the MUD never hears it from the VIP, tx_foreign counts it" {
+	ap_y set $MUD_IP --mode local --backend $CTY_IP:$VPORT --mud-id 114
+	foreign_before=$(counter $PIN_Y TX_FOREIGN)
+	rw_before=$(counter $PIN_Y TX_REWRITE)
+	# An unconnected socket on the MUD: prints the source of every datagram it gets.
+	in_ns ehd-mud python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7900))
+s.settimeout(2)
+try:
+    while True:
+        d, a = s.recvfrom(2048)
+        print(a[0], a[1], flush=True)
+except socket.timeout:
+    pass' >"$BATS_TEST_TMPDIR/heard" & lpid=$!
+	wait_for 5 bash -c "nsenter --net=/run/netns/ehd-mud ss -Huln 'sport = :7900' | grep -q 7900"
+	# From the backend's (= the VIP's) port, and from the VIP's address... of its own.
+	in_ns ehd-spf python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7777))
+for i in range(20):
+    s.sendto(b"EHOP-not-an-answer", ("'$MUD_IP'", 7900))'
+	wait "$lpid"
+	cat "$BATS_TEST_TMPDIR/heard"
+	assert_equal "$(grep -c "^$SPF_IP 7777\$" "$BATS_TEST_TMPDIR/heard")" 20
+	assert_equal "$(grep -c "^$VIP " "$BATS_TEST_TMPDIR/heard")" 0
+	assert_equal $(( $(counter $PIN_Y TX_FOREIGN) - foreign_before )) 20
+	assert_equal "$(counter $PIN_Y TX_REWRITE)" "$rw_before"
+	# The MUD itself is served as before, by CT-y only.
+	run -0 mud 114 100
+	assert_equal "$(mudj 114 '[.answered,.lost,.mismatches]|join(",")')" 100,0,0
+	assert_equal "$(mudj 114 '.servers|join(",")')" ct-y
 }

@@ -1,8 +1,8 @@
 # Namespace topology for the dataplane tests (docs/design.md §8, tier ns):
 #
 #   ehd-mud (MUD) --mud0/radio0-- ehd-apy --wan0/wan0-- ehd-apx --es0/eth0-- ehd-esx (CT-x)
-#                                   |es0                   |radio0
-#                                 ehd-esy (CT-y)          mudx0 (in ehd-mud)
+#                                 |es0  |spf0              |radio0
+#                       ehd-esy (CT-y)  ehd-spf (spoofer)  mudx0 (in ehd-mud)
 #
 # Every address below exists only inside these namespaces.
 # Sourced by the bats suites and by scripts/run-demo (which sets TMPD).
@@ -16,9 +16,10 @@ MUD_IP=10.91.0.100
 MUDX_IP=10.91.3.100
 CTX_IP=10.91.1.2
 CTY_IP=10.91.2.2
+SPF_IP=10.91.4.2
 PIN_X=/sys/fs/bpf/ehd-apx
 PIN_Y=/sys/fs/bpf/ehd-apy
-NSS=(ehd-mud ehd-apx ehd-apy ehd-esx ehd-esy)
+NSS=(ehd-mud ehd-apx ehd-apy ehd-esx ehd-esy ehd-spf)
 
 in_ns() { local ns=$1; shift; timeout 120 nsenter --net=/run/netns/"$ns" "$@"; }
 ap_x() { in_ns ehd-apx "$BIN/edgehop-ap" --pin "$PIN_X" "$@"; }
@@ -48,6 +49,7 @@ topo_up() {
 	ip -n ehd-apy link add wan0 type veth peer name wan0 netns ehd-apx
 	ip -n ehd-apx link add es0 type veth peer name eth0 netns ehd-esx
 	ip -n ehd-apy link add es0 type veth peer name eth0 netns ehd-esy
+	ip -n ehd-apy link add spf0 type veth peer name spf0 netns ehd-spf
 
 	ip -n ehd-mud addr add $MUD_IP/24 dev mud0
 	ip -n ehd-mud addr add $MUDX_IP/24 dev mudx0
@@ -59,6 +61,8 @@ topo_up() {
 	ip -n ehd-esx addr add $CTX_IP/24 dev eth0
 	ip -n ehd-apy addr add 10.91.2.1/24 dev es0
 	ip -n ehd-esy addr add $CTY_IP/24 dev eth0
+	ip -n ehd-apy addr add 10.91.4.1/24 dev spf0
+	ip -n ehd-spf addr add $SPF_IP/24 dev spf0
 	for ns in "${NSS[@]}"; do
 		for dev in $(ip -n "$ns" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
 			ip -n "$ns" link set "$dev" up
@@ -71,20 +75,22 @@ topo_up() {
 	ip -n ehd-apx route add 10.91.2.0/24 via 10.91.100.2
 	ip -n ehd-esx route add default via 10.91.1.1
 	ip -n ehd-esy route add default via 10.91.2.1
+	ip -n ehd-spf route add default via 10.91.4.1
+	ip -n ehd-mud route add 10.91.4.0/24 via 10.91.0.1 dev mud0
 	for ns in ehd-apx ehd-apy; do
 		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
 		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
 	done
 }
 
-# start_svc NS NAME: the offloading service as the stand-in container.
+# start_svc NS NAME [PORT]: the offloading service as the stand-in container.
 start_svc() {
-	local ns=$1 name=$2 tmp=${TMPD:-$BATS_FILE_TMPDIR}
+	local ns=$1 name=$2 port=${3:-$VPORT} tmp=${TMPD:-$BATS_FILE_TMPDIR}
 	local dir=$tmp/$name
 	mkdir -p "$dir"
-	nsenter --net=/run/netns/"$ns" "$BIN/edgehop-svc" --port $VPORT --name "$name" \
+	nsenter --net=/run/netns/"$ns" "$BIN/edgehop-svc" --port "$port" --name "$name" \
 		--state-dir "$dir" >"$tmp/$name.log" 2>&1 &
-	wait_for 10 in_ns "$ns" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT
+	wait_for 10 in_ns "$ns" "$BIN/edgehop-svcctl" status 127.0.0.1:"$port"
 }
 
 # wait_for SECONDS CMD...: poll CMD until it succeeds or the deadline passes.

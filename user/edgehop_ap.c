@@ -9,8 +9,9 @@
  *   edgehop-ap del MUD_IP | clear-flags MUD_IP
  *   edgehop-ap show [--json]          steering entries and per-MUD counts
  *   edgehop-ap stats [--json]         dataplane counters
- *   edgehop-ap ring [--count N] [--timeout-ms T] [--json]
- *                                     print (and consume) replay-buffer records
+ *   edgehop-ap ring [--peek|--drain] [--count N] [--timeout-ms T] [--json]
+ *                                     print replay-buffer records; --drain
+ *                                     consumes them (--peek, the default, never)
  *   edgehop-ap replay MUD_IP --to IP:PORT
  *   edgehop-ap cutover MUD_IP --to IP:PORT [--mud-id N]
  *                      [--logrepo IP:PORT --role NAME --run ID]
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "eh_dp.h"
@@ -43,7 +45,7 @@ static void usage(FILE *f)
 		"  clear-flags MUD_IP\n"
 		"  show [--json]\n"
 		"  stats [--json]\n"
-		"  ring [--count N] [--timeout-ms T] [--json]\n"
+		"  ring [--peek|--drain] [--count N] [--timeout-ms T] [--json]\n"
 		"  replay MUD_IP --to IP:PORT\n"
 		"  cutover MUD_IP --to IP:PORT [--mud-id N] [--logrepo IP:PORT --role NAME --run ID]\n"
 		"pin directory: %s unless --pin\n", EH_PIN_DEFAULT);
@@ -97,7 +99,7 @@ static int parse_u32(const char *s, uint32_t *v)
 }
 
 enum { O_RADIO = 256, O_WAN, O_VIP, O_RING, O_MODE, O_BACKEND, O_MUDID, O_COUNT,
-       O_TIMEOUT, O_TO, O_JSON, O_FASTRET, O_LOGREPO, O_ROLE, O_RUN };
+       O_TIMEOUT, O_TO, O_JSON, O_FASTRET, O_LOGREPO, O_ROLE, O_RUN, O_PEEK, O_DRAIN };
 
 static const struct option long_opts[] = {
 	{ "radio", required_argument, NULL, O_RADIO },
@@ -115,6 +117,8 @@ static const struct option long_opts[] = {
 	{ "logrepo", required_argument, NULL, O_LOGREPO },
 	{ "role", required_argument, NULL, O_ROLE },
 	{ "run", required_argument, NULL, O_RUN },
+	{ "peek", no_argument, NULL, O_PEEK },
+	{ "drain", no_argument, NULL, O_DRAIN },
 	{ "pin", required_argument, NULL, 'p' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -127,6 +131,7 @@ struct args {
 	const char *logrepo, *role, *run;
 	uint32_t ring_bytes, mud_id, count, timeout_ms;
 	bool has_backend;
+	bool peek, drain;	/* ring */
 	const char *pos;	/* positional MUD_IP */
 };
 
@@ -154,6 +159,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case O_ROLE: a->role = optarg; break;
 		case O_RUN: a->run = optarg; break;
 		case O_JSON: json = true; break;
+		case O_PEEK: a->peek = true; break;
+		case O_DRAIN: a->drain = true; break;
 		case 'p': pin = optarg; break;
 		case 'v': verbose = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -240,17 +247,18 @@ struct show_ctx { int n; };
 static int show_one(void *c, struct in_addr mud, const struct eh_steer *st)
 {
 	struct show_ctx *ctx = c;
-	struct in_addr be = { .s_addr = st->backend_addr };
-	char mb[INET_ADDRSTRLEN], bb[INET_ADDRSTRLEN];
+	struct in_addr be = { .s_addr = st->backend_addr }, pb = { .s_addr = st->prev_addr };
+	char mb[INET_ADDRSTRLEN], bb[INET_ADDRSTRLEN], pbb[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &mud, mb, sizeof(mb));
 	inet_ntop(AF_INET, &be, bb, sizeof(bb));
+	inet_ntop(AF_INET, &pb, pbb, sizeof(pbb));
 	if (json)
 		printf("%s{\"mud\":\"%s\",\"mud_id\":%u,\"mode\":\"%s\",\"backend\":\"%s:%u\","
-		       "\"flags\":%u,\"overflow\":%s,\"too_big\":%s,\"rx\":%llu,\"delivered\":%llu,"
+		       "\"prev_backend\":\"%s:%u\",\"flags\":%u,\"overflow\":%s,\"too_big\":%s,\"rx\":%llu,\"delivered\":%llu,"
 		       "\"buffered\":%llu,\"lost_buf\":%llu,\"last_seq\":%llu}",
 		       ctx->n ? "," : "", mb, st->mud_id, eh_mode_name(st->mode), bb,
-		       ntohs(st->backend_port), st->flags,
+		       ntohs(st->backend_port), pbb, ntohs(st->prev_port), st->flags,
 		       st->flags & EH_SF_OVERFLOW ? "true" : "false",
 		       st->flags & EH_SF_TOO_BIG ? "true" : "false",
 		       (unsigned long long)st->rx, (unsigned long long)st->delivered,
@@ -312,52 +320,80 @@ static int cmd_stats(struct eh_dp *dp, struct args *a)
 	return 0;
 }
 
-/* Print and consume records: the debugging view of the replay buffer. */
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void print_rec(const struct eh_replay_rec *rec, uint32_t n)
+{
+	char mb[INET_ADDRSTRLEN];
+	struct in_addr m = { .s_addr = rec->mud_addr };
+
+	inet_ntop(AF_INET, &m, mb, sizeof(mb));
+	if (json)
+		printf("%s{\"mud\":\"%s\",\"mud_port\":%u,\"mud_id\":%u,\"seq\":%u,\"forwarded\":%s,"
+		       "\"ts_ns\":%llu,\"len\":%u}", n ? "," : "", mb, ntohs(rec->mud_port),
+		       rec->mud_id, rec->seq, rec->forwarded ? "true" : "false",
+		       (unsigned long long)rec->ts_ns, rec->len);
+	else
+		printf("%llu mud %s:%u id %u seq %u %s len %u\n",
+		       (unsigned long long)rec->ts_ns, mb, ntohs(rec->mud_port), rec->mud_id,
+		       rec->seq, rec->forwarded ? "forwarded" : "buffered-only", rec->len);
+}
+
+/*
+ * The debugging view of the replay buffer. --peek (the default) only looks:
+ * what a replay needs stays there. --drain consumes what it prints.
+ */
 static int cmd_ring(struct eh_dp *dp, struct args *a)
 {
 	const struct eh_replay_rec *rec;
 	struct eh_ring ring;
-	struct timespec t0, now;
+	struct timespec t0;
+	unsigned long pos;
 	uint32_t n = 0;
 	int err;
 
+	if (a->peek && a->drain) {
+		fprintf(stderr, "edgehop-ap: ring takes --peek or --drain, not both\n");
+		return -EINVAL;
+	}
 	err = eh_ring_open(&ring, dp->replay_fd);
 	if (err)
 		return err;
+	pos = eh_ring_consumed(&ring);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (json)
 		printf("[");
 	while (!a->count || n < a->count) {
-		rec = eh_ring_peek(&ring);
+		rec = a->drain ? eh_ring_peek(&ring) : eh_ring_read_at(&ring, &pos);
 		if (!rec) {
-			long waited;
+			long waited = ms_since(&t0);
 
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			waited = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
 			if (waited >= (long)a->timeout_ms)
 				break;
-			if (eh_ring_wait(&ring, a->timeout_ms - waited) < 0)
-				break;
+			if (a->drain) {
+				if (eh_ring_wait(&ring, a->timeout_ms - waited) < 0)
+					break;
+			} else {
+				usleep(1000);	/* unconsumed records keep the ring readable */
+			}
 			continue;
 		}
-		char mb[INET_ADDRSTRLEN];
-		struct in_addr m = { .s_addr = rec->mud_addr };
-
-		inet_ntop(AF_INET, &m, mb, sizeof(mb));
-		if (json)
-			printf("%s{\"mud\":\"%s\",\"mud_port\":%u,\"mud_id\":%u,\"seq\":%u,\"forwarded\":%s,"
-			       "\"ts_ns\":%llu,\"len\":%u}", n ? "," : "", mb, ntohs(rec->mud_port),
-			       rec->mud_id, rec->seq, rec->forwarded ? "true" : "false",
-			       (unsigned long long)rec->ts_ns, rec->len);
-		else
-			printf("%llu mud %s:%u id %u seq %u %s len %u\n",
-			       (unsigned long long)rec->ts_ns, mb, ntohs(rec->mud_port), rec->mud_id,
-			       rec->seq, rec->forwarded ? "forwarded" : "buffered-only", rec->len);
-		eh_ring_commit(&ring);
+		print_rec(rec, n);
+		if (a->drain)
+			eh_ring_commit(&ring);
 		n++;
 	}
 	if (json)
 		printf("]\n");
+	if (a->drain)
+		fprintf(stderr, "edgehop-ap: consumed %u record%s from the replay buffer\n", n,
+			n == 1 ? "" : "s");
 	eh_ring_close(&ring);
 	return 0;
 }

@@ -49,6 +49,7 @@ static const char *const counter_names[EH_C_MAX] = {
 	[EH_C_REPLAYED] = "replayed",
 	[EH_C_TX_REWRITE] = "tx_rewritten",
 	[EH_C_RET_FAST] = "returned_fast",
+	[EH_C_TX_FOREIGN] = "tx_foreign",
 };
 
 const char *eh_mode_name(enum eh_mode m)
@@ -564,7 +565,11 @@ int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 	bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &st);
 	st.mode = mode;
 	st.mud_id = mud_id;
-	if (backend.s_addr) {
+	if (backend.s_addr && (backend.s_addr != st.backend_addr ||
+			       htons(backend_port) != st.backend_port)) {
+		/* Its answers still in flight keep being rewritten (answer_src). */
+		st.prev_addr = st.backend_addr;
+		st.prev_port = st.backend_port;
 		st.backend_addr = backend.s_addr;
 		st.backend_port = htons(backend_port);
 	}
@@ -594,6 +599,8 @@ static void steer_view(const struct eh_steer_ctl *c, const struct eh_mud_dp *md,
 	st->mud_id = c->mud_id;
 	st->backend_addr = c->backend_addr;
 	st->backend_port = c->backend_port;
+	st->prev_addr = c->prev_addr;
+	st->prev_port = c->prev_port;
 	st->rx = md->rx;
 	st->delivered = md->delivered;
 	st->buffered = md->buffered;
@@ -614,6 +621,31 @@ int eh_dp_steer_get(struct eh_dp *dp, struct in_addr mud, struct eh_steer *st)
 		return -errno;
 	bpf_map_lookup_elem(dp->mud_dp_fd, &mud.s_addr, &md);	/* none: no packet yet */
 	steer_view(&c, &md, st);
+	return 0;
+}
+
+int eh_dp_steer_save(struct eh_dp *dp, struct in_addr mud, struct eh_steer_ctl *ctl)
+{
+	return bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, ctl) ? -errno : 0;
+}
+
+int eh_dp_steer_restore(struct eh_dp *dp, struct in_addr mud, const struct eh_steer_ctl *ctl)
+{
+	struct eh_steer_ctl c = *ctl, now;
+
+	/* What was acknowledged meanwhile stays acknowledged. */
+	if (!bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &now)) {
+		if (now.ack_overflow > c.ack_overflow)
+			c.ack_overflow = now.ack_overflow;
+		if (now.ack_too_big > c.ack_too_big)
+			c.ack_too_big = now.ack_too_big;
+	}
+	if (bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &c, BPF_ANY)) {
+		int err = -errno;
+
+		pr_err("Couldn't restore steering entry for %s: %s\n", inet_ntoa(mud), strerror(errno));
+		return err;
+	}
 	return 0;
 }
 

@@ -62,11 +62,21 @@ void eh_dp_close(struct eh_dp *dp);
 
 /*
  * Sets mode/backend/mud_id of a MUD. Its counters and flags live in a map
- * only the dataplane writes (eh_mud_dp): nothing here can erase them.
+ * only the dataplane writes (eh_mud_dp): nothing here can erase them. A new
+ * backend (address or port) makes the current one the previous backend,
+ * whose answers still in flight are rewritten from the VIP too; a zero
+ * backend keeps the current one.
  */
 int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 		    struct in_addr backend, uint16_t backend_port, uint32_t mud_id);
 int eh_dp_steer_get(struct eh_dp *dp, struct in_addr mud, struct eh_steer *st);
+/*
+ * The controller's part of an entry as it is (save), and put back exactly
+ * (restore: mode, backends, mud_id; acknowledgements never go back): what a
+ * cut-over's rollback does.
+ */
+int eh_dp_steer_save(struct eh_dp *dp, struct in_addr mud, struct eh_steer_ctl *ctl);
+int eh_dp_steer_restore(struct eh_dp *dp, struct in_addr mud, const struct eh_steer_ctl *ctl);
 int eh_dp_steer_del(struct eh_dp *dp, struct in_addr mud);
 /* Acknowledges the loss events counted so far (a later one flags again). */
 int eh_dp_steer_clear_flags(struct eh_dp *dp, struct in_addr mud);

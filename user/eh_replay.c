@@ -748,14 +748,23 @@ static int check_flags(struct eh_replayer *r, const char *when)
 int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id)
 {
 	struct eh_steer before;
+	struct eh_steer_ctl saved;
 	struct in_addr old_backend;
+	uint32_t entry_id;
 	long n = 0;
 	int err;
 
 	err = eh_dp_steer_get(r->dp, r->o.mud, &before);
+	if (!err)
+		err = eh_dp_steer_save(r->dp, r->o.mud, &saved);
 	if (err) {
 		fprintf(stderr, "edgehop: MUD %s has no steering entry\n", inet_ntoa(r->o.mud));
 		return err;
+	}
+	if (mud_id && before.mud_id && mud_id != before.mud_id) {
+		fprintf(stderr, "edgehop: MUD %s's entry accepts only MUD id %u, not %u\n",
+			inet_ntoa(r->o.mud), before.mud_id, mud_id);
+		return -EINVAL;
 	}
 	if (before.mode != EH_MODE_FWD_BUF && before.mode != EH_MODE_BUF_ONLY) {
 		fprintf(stderr, "edgehop: MUD %s is in mode %s; cut-over starts from fwd-buf or buf-only\n",
@@ -770,6 +779,11 @@ int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id)
 		r->mud_id = mud_id;
 	else if (before.mud_id)
 		r->mud_id = before.mud_id;
+	/*
+	 * The entry's mud-id check is never loosened by a cut-over: it keeps
+	 * its own, or takes the one given (a record's id is not a check).
+	 */
+	entry_id = before.mud_id ? before.mud_id : mud_id;
 	r->deadline_ns = mono_ns() + (uint64_t)r->o.deadline_ms * 1000000ull;
 
 	/*
@@ -796,7 +810,7 @@ int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id)
 	 * drains to empty and stays empty: the switch cannot race a request.
 	 */
 	err = eh_dp_steer_set(r->dp, r->o.mud, EH_MODE_BUF_ONLY, old_backend,
-			      ntohs(before.backend_port), r->mud_id);
+			      ntohs(before.backend_port), entry_id);
 	if (err)
 		goto rollback;
 	r->hold = true;
@@ -808,7 +822,7 @@ int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id)
 		goto rollback;
 	/* 3. Switch; replay what a retransmission slipped in; release the answers. */
 	err = eh_dp_steer_set(r->dp, r->o.mud, EH_MODE_LOCAL, r->o.backend,
-			      r->o.backend_port, r->mud_id);
+			      r->o.backend_port, entry_id);
 	if (err)
 		goto rollback;
 	r->deadline_ns = 0;	/* drain_settled bounds it */
@@ -829,8 +843,8 @@ rollback:
 	err = err ? err : (int)n;
 	fprintf(stderr, "edgehop: cut-over of MUD %s aborted (%s)\n", inet_ntoa(r->o.mud),
 		strerror(-err));
-	if (eh_dp_steer_set(r->dp, r->o.mud, before.mode, old_backend,
-			    ntohs(before.backend_port), r->mud_id))
+	/* As it was: mode, backend, previous backend and mud-id check. */
+	if (eh_dp_steer_restore(r->dp, r->o.mud, &saved))
 		fprintf(stderr, "edgehop: and its steering could not be put back: check 'edgehop-ap show'\n");
 	else
 		fprintf(stderr, "edgehop: MUD %s back in mode %s to %s\n", inet_ntoa(r->o.mud),

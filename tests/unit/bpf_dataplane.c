@@ -33,6 +33,8 @@
 #define MUDPORT	40000
 #define BACKEND	"10.1.0.2"
 #define BPORT	8888
+#define NEWBACKEND	"10.1.0.3"
+#define NEWPORT	9999
 #define MUDID	42
 
 static struct edgehop_bpf *skel;
@@ -477,6 +479,65 @@ static void t_tc_egress(void)
 	len = build(in, &s);
 	rc = run(tc, in, len, out, &olen);
 	tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len), "TC egress: unknown MUD untouched");
+
+	/* Somebody else routed through the AP, posing as the MUD's service. */
+	s.dst = MUD;
+	{
+		static const struct { const char *src; uint16_t sport; const char *what; } spoof[] = {
+			{ "10.9.9.9", BPORT, "the backend's port from another address" },
+			{ "10.9.9.9", VPORT, "the VIP's port from another address" },
+			{ BACKEND, VPORT, "the backend's address, the VIP's port" },
+		};
+
+		for (size_t i = 0; i < sizeof(spoof) / sizeof(spoof[0]); i++) {
+			__u64 foreign = counter(EH_C_TX_FOREIGN), rw = counter(EH_C_TX_REWRITE);
+
+			s.src = spoof[i].src;
+			s.sport = spoof[i].sport;
+			len = build(in, &s);
+			rc = run(tc, in, len, out, &olen);
+			tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len) &&
+			       counter(EH_C_TX_FOREIGN) == foreign + 1 &&
+			       counter(EH_C_TX_REWRITE) == rw,
+			       "TC egress: %s: untouched, counted tx_foreign", spoof[i].what);
+		}
+	}
+
+	/*
+	 * A switch from BACKEND:BPORT to NEWBACKEND:NEWPORT, three different
+	 * ports: the old backend's answers still in flight are rewritten too.
+	 */
+	{
+		struct in_addr m = { ip4(MUD) }, nb = { ip4(NEWBACKEND) };
+		static const struct { const char *src; uint16_t sport; bool ours; const char *what; } after[] = {
+			{ NEWBACKEND, NEWPORT, true, "the new backend" },
+			{ BACKEND, BPORT, true, "the previous backend (in flight at the switch)" },
+			{ BACKEND, NEWPORT, false, "the previous address with the new port" },
+			{ NEWBACKEND, BPORT, false, "the new address with the previous port" },
+		};
+
+		eh_dp_steer_set(&dp, m, EH_MODE_LOCAL, nb, NEWPORT, MUDID);
+		tap_ok(entry().prev_addr == ip4(BACKEND) && entry().prev_port == htons(BPORT) &&
+		       entry().backend_addr == ip4(NEWBACKEND),
+		       "a new backend keeps the previous one in the entry");
+		for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+			__u64 foreign = counter(EH_C_TX_FOREIGN);
+
+			s.src = after[i].src;
+			s.sport = after[i].sport;
+			len = build(in, &s);
+			rc = run(tc, in, len, out, &olen);
+			if (after[i].ours)
+				tap_ok(rc == TC_ACT_OK && ip->saddr == ip4(VIP) &&
+				       udp->source == htons(VPORT) && ip_csum_ok(ip) &&
+				       udp_csum_ok(ip, udp),
+				       "TC egress after the switch: %s rewritten from the VIP", after[i].what);
+			else
+				tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len) &&
+				       counter(EH_C_TX_FOREIGN) == foreign + 1,
+				       "TC egress after the switch: %s untouched, counted", after[i].what);
+		}
+	}
 }
 
 static void t_ring_full(void)
@@ -681,13 +742,19 @@ static void t_redirect_paths(void)
 	len = build(in, &s);
 	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_wan), wan, in, len, out, &olen);
 	tap_ok(rc == XDP_PASS && !memcmp(in, out, len), "fast return: other source port untouched");
+	s.sport = BPORT;
+	s.src = "10.1.0.9";
+	len = build(in, &s);
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_wan), wan, in, len, out, &olen);
+	tap_ok(rc == XDP_PASS && !memcmp(in, out, len),
+	       "fast return: the backend's port from another address untouched");
 }
 
 int main(void)
 {
 	int err;
 
-	tap_plan(77);
+	tap_plan(86);
 	if (geteuid()) {
 		tap_diag("needs root (BPF_PROG_TEST_RUN)");
 		return 1;
