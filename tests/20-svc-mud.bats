@@ -207,3 +207,99 @@ PY
 	run -0 mud --mud-id 23 --count 10 --start-seq 100 --initial-digest "$(jq -r .final_digest "$TMPD/s1.json")" --rate 0 --timeout-ms 50
 	stop_svc
 }
+
+@test "svc: 6,000 datagrams with junk MUD ids, then a real MUD is answered (table bounded, junk evicted)" {
+	start_svc ct-j "$TMPD/st-junkids"
+	run -0 mud --mud-id 31 --count 5 --rate 0 --timeout-ms 50 --json "$TMPD/j31a.json"
+	timeout 30 ip netns exec "$NS_MUD" python3 - <<'PY'
+import random, socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+random.seed(11)
+for i in range(6000):
+    mud = random.randrange(1000, 1 << 32)
+    s.sendto(struct.pack("!IBBHIIQII", 0x45484f50, 1, 1, 0, mud, random.randrange(0, 1 << 32), 0, 64, 0) + b"j" * 64,
+             ("10.77.0.2", 7777))
+    if i % 500 == 499:
+        time.sleep(0.01)   # stay within the service's socket buffer
+PY
+	# a MUD never seen before, and the one that was there before the junk
+	run -0 mud --mud-id 32 --count 20 --rate 0 --timeout-ms 50 --give-up-ms 3000 --json "$TMPD/j32.json"
+	run -0 jq -e '.answered == 20 and .lost == 0 and .mismatches == 0' "$TMPD/j32.json"
+	run -0 mud --mud-id 31 --count 5 --start-seq 5 --initial-digest "$(jq -r .final_digest "$TMPD/j31a.json")" \
+		--rate 0 --timeout-ms 50 --give-up-ms 3000
+	stop_svc
+	run -0 grep -E '^table_full 0$' "$TMPD/ct-j.err"
+	run -0 awk '$1 == "evicted" && $2 >= 1900 {print}' "$TMPD/ct-j.err"
+	assert_output --regexp '^evicted [0-9]+$'
+	run -0 awk '$1 == "muds" && $2 <= 4096 {print}' "$TMPD/ct-j.err"
+	assert_output --regexp '^muds [0-9]+$'
+	# the evicted MUDs' records went with them
+	[ "$(find "$TMPD/st-junkids" -name 'mud-*.log*' | wc -l)" -le 4096 ]
+}
+
+# status_raw <len> [count]: one STATUS_REQ of <len> bytes from the MUD's
+# namespace; prints the answer's length, or "none" after 1 s.
+status_raw() {
+	timeout 10 ip netns exec "$NS_MUD" python3 - "$1" <<'PY'
+import socket, struct, sys
+n = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+q = struct.pack("!IBBHIIQII", 0x45484f50, 1, 7, 0, 0, 0, 99, 0, 0)
+s.sendto(q + b"\0" * (n - len(q)), ("10.77.0.2", 7777))
+try:
+    print(len(s.recv(4096)))
+except socket.timeout:
+    print("none")
+PY
+}
+
+@test "svc: STATUS_REQ never amplifies for an untrusted source; padded requests and --status-from are answered" {
+	start_svc ct-st "$TMPD/st-status" --status-from 127.0.0.0/8
+	for i in $(seq 40); do
+		run -0 mud --mud-id $((100 + i)) --count 2 --rate 0 --timeout-ms 50
+	done
+	# 10.77.0.1 is not in --status-from: a 32-byte request gets nothing
+	run -0 status_raw 32
+	assert_output none
+	# padded to the largest answer: answered, never longer than the request
+	run -0 status_raw 1472
+	[ "$output" != none ] && [ "$output" -le 1472 ]
+	# svcctl pads its requests: works from anywhere, and pages through all 40
+	run -0 timeout 10 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-svcctl" status 10.77.0.2:7777 --json
+	assert_equal "$(jq '.muds | length' <<<"$output")" 40
+	stop_svc
+	run -0 grep -E '^status_refused 1$' "$TMPD/ct-st.err"
+	# default --status-from: loopback and private networks (the AP's replayer, the agent)
+	start_svc ct-sd "$TMPD/st-status-d"
+	run -0 mud --mud-id 150 --count 2 --rate 0 --timeout-ms 50
+	run -0 status_raw 32
+	assert_equal "$output" $((32 + 48 + 32))
+	stop_svc
+}
+
+@test "svc: the per-MUD apply log rotates at --log-max-kb (two files at most)" {
+	start_svc ct-l "$TMPD/st-logcap" --log-max-kb 4
+	run -0 mud --mud-id 41 --count 300 --rate 0 --timeout-ms 50
+	stop_svc
+	local cur=$TMPD/st-logcap/mud-41.log
+	[ "$(stat -c %s "$cur")" -le 4096 ]
+	[ "$(stat -c %s "$cur.1")" -le 4096 ]
+	[ "$(stat -c %s "$cur.1")" -gt 3900 ]
+	# the newest line is the last request's
+	run -0 tail -n 1 "$cur"
+	assert_output --regexp '^299 [0-9a-f]{64}$'
+	run -0 grep -c . "$cur.1"
+	[ "$output" -gt 40 ]
+}
+
+@test "svcctl --json escapes the server name it got from the network" {
+	ip netns exec "$NS_SVC" timeout 60 "$EHS_BIN/edgehop-svc" --port 7777 \
+		--name 'ct"q\b/<x>' --state-dir "$TMPD/st-name" 2>"$TMPD/name.err" &
+	echo $! >"$TMPD/svc.pid"
+	wait_for 10 svc_status "$NS_SVC" 127.0.0.1:7777
+	run -0 svc_status "$NS_SVC" 127.0.0.1:7777
+	assert_equal "$(jq -r .server <<<"$output")" 'ct"q\b/<x>'
+	stop_svc
+}

@@ -39,10 +39,14 @@ struct svc_opts {
 	const char *logrepo;
 	bool bound;		/* --mud-id given */
 	unsigned long mud_id;
+	unsigned long log_max_kb;
+	struct svc_cidr status_from[SVC_MAX_CIDRS];
+	int nstatus_from;	/* 0: the default list */
 };
 
 struct apply_ctx {
 	const char *dir;
+	off_t log_max;		/* bytes per DIR/mud-<id>.log before it rotates */
 };
 
 static void usage(FILE *f)
@@ -50,6 +54,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: edgehop-svc --port PORT --name NAME --state-dir DIR [--mem-mb N]\n"
 "                   [--fs-mb N] [--work-us N] [--logrepo IP:PORT] [--mud-id N]\n"
+"                   [--status-from CIDR]... [--log-max-kb N]\n"
 "  Offloading service: answers SVCQ with SVCR (digest chain, exactly once,\n"
 "  reply cache) and STATUS_REQ with STATUS_RESP on UDP PORT (all addresses).\n"
 "  --mem-mb N   keep N MiB of dirty, resident memory (checkpoint ballast)\n"
@@ -57,27 +62,53 @@ static void usage(FILE *f)
 "  --work-us N  burn N us of CPU per applied request (offloaded work)\n"
 "  --mud-id N   serve MUD N only: requests of any other MUD are counted\n"
 "               (other_mud) and never answered (one container per MUD)\n"
+"  --status-from CIDR  sources that get a STATUS answer longer than their\n"
+"               request (repeatable; default loopback and the RFC 1918\n"
+"               networks); anyone else must pad the request to the answer\n"
+"  --log-max-kb N  DIR/mud-<id>.log rotates to .log.1 past N KiB (default 1024)\n"
 "  SIGTERM/SIGINT: exit 0 after printing counters; SIGUSR1: print counters.\n");
 }
 
-/* Every applied request leaves a line in DIR/mud-<id>.log (layer changes). */
+/*
+ * Every applied request leaves a line in DIR/mud-<id>.log (layer changes).
+ * Past --log-max-kb the file becomes mud-<id>.log.1 (the previous .1 is
+ * dropped): at most two files of that size per MUD.
+ */
 static int record_apply(void *vctx, const struct svc_mud *m, uint32_t seq,
 			const struct eh_svcr_body *ans)
 {
 	struct apply_ctx *ctx = vctx;
-	char path[4096], hex[2 * EH_DIGEST_LEN + 1], line[160];
+	char path[4096], old[4100], hex[2 * EH_DIGEST_LEN + 1], line[160];
+	struct stat st;
 	int fd, n, err = 0;
 
 	snprintf(path, sizeof(path), "%s/mud-%u.log", ctx->dir, m->mud_id);
+	eh_digest_hex(ans->digest, hex);
+	n = snprintf(line, sizeof(line), "%u %s\n", seq, hex);
+	if (!stat(path, &st) && st.st_size + n > ctx->log_max) {
+		snprintf(old, sizeof(old), "%s.1", path);
+		if (rename(path, old))
+			return -errno;
+	}
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	eh_digest_hex(ans->digest, hex);
-	n = snprintf(line, sizeof(line), "%u %s\n", seq, hex);
 	if (write(fd, line, n) != n)
 		err = -EIO;
 	close(fd);
 	return err;
+}
+
+/* An evicted MUD's records go with it: the state dir stays bounded too. */
+static void forget_mud(void *vctx, const struct svc_mud *m)
+{
+	struct apply_ctx *ctx = vctx;
+	char path[4100];
+
+	snprintf(path, sizeof(path), "%s/mud-%u.log", ctx->dir, m->mud_id);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/mud-%u.log.1", ctx->dir, m->mud_id);
+	unlink(path);
 }
 
 static int mkdir_p(const char *dir)
@@ -167,6 +198,8 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 		{ "work-us", required_argument, NULL, 'w' },
 		{ "logrepo", required_argument, NULL, 'l' },
 		{ "mud-id", required_argument, NULL, 'i' },
+		{ "status-from", required_argument, NULL, 'S' },
+		{ "log-max-kb", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -174,6 +207,7 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 	int c;
 
 	o->port = EH_SVC_PORT_DEFAULT;
+	o->log_max_kb = 1024;
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
@@ -200,6 +234,16 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 			if (parse_ulong(optarg, UINT32_MAX, &o->mud_id))
 				goto bad;
 			o->bound = true;
+			break;
+		case 'S':
+			if (o->nstatus_from >= SVC_MAX_CIDRS ||
+			    svc_parse_cidr(optarg, &o->status_from[o->nstatus_from]))
+				goto bad;
+			o->nstatus_from++;
+			break;
+		case 'L':
+			if (parse_ulong(optarg, 1 << 20, &o->log_max_kb) || !o->log_max_kb)
+				goto bad;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -263,8 +307,14 @@ int main(int argc, char **argv)
 	s->bound = o.bound;
 	s->bound_mud = (uint32_t)o.mud_id;
 	actx.dir = o.state_dir;
+	actx.log_max = (off_t)o.log_max_kb << 10;
 	s->on_apply = record_apply;
+	s->on_evict = forget_mud;
 	s->cb_ctx = &actx;
+	if (o.nstatus_from) {
+		memcpy(s->status_from, o.status_from, sizeof(o.status_from));
+		s->nstatus_from = o.nstatus_from;
+	}
 
 	err = mkdir_p(o.state_dir);
 	if (err) {
@@ -339,7 +389,7 @@ int main(int argc, char **argv)
 			s->cnt.oversized++;
 			continue;
 		}
-		err = svc_handle(s, in, n, out, &outlen);
+		err = svc_handle(s, in, n, &src, out, &outlen);
 		if (err) {
 			fprintf(stderr, "edgehop-svc: handling a request: %s\n",
 				strerror(-err));

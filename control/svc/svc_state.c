@@ -4,59 +4,211 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
 #include <arpa/inet.h>
 #include <endian.h>
 
 #include "eh_digest.h"
 #include "svc_state.h"
 
+static uint64_t mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+int svc_parse_cidr(const char *str, struct svc_cidr *c)
+{
+	char addr[INET_ADDRSTRLEN], *end;
+	const char *slash = strchr(str, '/');
+	unsigned long bits = 32;
+	struct in_addr a;
+	size_t alen = slash ? (size_t)(slash - str) : strlen(str);
+
+	if (!alen || alen >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, str, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, &a) != 1)
+		return -EINVAL;
+	if (slash) {
+		errno = 0;
+		bits = strtoul(slash + 1, &end, 10);
+		if (errno || *end || end == slash + 1 || bits > 32)
+			return -EINVAL;
+	}
+	c->mask = bits ? ~0u << (32 - bits) : 0;
+	c->net = ntohl(a.s_addr) & c->mask;
+	return 0;
+}
+
+bool svc_cidr_match(const struct svc_cidr *c, int n, struct in_addr a)
+{
+	uint32_t h = ntohl(a.s_addr);
+
+	for (int i = 0; i < n; i++)
+		if ((h & c[i].mask) == c[i].net)
+			return true;
+	return false;
+}
+
 int svc_state_init(struct svc_state *s, const char *name)
 {
+	static const char *const dflt[] = {
+		"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+	};
+
 	memset(s, 0, sizeof(*s));
 	if (!name || !*name || strlen(name) >= EH_NAME_LEN)
 		return -EINVAL;
 	strncpy(s->name, name, EH_NAME_LEN - 1);
+	/* Unpredictable buckets: nobody can pick ids that share one chain. */
+	if (getrandom(&s->hash_key, sizeof(s->hash_key), GRND_NONBLOCK) !=
+	    sizeof(s->hash_key))
+		s->hash_key = (uint32_t)time(NULL) * 2654435761u ^ (uint32_t)getpid();
+	for (size_t i = 0; i < sizeof(dflt) / sizeof(dflt[0]); i++)
+		svc_parse_cidr(dflt[i], &s->status_from[s->nstatus_from++]);
+	s->now_s = mono_s;
 	return 0;
 }
 
 void svc_state_free(struct svc_state *s)
 {
-	int i;
-
-	for (i = 0; i < SVC_SLOTS; i++) {
-		free(s->slots[i]);
-		s->slots[i] = NULL;
-	}
+	for (uint32_t i = 0; i < s->nmuds; i++)
+		free(s->sorted[i]);
+	memset(s->buckets, 0, sizeof(s->buckets));
+	s->probation.head = s->probation.tail = NULL;
+	s->settled.head = s->settled.tail = NULL;
 	s->nmuds = 0;
 }
 
-static uint32_t slot_of(uint32_t mud_id)
+static uint32_t bucket_of(const struct svc_state *s, uint32_t mud_id)
 {
-	return (mud_id * 2654435761u) % SVC_SLOTS;
+	uint32_t h = mud_id ^ s->hash_key;
+
+	/* murmur3's finaliser: every key bit reaches every bucket bit */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h % SVC_BUCKETS;
 }
 
 struct svc_mud *svc_find(struct svc_state *s, uint32_t mud_id)
 {
-	uint32_t i, h = slot_of(mud_id);
+	struct svc_mud *m;
 
-	for (i = 0; i < SVC_SLOTS; i++) {
-		struct svc_mud *m = s->slots[(h + i) % SVC_SLOTS];
-
-		if (!m)
-			return NULL;
+	for (m = s->buckets[bucket_of(s, mud_id)]; m; m = m->hnext)
 		if (m->mud_id == mud_id)
 			return m;
-	}
 	return NULL;
+}
+
+static void lru_unlink(struct svc_lru *l, struct svc_mud *m)
+{
+	if (m->lprev)
+		m->lprev->lnext = m->lnext;
+	else
+		l->head = m->lnext;
+	if (m->lnext)
+		m->lnext->lprev = m->lprev;
+	else
+		l->tail = m->lprev;
+	m->lprev = m->lnext = NULL;
+}
+
+static void lru_push(struct svc_lru *l, struct svc_mud *m)
+{
+	m->lprev = NULL;
+	m->lnext = l->head;
+	if (l->head)
+		l->head->lprev = m;
+	else
+		l->tail = m;
+	l->head = m;
+}
+
+static struct svc_lru *lru_of(struct svc_state *s, const struct svc_mud *m)
+{
+	return m->settled ? &s->settled : &s->probation;
+}
+
+/* A request of @m came in: most recently used, off probation once settled. */
+static void touch(struct svc_state *s, struct svc_mud *m)
+{
+	lru_unlink(lru_of(s, m), m);
+	if (m->applied >= 2)
+		m->settled = true;
+	lru_push(lru_of(s, m), m);
+	m->last_use_s = s->now_s();
+}
+
+/* Index in sorted[] where @mud_id is or would go. */
+static uint32_t sorted_pos(const struct svc_state *s, uint32_t mud_id)
+{
+	uint32_t lo = 0, hi = s->nmuds;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (s->sorted[mid]->mud_id < mud_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void evict(struct svc_state *s, struct svc_mud *m)
+{
+	struct svc_mud **pp = &s->buckets[bucket_of(s, m->mud_id)];
+	uint32_t i = sorted_pos(s, m->mud_id);
+
+	while (*pp != m)
+		pp = &(*pp)->hnext;
+	*pp = m->hnext;
+	lru_unlink(lru_of(s, m), m);
+	memmove(&s->sorted[i], &s->sorted[i + 1],
+		(s->nmuds - i - 1) * sizeof(s->sorted[0]));
+	s->nmuds--;
+	s->cnt.evicted++;
+	if (s->on_evict)
+		s->on_evict(s->cb_ctx, m);
+	free(m);
+}
+
+/*
+ * Room for one more MUD: the least recently used on probation (one request
+ * applied: junk looks like that), else the least recently used settled MUD
+ * if it has been idle SVC_IDLE_S. Neither: refused.
+ */
+static bool make_room(struct svc_state *s)
+{
+	struct svc_mud *v = s->probation.tail;
+
+	if (s->nmuds < SVC_MAX_MUDS)
+		return true;
+	if (!v) {
+		v = s->settled.tail;
+		/* signed: a clock that went back (restored elsewhere) is not idle */
+		if (!v || (int64_t)(s->now_s() - v->last_use_s) < SVC_IDLE_S)
+			return false;
+	}
+	evict(s, v);
+	return true;
 }
 
 static struct svc_mud *svc_add(struct svc_state *s, uint32_t mud_id,
 			       uint32_t first_seq)
 {
-	uint32_t i, h = slot_of(mud_id);
+	uint32_t b = bucket_of(s, mud_id), i;
 	struct svc_mud *m;
 
-	if (s->nmuds >= SVC_MAX_MUDS)
+	if (!make_room(s))
 		return NULL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
@@ -64,15 +216,16 @@ static struct svc_mud *svc_add(struct svc_state *s, uint32_t mud_id,
 	m->mud_id = mud_id;
 	m->next_seq = first_seq;	/* a new session starts where it starts */
 	m->last_seq = first_seq - 1;
-	for (i = 0; i < SVC_SLOTS; i++) {
-		if (!s->slots[(h + i) % SVC_SLOTS]) {
-			s->slots[(h + i) % SVC_SLOTS] = m;
-			s->nmuds++;
-			return m;
-		}
-	}
-	free(m);
-	return NULL;
+	m->hnext = s->buckets[b];
+	s->buckets[b] = m;
+	lru_push(&s->probation, m);
+	m->last_use_s = s->now_s();
+	i = sorted_pos(s, mud_id);
+	memmove(&s->sorted[i + 1], &s->sorted[i],
+		(s->nmuds - i) * sizeof(s->sorted[0]));
+	s->sorted[i] = m;
+	s->nmuds++;
+	return m;
 }
 
 /*
@@ -149,6 +302,7 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 			return 0;
 		}
 	}
+	touch(s, m);
 	if ((int32_t)(seq - m->next_seq) < 0) {
 		c = &m->cache[seq % SVC_CACHE];
 		if (!c->valid || c->seq != seq) {
@@ -190,6 +344,8 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 	c->seq = seq;
 	memcpy(&c->body, ans, sizeof(*ans));
 
+	if (!m->settled && m->applied >= 2)
+		touch(s, m);	/* off probation */
 	if (s->on_apply && s->on_apply(s->cb_ctx, m, seq, ans))
 		s->cnt.fs_errors++;
 
@@ -198,52 +354,50 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 	return 0;
 }
 
-static int cmp_mud(const void *a, const void *b)
-{
-	const struct svc_mud *x = *(struct svc_mud *const *)a;
-	const struct svc_mud *y = *(struct svc_mud *const *)b;
-
-	return x->mud_id < y->mud_id ? -1 : x->mud_id > y->mud_id;
-}
-
 /*
  * STATUS_REQ carries the index of the first entry wanted in hdr.seq; the
  * answer carries the total number of MUDs in hdr.mud_id, the index of its
  * first entry in hdr.seq, and at most SVC_STATUS_PER_MSG entries sorted by
- * mud_id, followed by the server name (flag EH_F_STATUS_NAME).
+ * mud_id (kept sorted as MUDs come and go: no sort per request), followed by
+ * the server name (flag EH_F_STATUS_NAME). Answered only when it is no longer
+ * than the request, or to a source in status_from: never an amplifier for a
+ * spoofed source.
  */
-static int handle_status(struct svc_state *s, const struct eh_hdr *h,
-			 void *out, size_t *outlen)
+static int handle_status(struct svc_state *s, const struct eh_hdr *h, size_t reqlen,
+			 const struct sockaddr_in *src, void *out, size_t *outlen)
 {
-	struct svc_mud *list[SVC_MAX_MUDS];
-	uint32_t first = ntohl(h->seq), n = 0, i, k = 0;
+	uint32_t first = ntohl(h->seq), i, k = 0;
 	struct eh_status_ent *ent;
 	struct eh_hdr *o = out;
-
-	for (i = 0; i < SVC_SLOTS && n < SVC_MAX_MUDS; i++)
-		if (s->slots[i])
-			list[n++] = s->slots[i];
-	qsort(list, n, sizeof(list[0]), cmp_mud);
+	size_t len;
 
 	ent = (void *)((uint8_t *)out + sizeof(*o));
-	for (i = first; i < n && k < SVC_STATUS_PER_MSG; i++, k++) {
-		ent[k].mud_id = htonl(list[i]->mud_id);
-		ent[k].last_seq = htonl(list[i]->last_seq);
-		ent[k].applied = htobe64(list[i]->applied);
-		memcpy(ent[k].digest, list[i]->digest, EH_DIGEST_LEN);
+	for (i = first; i < s->nmuds && k < SVC_STATUS_PER_MSG; i++, k++) {
+		const struct svc_mud *m = s->sorted[i];
+
+		ent[k].mud_id = htonl(m->mud_id);
+		ent[k].last_seq = htonl(m->last_seq);
+		ent[k].applied = htobe64(m->applied);
+		memcpy(ent[k].digest, m->digest, EH_DIGEST_LEN);
+	}
+	len = sizeof(*o) + k * sizeof(*ent) + EH_NAME_LEN;
+	if (len > reqlen &&
+	    !(src && svc_cidr_match(s->status_from, s->nstatus_from, src->sin_addr))) {
+		s->cnt.status_refused++;
+		return 0;
 	}
 	memcpy(&ent[k], s->name, EH_NAME_LEN);
 	put_hdr(o, h, EH_T_STATUS_RESP, EH_F_STATUS_NAME,
 		k * sizeof(*ent) + EH_NAME_LEN);
-	o->mud_id = htonl(n);
+	o->mud_id = htonl(s->nmuds);
 	o->seq = htonl(first);
-	*outlen = sizeof(*o) + k * sizeof(*ent) + EH_NAME_LEN;
+	*outlen = len;
 	s->cnt.status++;
 	return 0;
 }
 
 int svc_handle(struct svc_state *s, const void *pkt, size_t len,
-	       void *out, size_t *outlen)
+	       const struct sockaddr_in *src, void *out, size_t *outlen)
 {
 	const struct eh_hdr *h = pkt;
 	uint32_t blen;
@@ -272,7 +426,7 @@ int svc_handle(struct svc_state *s, const void *pkt, size_t len,
 		return handle_svcq(s, h, (const uint8_t *)pkt + sizeof(*h),
 				   blen, out, outlen);
 	case EH_T_STATUS_REQ:
-		return handle_status(s, h, out, outlen);
+		return handle_status(s, h, len, src, out, outlen);
 	default:
 		if (h->type == 0 || h->type >= EH_T_MAX)
 			s->cnt.malformed++;
@@ -289,7 +443,8 @@ void svc_counters_print(const struct svc_state *s, FILE *f)
 	fprintf(f, "rx %llu\napplied %llu\ndup_cached %llu\nstale %llu\n"
 		"early %llu\nstatus %llu\nmalformed %llu\nforeign %llu\n"
 		"oversized %llu\nunexpected %llu\ntable_full %llu\n"
-		"fs_errors %llu\nother_mud %llu\nmuds %u\n",
+		"fs_errors %llu\nother_mud %llu\nstatus_refused %llu\n"
+		"evicted %llu\nmuds %u\n",
 		(unsigned long long)c->rx, (unsigned long long)c->applied,
 		(unsigned long long)c->dup_cached, (unsigned long long)c->stale,
 		(unsigned long long)c->early, (unsigned long long)c->status,
@@ -298,5 +453,7 @@ void svc_counters_print(const struct svc_state *s, FILE *f)
 		(unsigned long long)c->unexpected,
 		(unsigned long long)c->table_full,
 		(unsigned long long)c->fs_errors,
-		(unsigned long long)c->other_mud, s->nmuds);
+		(unsigned long long)c->other_mud,
+		(unsigned long long)c->status_refused,
+		(unsigned long long)c->evicted, s->nmuds);
 }

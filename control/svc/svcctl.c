@@ -15,11 +15,18 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <sys/socket.h>
+#include <jansson.h>
 
 #include "eh_digest.h"
 #include "eh_log.h"
 
 #define MAX_ENTS 4096
+/*
+ * A status request padded to the largest answer: the service answers a
+ * request at least as long as its answer from anyone (it never amplifies),
+ * a shorter one only from the sources it trusts (--status-from).
+ */
+#define STATUS_REQ_LEN	(sizeof(struct eh_hdr) + EH_BODY_MAX)
 
 static void usage(FILE *f)
 {
@@ -39,7 +46,7 @@ static int fetch_page(int fd, const struct sockaddr_in *dst, uint32_t first,
 		      int timeout_ms, struct eh_status_ent *ents, uint32_t *total,
 		      char *server)
 {
-	uint8_t buf[2048];
+	uint8_t buf[2048], qbuf[STATUS_REQ_LEN] = {};
 	struct eh_hdr q = {}, *h = (void *)buf;
 	int tries;
 
@@ -52,7 +59,8 @@ static int fetch_page(int fd, const struct sockaddr_in *dst, uint32_t first,
 		uint64_t deadline;
 
 		q.send_ns = htobe64(now_ns());
-		if (sendto(fd, &q, sizeof(q), 0, (const struct sockaddr *)dst,
+		memcpy(qbuf, &q, sizeof(q));	/* len 0: the padding is ignored */
+		if (sendto(fd, qbuf, sizeof(qbuf), 0, (const struct sockaddr *)dst,
 			   sizeof(*dst)) < 0)
 			return -errno;
 		deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -138,15 +146,31 @@ int main(int argc, char **argv)
 	} while (n > 0 && got < total && got < MAX_ENTS);
 
 	if (json) {
-		printf("{\"server\":\"%s\",\"muds\":[", server);
-		for (i = 0; i < got; i++) {
-			eh_digest_hex(ents[i].digest, hex);
-			printf("%s{\"mud_id\":%u,\"last_seq\":%u,\"applied\":%llu,"
-			       "\"digest\":\"%s\"}", i ? "," : "",
-			       ntohl(ents[i].mud_id), ntohl(ents[i].last_seq),
-			       (unsigned long long)be64toh(ents[i].applied), hex);
+		/* The name comes from the network: jansson escapes it. */
+		json_t *root = json_object(), *muds = json_array();
+
+		if (!root || !muds || json_object_set_new(root, "server", json_string(server)) ||
+		    json_object_set(root, "muds", muds)) {
+			fprintf(stderr, "edgehop-svcctl: building the JSON answer: out of memory\n");
+			err = -ENOMEM;
 		}
-		printf("]}\n");
+		for (i = 0; !err && i < got; i++) {
+			eh_digest_hex(ents[i].digest, hex);
+			if (json_array_append_new(muds, json_pack("{s:I,s:I,s:I,s:s}",
+					"mud_id", (json_int_t)ntohl(ents[i].mud_id),
+					"last_seq", (json_int_t)ntohl(ents[i].last_seq),
+					"applied", (json_int_t)be64toh(ents[i].applied),
+					"digest", hex)))
+				err = -ENOMEM;
+		}
+		if (!err && json_dumpf(root, stdout, JSON_COMPACT | JSON_ENSURE_ASCII)) {
+			fprintf(stderr, "edgehop-svcctl: writing JSON: %s\n", strerror(errno));
+			err = -EIO;
+		}
+		if (!err)
+			putchar('\n');
+		json_decref(muds);
+		json_decref(root);
 	} else {
 		printf("server %s, %u MUD(s)\n", server, got);
 		printf("%10s %10s %10s  %s\n", "mud_id", "last_seq", "applied",

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The service's exactly-once state machine, driven with crafted datagrams. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -36,7 +37,7 @@ static size_t req(struct svc_state *s, uint32_t mud, uint32_t seq)
 	size_t outlen = 0;
 
 	eh_payload_fill(mud, seq, pl, sizeof(pl));
-	svc_handle(s, pkt, mk(pkt, EH_T_SVCQ, mud, seq, pl, sizeof(pl)), out,
+	svc_handle(s, pkt, mk(pkt, EH_T_SVCQ, mud, seq, pl, sizeof(pl)), NULL, out,
 		   &outlen);
 	return outlen;
 }
@@ -56,6 +57,62 @@ static uint16_t ans_flags(void)
 	return ntohs(((struct eh_hdr *)out)->flags);
 }
 
+static struct sockaddr_in from(const char *ip)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(40000) };
+
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	return a;
+}
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void)
+{
+	return fake_now;
+}
+
+static int evictions;
+static void count_evict(void *ctx, const struct svc_mud *m)
+{
+	(void)ctx; (void)m;
+	evictions++;
+}
+
+/* Every STATUS page from 0 on, padded; true when ids ascend and count == nmuds. */
+static bool status_consistent(struct svc_state *s)
+{
+	static uint8_t pkt[SVC_STATUS_MAX];
+	uint32_t first = 0, prev = 0, total;
+	size_t outlen;
+
+	do {
+		const struct eh_hdr *o = (const void *)out;
+		const struct eh_status_ent *e = (const void *)(out + sizeof(*o));
+		uint32_t k;
+
+		memset(pkt, 0, sizeof(pkt));
+		mk(pkt, EH_T_STATUS_REQ, 0, first, NULL, 0);
+		svc_handle(s, pkt, sizeof(pkt), NULL, out, &outlen);
+		if (!outlen)
+			return false;
+		total = ntohl(o->mud_id);
+		k = (ntohl(o->len) - EH_NAME_LEN) / sizeof(*e);
+		for (uint32_t i = 0; i < k; i++) {
+			uint32_t id = ntohl(e[i].mud_id);
+
+			if ((first || i) && id <= prev)
+				return false;
+			if (!svc_find(s, id))
+				return false;
+			prev = id;
+		}
+		if (!k)
+			break;
+		first += k;
+	} while (first < total);
+	return first == s->nmuds && total == s->nmuds;
+}
+
 static int fs_calls;
 static int count_apply(void *ctx, const struct svc_mud *m, uint32_t seq,
 		       const struct eh_svcr_body *a)
@@ -72,11 +129,12 @@ int main(void)
 	struct eh_svcr_body first;
 	struct eh_status_ent *ent;
 	struct svc_mud *m;
+	struct sockaddr_in lo;
 	size_t n, outlen, i;
 	uint64_t applied;
 	int ok;
 
-	tap_plan(29);
+	tap_plan(40);
 	tap_ok(svc_state_init(s, "ct-x") == 0, "state initialises");
 	s->on_apply = count_apply;
 
@@ -120,20 +178,20 @@ int main(void)
 	memcpy(saved, m->digest, sizeof(saved));
 	applied = s->cnt.applied;
 	outlen = 1;
-	svc_handle(s, pkt, 10, out, &outlen);
+	svc_handle(s, pkt, 10, NULL, out, &outlen);
 	tap_ok(outlen == 0 && s->cnt.malformed == 1, "short datagram counted as malformed");
 	n = mk(pkt, EH_T_SVCQ, 7, 3, pl, sizeof(pl));
 	((struct eh_hdr *)pkt)->magic = htonl(0xdeadbeef);
-	svc_handle(s, pkt, n, out, &outlen);
+	svc_handle(s, pkt, n, NULL, out, &outlen);
 	tap_ok(outlen == 0 && s->cnt.foreign == 1, "wrong magic counted as foreign");
 	n = mk(pkt, EH_T_SVCQ, 7, 3, pl, sizeof(pl));
 	((struct eh_hdr *)pkt)->version = 9;
-	svc_handle(s, pkt, n, out, &outlen);
+	svc_handle(s, pkt, n, NULL, out, &outlen);
 	tap_ok(outlen == 0 && s->cnt.foreign == 2, "wrong version counted as foreign");
 	n = mk(pkt, EH_T_SVCQ, 7, 3, pl, sizeof(pl));
 	ok = 1;
 	for (i = 0; i < n; i++) {	/* every truncation of a valid request */
-		svc_handle(s, pkt, i, out, &outlen);
+		svc_handle(s, pkt, i, NULL, out, &outlen);
 		ok &= outlen == 0;
 	}
 	tap_ok(ok && s->cnt.malformed == 1 + n, "all %zu truncations refused as malformed",
@@ -141,16 +199,16 @@ int main(void)
 	memset(pkt + sizeof(struct eh_hdr), 0, 2000);
 	n = mk(pkt, EH_T_SVCQ, 7, 3, NULL, 0);
 	((struct eh_hdr *)pkt)->len = htonl(EH_BODY_MAX + 1);
-	svc_handle(s, pkt, n + EH_BODY_MAX + 1, out, &outlen);
+	svc_handle(s, pkt, n + EH_BODY_MAX + 1, NULL, out, &outlen);
 	tap_ok(outlen == 0 && s->cnt.oversized == 1, "body > EH_BODY_MAX counted as oversized");
 	n = mk(pkt, 0, 7, 3, NULL, 0);
-	svc_handle(s, pkt, n, out, &outlen);
+	svc_handle(s, pkt, n, NULL, out, &outlen);
 	n = mk(pkt, 200, 7, 3, NULL, 0);
-	svc_handle(s, pkt, n, out, &outlen);
+	svc_handle(s, pkt, n, NULL, out, &outlen);
 	tap_ok(outlen == 0 && s->cnt.malformed == 3 + (sizeof(struct eh_hdr) + 48),
 	       "unknown types counted as malformed");
 	n = mk(pkt, EH_T_ASSOC_REQ, 7, 3, NULL, 0);
-	svc_handle(s, pkt, n, out, &outlen);
+	svc_handle(s, pkt, n, NULL, out, &outlen);
 	tap_ok(outlen == 0 && s->cnt.unexpected == 1, "ASSOC_REQ at the service counted as unexpected");
 	srand(42);
 	for (i = 0; i < 20000; i++) {	/* random bytes behind a valid magic */
@@ -164,7 +222,7 @@ int main(void)
 			if (pkt[5] == EH_T_SVCQ)	/* keep the fuzz away from mud 7 */
 				((struct eh_hdr *)pkt)->mud_id = htonl(1000 + i);
 		}
-		svc_handle(s, pkt, len, out, &outlen);
+		svc_handle(s, pkt, len, NULL, out, &outlen);
 	}
 	m = svc_find(s, 7);
 	tap_ok(!memcmp(m->digest, saved, sizeof(saved)) && m->applied == 3,
@@ -202,8 +260,9 @@ int main(void)
 	req(s, 5, 0);
 	req(s, 3, 0);
 	req(s, 3, 1);
+	lo = from("127.0.0.1");
 	n = mk(pkt, EH_T_STATUS_REQ, 0, 0, NULL, 0);
-	svc_handle(s, pkt, n, out, &outlen);
+	svc_handle(s, pkt, n, &lo, out, &outlen);
 	ent = (void *)(out + sizeof(struct eh_hdr));
 	tap_ok(outlen == sizeof(struct eh_hdr) + 2 * sizeof(*ent) + EH_NAME_LEN &&
 	       ntohl(((struct eh_hdr *)out)->mud_id) == 2 &&
@@ -216,14 +275,88 @@ int main(void)
 	       "entries sorted by mud_id with last_seq, applied, digest");
 	tap_ok(!strcmp((char *)&ent[2], "ct-y"), "server name after the entries");
 	n = mk(pkt, EH_T_STATUS_REQ, 0, 5, NULL, 0);
-	svc_handle(s, pkt, n, out, &outlen);
+	svc_handle(s, pkt, n, &lo, out, &outlen);
 	tap_ok(outlen == sizeof(struct eh_hdr) + EH_NAME_LEN, "a page past the end is empty");
 
-	for (i = 0; i < SVC_MAX_MUDS + 10; i++)
-		req(s, 100000 + i, 0);
-	tap_ok(s->nmuds == SVC_MAX_MUDS && s->cnt.table_full == 12,
-	       "MUD table bounded at %d (refused %llu)", SVC_MAX_MUDS,
-	       (unsigned long long)s->cnt.table_full);
+	svc_state_free(s);
+
+	/*
+	 * Junk cannot lock the table: 6,000 requests with junk MUD ids (one
+	 * applied request each: on probation), then a real MUD is served.
+	 */
+	svc_state_init(s, "ct-j");
+	s->now_s = fake_clock;
+	s->on_evict = count_evict;
+	fake_now = 1000;
+	req(s, 42, 0);
+	req(s, 42, 1);		/* settled: two applied */
+	srand(7);
+	for (i = 0; i < 6000; i++)
+		req(s, 1000000 + (uint32_t)rand() % 1000000000u, rand());
+	tap_ok(s->nmuds == SVC_MAX_MUDS && s->cnt.table_full == 0 &&
+	       s->cnt.evicted >= 6000 - SVC_MAX_MUDS && evictions == (int)s->cnt.evicted,
+	       "6,000 junk MUD ids: table stays at %d, junk evicted (%llu), none refused",
+	       SVC_MAX_MUDS, (unsigned long long)s->cnt.evicted);
+	ok = 1;
+	for (i = 0; i < 20; i++)
+		ok &= req(s, 7, i) && ans_flags() == 0;
+	tap_ok(ok && svc_find(s, 7) && svc_find(s, 7)->applied == 20,
+	       "after the junk a real MUD gets all 20 requests answered and applied");
+	tap_ok(svc_find(s, 42) && svc_find(s, 42)->applied == 2,
+	       "a settled MUD is never evicted by junk while it is not idle");
+	tap_ok(status_consistent(s), "status pages list all %u MUDs in mud_id order after evictions",
+	       s->nmuds);
+
+	/* A table of settled, busy MUDs refuses new ones; idle ones make room. */
+	svc_state_free(s);
+	svc_state_init(s, "ct-k");
+	s->now_s = fake_clock;
+	for (i = 0; i < SVC_MAX_MUDS; i++) {
+		req(s, 5000 + i, 0);
+		req(s, 5000 + i, 1);
+	}
+	n = req(s, 77, 0);
+	tap_ok(n == 0 && s->cnt.table_full == 1 && !svc_find(s, 77),
+	       "table full of settled MUDs used within %d s: a new MUD is refused (table_full)",
+	       SVC_IDLE_S);
+	fake_now += SVC_IDLE_S;
+	req(s, 5001, 2);	/* still in use: never the one evicted */
+	n = req(s, 77, 0);
+	tap_ok(n && svc_find(s, 77) && !svc_find(s, 5000) && svc_find(s, 5001) &&
+	       s->nmuds == SVC_MAX_MUDS,
+	       "%d s later the least recently used idle MUD (5000) makes room", SVC_IDLE_S);
+	tap_ok(status_consistent(s), "status still consistent");
+
+	/* STATUS never amplifies for a source it does not trust. */
+	{
+		struct sockaddr_in far = from("203.0.113.5"), near = from("10.91.2.1");
+		static uint8_t big[SVC_STATUS_MAX];
+
+		n = mk(pkt, EH_T_STATUS_REQ, 0, 0, NULL, 0);
+		outlen = 1;
+		svc_handle(s, pkt, n, &far, out, &outlen);
+		tap_ok(outlen == 0 && s->cnt.status_refused == 1,
+		       "32-byte STATUS_REQ from 203.0.113.5: not answered (status_refused)");
+		memset(big, 0, sizeof(big));
+		mk(big, EH_T_STATUS_REQ, 0, 0, NULL, 0);
+		svc_handle(s, big, sizeof(big), &far, out, &outlen);
+		tap_ok(outlen > 0 && outlen <= sizeof(big),
+		       "the same padded to %zu bytes: answered with %zu bytes (no amplification)",
+		       sizeof(big), outlen);
+		svc_handle(s, pkt, n, &near, out, &outlen);
+		tap_ok(outlen == SVC_STATUS_MAX,
+		       "32-byte STATUS_REQ from 10.91.2.1 (default --status-from): full page");
+		svc_parse_cidr("10.91.2.0/24", &s->status_from[0]);
+		s->nstatus_from = 1;
+		svc_handle(s, pkt, n, &far, out, &outlen);
+		ok = outlen == 0;
+		svc_handle(s, pkt, n, &near, out, &outlen);
+		tap_ok(ok && outlen == SVC_STATUS_MAX, "--status-from 10.91.2.0/24 trusts only it");
+		tap_ok(svc_parse_cidr("10.0.0.0/33", &s->status_from[1]) == -EINVAL &&
+		       svc_parse_cidr("nonsense", &s->status_from[1]) == -EINVAL &&
+		       svc_parse_cidr("1.2.3.4", &s->status_from[1]) == 0 &&
+		       s->status_from[1].mask == ~0u, "CIDR parsing refuses junk, bare address is /32");
+	}
 	svc_state_free(s);
 
 	/* --mud-id: a container serves one MUD and nobody else */
