@@ -3,6 +3,7 @@
  * edgehop-logrepo: the event log repository.
  *
  *	edgehop-logrepo serve --udp PORT [--dir DIR] [--max-bytes N] [--keep K]
+ *			      [--allow CIDR]...
  *	edgehop-logrepo report LOG... [--json] [--plot OUT_PREFIX]
  *
  * serve stores every valid record twice, DIR/events.log (the paper's Fig. 5
@@ -10,6 +11,8 @@
  * --max-bytes. Memory is fixed: one datagram buffer, no queue. Records that
  * are malformed or oversized are counted and skipped; a write that fails
  * (full disk) is counted and reported once per episode, and serving goes on.
+ * Only sources in the --allow list are heard (default: the testbed's
+ * management network and loopback); the others are counted in refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,17 +48,60 @@ struct store {
 	unsigned long long bytes_line, bytes_json;
 	bool failing;		/* inside a write-error episode */
 	unsigned long long received, stored, malformed, oversized, write_errors,
-		rotations;
+		rotations, refused;
 };
+
+#define MAX_ALLOW	32
+/* Default --allow: the testbed's management network (vm/lib.sh) and loopback. */
+static const char *const default_allow[] = { "10.77.0.0/24", "127.0.0.0/8" };
+
+struct cidr {
+	uint32_t net, mask;	/* host byte order */
+};
+
+static int parse_cidr(const char *str, struct cidr *c)
+{
+	char addr[INET_ADDRSTRLEN], *end;
+	const char *slash = strchr(str, '/');
+	size_t alen = slash ? (size_t)(slash - str) : strlen(str);
+	unsigned long bits = 32;
+	struct in_addr a;
+
+	if (!alen || alen >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, str, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, &a) != 1)
+		return -EINVAL;
+	if (slash) {
+		errno = 0;
+		bits = strtoul(slash + 1, &end, 10);
+		if (errno || *end || end == slash + 1 || bits > 32)
+			return -EINVAL;
+	}
+	c->mask = bits ? ~0u << (32 - bits) : 0;
+	c->net = ntohl(a.s_addr) & c->mask;
+	return 0;
+}
+
+static bool allowed(const struct cidr *c, int n, struct in_addr a)
+{
+	for (int i = 0; i < n; i++)
+		if ((ntohl(a.s_addr) & c[i].mask) == c[i].net)
+			return true;
+	return false;
+}
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: edgehop-logrepo serve --udp PORT [--dir DIR] [--max-bytes N] [--keep K]\n"
+"                              [--allow CIDR]...\n"
 "       edgehop-logrepo report LOG.jsonl... [--json] [--plot OUT_PREFIX]\n"
 "       edgehop-logrepo send HOST:PORT ROLE EVENT [k=v ...]\n"
 "  serve   store events in DIR/events.log (Fig. 5 lines) and DIR/events.jsonl,\n"
-"          rotated to .1...K (default 5) past N bytes (default 64 MiB)\n"
+"          rotated to .1...K (default 5) past N bytes (default 64 MiB); only\n"
+"          from --allow sources (repeatable; default 10.77.0.0/24, 127.0.0.0/8)\n"
 "  report  per-run and across-run numbers from JSON-lines logs; --plot draws\n"
 "          OUT_PREFIX.png and OUT_PREFIX.svg with gnuplot\n"
 "  send    report one event from a script (e.g. 'ES-x \"migr begins\" run=R')\n");
@@ -176,8 +222,8 @@ fail:
 static void print_counters(const struct store *s)
 {
 	fprintf(stderr, "received %llu\nstored %llu\nmalformed %llu\noversized %llu\n"
-		"write_errors %llu\nrotations %llu\n", s->received, s->stored,
-		s->malformed, s->oversized, s->write_errors, s->rotations);
+		"write_errors %llu\nrotations %llu\nrefused %llu\n", s->received, s->stored,
+		s->malformed, s->oversized, s->write_errors, s->rotations, s->refused);
 }
 
 static int serve(int argc, char **argv)
@@ -187,8 +233,11 @@ static int serve(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "max-bytes", required_argument, NULL, 'm' },
 		{ "keep", required_argument, NULL, 'k' },
+		{ "allow", required_argument, NULL, 'a' },
 		{},
 	};
+	struct cidr allow[MAX_ALLOW];
+	int nallow = 0;
 	struct store s = { .dir = ".", .max_bytes = 64ull << 20, .keep = 5,
 			   .fd_line = -1, .fd_json = -1 };
 	int port = 0, fd = -1, c, err = 0, rcvbuf = 8 << 20, one = 1;
@@ -202,9 +251,20 @@ static int serve(int argc, char **argv)
 		case 'd': s.dir = optarg; break;
 		case 'm': s.max_bytes = strtoull(optarg, NULL, 10); break;
 		case 'k': s.keep = atoi(optarg); break;
+		case 'a':
+			if (nallow >= MAX_ALLOW || parse_cidr(optarg, &allow[nallow])) {
+				fprintf(stderr, "logrepo: bad --allow '%s' (want A.B.C.D/N, at most %d)\n",
+					optarg, MAX_ALLOW);
+				return 2;
+			}
+			nallow++;
+			break;
 		default: usage(stderr); return 2;
 		}
 	}
+	if (!nallow)
+		for (size_t i = 0; i < sizeof(default_allow) / sizeof(default_allow[0]); i++)
+			parse_cidr(default_allow[i], &allow[nallow++]);
 	if (optind != argc || port <= 0 || port > 65535 || s.max_bytes < 4096 ||
 	    s.keep < 0 || s.keep > 1000) {
 		fprintf(stderr, "logrepo: serve needs --udp PORT (1-65535); --max-bytes >= 4096, --keep 0..1000\n");
@@ -241,7 +301,8 @@ static int serve(int argc, char **argv)
 		fprintf(stderr, "logrepo: bind udp 0.0.0.0:%d: %s\n", port, strerror(errno));
 		goto cleanup;
 	}
-	fprintf(stderr, "logrepo: serving udp 0.0.0.0:%d into %s\n", port, s.dir);
+	fprintf(stderr, "logrepo: serving udp 0.0.0.0:%d into %s, from %d allowed network(s)\n",
+		port, s.dir, nallow);
 
 	while (!stop) {
 		struct sockaddr_in src;
@@ -264,6 +325,15 @@ static int serve(int argc, char **argv)
 			goto cleanup;
 		}
 		s.received++;
+		if (slen < sizeof(src) || src.sin_family != AF_INET ||
+		    !allowed(allow, nallow, src.sin_addr)) {
+			if (!s.refused++) {
+				inet_ntop(AF_INET, &src.sin_addr, from, INET_ADDRSTRLEN);
+				fprintf(stderr, "logrepo: refusing events from %s (not in --allow); "
+					"counting the refused\n", from);
+			}
+			continue;
+		}
 		if (n > EH_LOG_DGRAM_MAX) {
 			s.oversized++;
 			continue;
@@ -313,14 +383,21 @@ static int report(int argc, char **argv)
 	lr_report_init(&r);
 	for (int i = optind; i < argc; i++) {
 		err = lr_report_load(&r, argv[i]);
+		if (err == -ENOMEM) {
+			fprintf(stderr, "logrepo: reading %s: out of memory after %llu events\n",
+				argv[i], (unsigned long long)r.events);
+			goto cleanup;
+		}
 		if (err) {
 			fprintf(stderr, "logrepo: reading %s: %s\n", argv[i], strerror(-err));
 			goto cleanup;
 		}
 	}
 	err = lr_report_compute(&r);
-	if (err)
+	if (err) {
+		fprintf(stderr, "logrepo: computing the report: %s\n", strerror(-err));
 		goto cleanup;
+	}
 	if (json)
 		lr_report_json(&r, stdout);
 	else
@@ -329,7 +406,9 @@ static int report(int argc, char **argv)
 		err = lr_report_plot(&r, plot);
 		if (err == -ENODATA)
 			fprintf(stderr, "logrepo: no answered requests to plot\n");
-		else if (!err)
+		else if (err)
+			fprintf(stderr, "logrepo: no plot in %s.png: %s\n", plot, strerror(-err));
+		else
 			fprintf(stderr, "logrepo: plot in %s.png and %s.svg\n", plot, plot);
 	}
 cleanup:

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <jansson.h>
 
@@ -12,6 +13,9 @@
 void lr_report_init(struct lr_report *r)
 {
 	memset(r, 0, sizeof(*r));
+	if (getrandom(&r->hash_key, sizeof(r->hash_key), GRND_NONBLOCK) !=
+	    sizeof(r->hash_key))
+		r->hash_key = 0x9e3779b9u;
 }
 
 void lr_report_free(struct lr_report *r)
@@ -45,20 +49,48 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-static struct lr_run *get_run(struct lr_report *r, const char *id)
+static uint32_t run_bucket(const struct lr_report *r, const char *id)
 {
-	struct lr_run *run;
-	size_t cap = r->capruns;
+	uint32_t h = 2166136261u ^ r->hash_key;	/* FNV-1a, keyed */
 
-	for (int i = 0; i < r->nruns; i++)
-		if (!strcmp(r->runs[i].id, id))
-			return &r->runs[i];
-	if (grow((void **)&r->runs, &cap, r->nruns, sizeof(*r->runs)))
+	for (; *id; id++)
+		h = (h ^ (uint8_t)*id) * 16777619u;
+	h ^= h >> 15;
+	return h % LR_RUN_BUCKETS;
+}
+
+static struct lr_run *find_run(struct lr_report *r, const char *id)
+{
+	for (int i = r->buckets[run_bucket(r, id)]; i; i = r->runs[i - 1].hnext)
+		if (!strcmp(r->runs[i - 1].id, id))
+			return &r->runs[i - 1];
+	return NULL;
+}
+
+/* The run @id, added if new; NULL with -ENOSPC past LR_MAX_RUNS (or -ENOMEM). */
+static struct lr_run *get_run(struct lr_report *r, const char *id, int *err)
+{
+	struct lr_run *run = find_run(r, id);
+	size_t cap = r->capruns;
+	uint32_t b;
+
+	if (run)
+		return run;
+	if (r->nruns >= LR_MAX_RUNS) {
+		*err = -ENOSPC;
 		return NULL;
+	}
+	if (grow((void **)&r->runs, &cap, r->nruns, sizeof(*r->runs))) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	r->capruns = (int)cap;
 	run = &r->runs[r->nruns++];
 	memset(run, 0, sizeof(*run));
 	snprintf(run->id, sizeof(run->id), "%s", id);
+	b = run_bucket(r, run->id);
+	run->hnext = r->buckets[b];
+	r->buckets[b] = r->nruns;
 	return run;
 }
 
@@ -128,6 +160,7 @@ static int take_event(struct lr_report *r, json_t *ev)
 	uint64_t t;
 	uint32_t seq;
 	double d;
+	int err = 0;
 
 	if (!event || !json_is_integer(tj) || !json_is_object(fields))
 		return -EINVAL;
@@ -167,9 +200,16 @@ static int take_event(struct lr_report *r, json_t *ev)
 	if (!runid)
 		return 0;
 
-	run = get_run(r, runid);
-	if (!run)
-		return -ENOMEM;
+	run = get_run(r, runid, &err);
+	if (!run) {
+		if (err != -ENOSPC)
+			return err;
+		if (!r->refused_events++)
+			fprintf(stderr, "logrepo: more than %d runs: refusing the events of "
+				"run '%s' and of every further new run (counted)\n",
+				LR_MAX_RUNS, runid);
+		return 0;
+	}
 	if (!run->first_ns || t < run->first_ns)
 		run->first_ns = t;
 	if (t > run->last_ns)
@@ -274,6 +314,45 @@ static int cmp_req(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static int cmp_sent_seq(const void *a, const void *b)
+{
+	const struct lr_sent *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Only answers to requests the run sent count, once per seq: an answer to a
+ * seq never sent (forged, or another run's) is counted in unmatched, a second
+ * first-answer to a seq as a duplicate. A run whose sends were not logged
+ * keeps its answers as they are.
+ */
+static void match_answers(struct lr_run *run)
+{
+	size_t k, w = 0;
+
+	qsort(run->first_tries, run->nsent, sizeof(*run->first_tries), cmp_sent_seq);
+	for (k = 0; k < run->nreq; k++) {
+		struct lr_sent key = { .seq = run->reqs[k].seq };
+
+		if (run->nsent && !bsearch(&key, run->first_tries, run->nsent,
+					   sizeof(key), cmp_sent_seq)) {
+			run->unmatched++;
+			continue;
+		}
+		if (w && run->reqs[w - 1].seq == run->reqs[k].seq) {
+			run->dups++;
+			continue;
+		}
+		run->reqs[w++] = run->reqs[k];
+	}
+	run->nreq = w;
+	run->answered = w;
+	run->fwd = 0;
+	for (k = 0; k < w; k++)
+		run->fwd += run->reqs[k].fwd;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -304,11 +383,8 @@ static struct lr_run *run_at(struct lr_report *r, const struct lr_marker *m)
 {
 	struct lr_run *best = NULL;
 
-	if (m->run[0]) {
-		for (int i = 0; i < r->nruns; i++)
-			if (!strcmp(r->runs[i].id, m->run))
-				return &r->runs[i];
-	}
+	if (m->run[0] && (best = find_run(r, m->run)))
+		return best;
 	for (int i = 0; i < r->nruns; i++) {
 		struct lr_run *run = &r->runs[i];
 
@@ -378,6 +454,7 @@ int lr_report_compute(struct lr_report *r)
 		struct lr_run *run = &r->runs[i];
 
 		qsort(run->reqs, run->nreq, sizeof(*run->reqs), cmp_req);
+		match_answers(run);
 		run->mismatches = 0;
 		for (size_t k = 0; k < run->nreq; k++)
 			run->mismatches += run->reqs[k].mismatch;
@@ -518,6 +595,9 @@ void lr_report_print(const struct lr_report *r, FILE *f)
 
 	fprintf(f, "%d run(s), %llu events, %llu lines skipped\n", r->nruns,
 		(unsigned long long)r->events, (unsigned long long)r->bad_lines);
+	if (r->refused_events)
+		fprintf(f, "REFUSED: %llu events of runs beyond the first %d\n",
+			(unsigned long long)r->refused_events, LR_MAX_RUNS);
 	for (int i = 0; i < r->nruns; i++) {
 		const struct lr_run *run = &r->runs[i];
 
@@ -559,6 +639,9 @@ void lr_report_print(const struct lr_report *r, FILE *f)
 				fprintf(f, "\n");
 			}
 		}
+		if (run->unmatched)
+			fprintf(f, "  UNMATCHED: %llu answer(s) to seqs this run never sent (not counted)\n",
+				(unsigned long long)run->unmatched);
 		if (run->has_mud_report)
 			fprintf(f, "  MUD's own count: sent %llu answered %llu lost %llu dups %llu mismatches %llu\n",
 				(unsigned long long)run->mr_sent,
@@ -597,20 +680,22 @@ void lr_report_json(const struct lr_report *r, FILE *f)
 {
 	struct across a;
 
-	fprintf(f, "{\"events\":%llu,\"skipped_lines\":%llu,\"runs\":[",
-		(unsigned long long)r->events, (unsigned long long)r->bad_lines);
+	fprintf(f, "{\"events\":%llu,\"skipped_lines\":%llu,\"refused_events\":%llu,\"runs\":[",
+		(unsigned long long)r->events, (unsigned long long)r->bad_lines,
+		(unsigned long long)r->refused_events);
 	for (int i = 0; i < r->nruns; i++) {
 		const struct lr_run *run = &r->runs[i];
 
 		fprintf(f, "%s{\"run\":\"%s\",\"sent\":%llu,\"answered\":%llu,"
 			"\"lost\":%llu,\"duplicate_answers\":%llu,\"mismatches\":%llu,"
-			"\"forwarded\":%llu,\"forwarded_share\":%.6f,\"phases\":[",
+			"\"forwarded\":%llu,\"forwarded_share\":%.6f,\"unmatched_answers\":%llu,\"phases\":[",
 			i ? "," : "", run->id, (unsigned long long)run->sent,
 			(unsigned long long)run->answered, (unsigned long long)run->lost,
 			(unsigned long long)run->dups,
 			(unsigned long long)run->mismatches,
 			(unsigned long long)run->fwd,
-			run->answered ? (double)run->fwd / run->answered : 0);
+			run->answered ? (double)run->fwd / run->answered : 0,
+			(unsigned long long)run->unmatched);
 		for (int p = 0; p < run->nphases; p++)
 			fprintf(f, "%s{\"name\":\"%s\",\"requests\":%u,\"p50_ms\":%.3f,"
 				"\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
@@ -688,56 +773,81 @@ void lr_report_json(const struct lr_report *r, FILE *f)
  * time across runs, the paper's Fig. 6/7; the migration window (mean over
  * runs of its first and last request) is shaded.
  */
+struct plot_pt {
+	uint32_t k;		/* request number: seq - the run's first seq */
+	double ms;
+};
+
+static int cmp_pt(const void *a, const void *b)
+{
+	const struct plot_pt *x = a, *y = b;
+
+	return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/* The run's first request: its lowest seq sent, else its lowest answered. */
+static uint32_t run_base(const struct lr_run *run)
+{
+	uint32_t base = run->reqs[0].seq;
+
+	for (size_t i = 0; i < run->nsent; i++)
+		if (run->first_tries[i].seq < base)
+			base = run->first_tries[i].seq;
+	return base;
+}
+
 int lr_report_plot(const struct lr_report *r, const char *prefix)
 {
 	char path[4096], cmd[4200];
-	struct mmm *per = NULL, win_a = {}, win_b = {};
-	uint32_t maxn = 0;
+	struct mmm win_a = {}, win_b = {};
+	struct plot_pt *pts = NULL;
+	size_t npts = 0, total = 0;
 	bool from_migr = false;
 	FILE *f = NULL;
 	int err = 0, st;
 
 	for (int i = 0; i < r->nruns; i++)
-		if (r->runs[i].nreq) {
-			uint32_t span = r->runs[i].reqs[r->runs[i].nreq - 1].seq -
-					r->runs[i].reqs[0].seq + 1;
-			if (span > maxn)
-				maxn = span;
-		}
-	if (!maxn)
+		total += r->runs[i].nreq;
+	if (!total)
 		return -ENODATA;
-	per = calloc(maxn, sizeof(*per));
-	if (!per)
+	/* One point per answer, sorted by request number: no array by seq span. */
+	pts = calloc(total, sizeof(*pts));
+	if (!pts) {
+		fprintf(stderr, "logrepo: no memory for the %zu points of the plot\n", total);
 		return -ENOMEM;
+	}
 	for (int i = 0; i < r->nruns; i++) {
 		const struct lr_run *run = &r->runs[i];
 		uint32_t base;
 
 		if (!run->nreq)
 			continue;
-		base = run->reqs[0].seq;
-		for (size_t k = 0; k < run->nreq; k++)
-			mmm_add(&per[run->reqs[k].seq - base], run->reqs[k].rtt_ns / 1e6);
+		base = run_base(run);
+		for (size_t k = 0; k < run->nreq; k++) {
+			pts[npts].k = run->reqs[k].seq - base;
+			pts[npts++].ms = run->reqs[k].rtt_ns / 1e6;
+		}
 		if (run->nmigs && run->migs[0].has_seqs) {
 			from_migr = true;
 			mmm_add(&win_a, run->migs[0].first_seq - base);
 			mmm_add(&win_b, run->migs[0].last_seq - base);
 		} else {	/* no migration events: the MUD's own phases */
-			int lo = -1, hi = -1;
+			int64_t lo = -1, hi = -1;
 
 			for (size_t k = 0; k < run->nreq; k++) {
 				if (strncmp(run->phase_names[run->reqs[k].phase], "during", 6))
 					continue;
 				if (lo < 0)
-					lo = (int)(run->reqs[k].seq - base);
-				hi = (int)(run->reqs[k].seq - base);
+					lo = run->reqs[k].seq - base;
+				hi = run->reqs[k].seq - base;
 			}
 			if (lo >= 0) {
-				mmm_add(&win_a, lo);
-				mmm_add(&win_b, hi);
+				mmm_add(&win_a, (double)lo);
+				mmm_add(&win_b, (double)hi);
 			}
 		}
 	}
+	qsort(pts, npts, sizeof(*pts), cmp_pt);
 
 	snprintf(path, sizeof(path), "%s.dat", prefix);
 	f = fopen(path, "w");
@@ -747,10 +857,15 @@ int lr_report_plot(const struct lr_report *r, const char *prefix)
 		goto cleanup;
 	}
 	fprintf(f, "# request min_ms mean_ms max_ms runs\n");
-	for (uint32_t k = 0; k < maxn; k++)
-		if (per[k].n)
-			fprintf(f, "%u %.6f %.6f %.6f %d\n", k, per[k].min,
-				per[k].sum / per[k].n, per[k].max, per[k].n);
+	for (size_t i = 0; i < npts;) {
+		struct mmm per = {};
+		uint32_t k = pts[i].k;
+
+		for (; i < npts && pts[i].k == k; i++)
+			mmm_add(&per, pts[i].ms);
+		fprintf(f, "%u %.6f %.6f %.6f %d\n", k, per.min, per.sum / per.n,
+			per.max, per.n);
+	}
 	fclose(f);
 
 	snprintf(path, sizeof(path), "%s.gp", prefix);
@@ -786,6 +901,6 @@ int lr_report_plot(const struct lr_report *r, const char *prefix)
 		err = -EIO;
 	}
 cleanup:
-	free(per);
+	free(pts);
 	return err;
 }

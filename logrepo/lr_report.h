@@ -26,6 +26,8 @@
 #define LR_MAX_MIGS	16
 #define LR_MAX_STEPS	16
 #define LR_NAME		48
+#define LR_MAX_RUNS	1024	/* events of further run ids are refused, counted */
+#define LR_RUN_BUCKETS	2048
 
 struct lr_req {
 	uint32_t seq;
@@ -57,8 +59,10 @@ struct lr_phase_stats {
 
 struct lr_run {
 	char id[LR_NAME];
+	int hnext;			/* next run index + 1 in its hash chain */
 	uint64_t first_ns, last_ns;
 	uint64_t sent, answered, dups, lost, mismatches, fwd;
+	uint64_t unmatched;		/* answers to seqs this run never sent */
 	struct lr_req *reqs;
 	size_t nreq, capreq;
 	uint32_t *dup_mism;		/* seqs of mismatching duplicate answers */
@@ -86,6 +90,9 @@ struct lr_marker {
 struct lr_report {
 	struct lr_run *runs;
 	int nruns, capruns;
+	int buckets[LR_RUN_BUCKETS];	/* run index + 1, 0: empty */
+	uint32_t hash_key;		/* random: no chosen collisions */
+	uint64_t refused_events;	/* of runs beyond LR_MAX_RUNS */
 	struct lr_marker *marks;
 	size_t nmarks, capmarks;
 	uint64_t lines, bad_lines, events;
@@ -102,7 +109,10 @@ double lr_pct(const double *v, size_t n, double q);
 
 void lr_report_print(const struct lr_report *r, FILE *f);
 void lr_report_json(const struct lr_report *r, FILE *f);
-/* PREFIX.dat, PREFIX.gp, then gnuplot -> PREFIX.png and PREFIX.svg. */
+/*
+ * PREFIX.dat, PREFIX.gp, then gnuplot -> PREFIX.png and PREFIX.svg. Memory
+ * follows the number of answers, never the span of their sequence numbers.
+ */
 int lr_report_plot(const struct lr_report *r, const char *prefix);
 
 #endif /* LR_REPORT_H */

@@ -139,7 +139,7 @@ rx_packets() { # rx_packets <ns> <dev>
 
 @test "mud+logrepo: 3 runs with a handoff at seq 30; the report matches each MUD and plots the handoff window" {
 	ip netns exec "$NS_SVC" timeout 120 "$EHS_BIN/edgehop-logrepo" serve --udp 7779 \
-		--dir "$TMPD/logs" 2>"$TMPD/lr.err" &
+		--dir "$TMPD/logs" --allow 10.80.0.0/16 2>"$TMPD/lr.err" &
 	local lpid=$! r
 	wait_for 10 grep -q "serving udp" "$TMPD/lr.err"
 	for r in 1 2 3; do

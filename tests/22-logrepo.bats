@@ -26,11 +26,12 @@ setup() {
 	load helpers/ehs-common
 }
 
-# start_logrepo <port> <dir> [extra...]; pid in $TMPD/lr.pid, stderr in $TMPD/lr.err
+# start_logrepo <port> <dir> [extra...]; pid in $TMPD/lr.pid, stderr in $TMPD/lr.err.
+# The suite's network (10.78.0.0/24) is allowed besides the default.
 start_logrepo() {
 	local port=$1 dir=$2; shift 2
 	ip netns exec "$NS_SVC" timeout 300 "$EHS_BIN/edgehop-logrepo" serve --udp "$port" \
-		--dir "$dir" "$@" 2>"$TMPD/lr.err" &
+		--dir "$dir" --allow 10.78.0.0/24 --allow 127.0.0.0/8 "$@" 2>"$TMPD/lr.err" &
 	echo $! >"$TMPD/lr.pid"
 	wait_for 10 grep -q "serving udp" "$TMPD/lr.err"
 }
@@ -143,7 +144,7 @@ PY
 	mkdir -p "$TMPD/full"
 	timeout 60 unshare -m bash -c "
 		mount -t tmpfs -o size=64k ehs-full '$TMPD/full' &&
-		exec ip netns exec '$NS_SVC' timeout 60 '$EHS_BIN/edgehop-logrepo' serve --udp 7782 --dir '$TMPD/full'
+		exec ip netns exec '$NS_SVC' timeout 60 '$EHS_BIN/edgehop-logrepo' serve --udp 7782 --dir '$TMPD/full' --allow 10.78.0.0/24
 	" 2>"$TMPD/lr.err" &
 	local pid=$!
 	wait_for 10 grep -q "serving udp" "$TMPD/lr.err"
@@ -192,4 +193,63 @@ NFT
 	mkdir -p "$EHS_TOP/build/test-logs"
 	cp "$TMPD/multi/rt.png" "$EHS_TOP/build/test-logs/logrepo-3runs-rt.png"
 	cp "$TMPD/multi/rt.svg" "$EHS_TOP/build/test-logs/logrepo-3runs-rt.svg"
+}
+
+@test "logrepo serve: only --allow sources are stored (default 10.77.0.0/24 and loopback), the rest counted as refused" {
+	# default list: 10.78.0.1 (this suite's MUD side) is not in it, loopback is
+	ip netns exec "$NS_SVC" timeout 60 "$EHS_BIN/edgehop-logrepo" serve --udp 7784 \
+		--dir "$TMPD/allow" 2>"$TMPD/lr.err" &
+	echo $! >"$TMPD/lr.pid"
+	wait_for 10 grep -q "serving udp" "$TMPD/lr.err"
+	send_events 7784 50
+	run -0 timeout 10 ip netns exec "$NS_SVC" "$EHS_BIN/edgehop-logrepo" send 127.0.0.1:7784 ES-1 "from loopback" run=lo
+	wait_for 10 grep -q 'from loopback' "$TMPD/allow/events.log"
+	stop_logrepo
+	run -0 grep -E '^refused 50$' "$TMPD/lr.err"
+	run -0 grep -E '^stored 1$' "$TMPD/lr.err"
+	run -0 grep -c 'refusing events from 10.78.0.1' "$TMPD/lr.err"
+	assert_output 1
+	# an explicit list replaces the default
+	ip netns exec "$NS_SVC" timeout 60 "$EHS_BIN/edgehop-logrepo" serve --udp 7785 \
+		--dir "$TMPD/allow2" --allow 10.78.0.1/32 2>"$TMPD/lr.err" &
+	echo $! >"$TMPD/lr.pid"
+	wait_for 10 grep -q "serving udp" "$TMPD/lr.err"
+	send_events 7785 50
+	run -0 timeout 10 ip netns exec "$NS_SVC" "$EHS_BIN/edgehop-logrepo" send 127.0.0.1:7785 ES-1 "from loopback" run=lo
+	wait_for 10 bash -c "[ \$(grep -c . '$TMPD/allow2/events.log') -ge 50 ]"
+	sleep 0.2
+	stop_logrepo
+	run -0 grep -E '^stored 50$' "$TMPD/lr.err"
+	run -0 grep -E '^refused 1$' "$TMPD/lr.err"
+	run -2 timeout 5 "$EHS_BIN/edgehop-logrepo" serve --udp 7786 --allow 10.0.0.0/40
+	assert_output --partial "bad --allow '10.0.0.0/40'"
+}
+
+@test "logrepo report: a forged answer with seq 4,000,000,000 under a 1 GB limit: report and plot, 1 answer for 1 request" {
+	local f=$TMPD/forged.jsonl t=1700000000000000000
+	printf '{"t_ns":%d,"role":"USER","event":"SVCQ","arg":"0","dir":"sent","fields":{"run":"F","try":1}}\n' $t >"$f"
+	printf '{"t_ns":%d,"role":"USER","event":"SVCR","arg":"0","dir":"recvd","fields":{"run":"F","rtt_ns":2000000}}\n' $((t + 1000)) >>"$f"
+	printf '{"t_ns":%d,"role":"X","event":"SVCR","arg":"4000000000","dir":"recvd","fields":{"run":"F","rtt_ns":1}}\n' $((t + 2000)) >>"$f"
+	run -0 --separate-stderr bash -c "ulimit -v 1000000; timeout 60 '$EHS_BIN/edgehop-logrepo' report '$f' --json --plot '$TMPD/forged'"
+	run -0 jq -e '.runs[0].sent == 1 and .runs[0].answered == 1 and .runs[0].unmatched_answers == 1' <<<"$output"
+	run -0 file "$TMPD/forged.png"
+	assert_output --partial "PNG image data"
+	run -0 --separate-stderr bash -c "ulimit -v 1000000; timeout 60 '$EHS_BIN/edgehop-logrepo' report '$f'"
+	assert_output --partial "UNMATCHED: 1 answer(s) to seqs this run never sent"
+}
+
+@test "logrepo report: 200,000 forged run ids cost bounded memory and time; the refusal is said and counted" {
+	local f=$TMPD/runs.jsonl
+	python3 - "$f" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(200000):
+        f.write('{"t_ns":%d,"role":"USER","event":"SVCQ","arg":"1","dir":"sent","fields":{"run":"forged-%d","try":1}}\n' % (1700000000000000000 + i, i))
+PY
+	local t0=$SECONDS
+	run -0 --separate-stderr bash -c "ulimit -v 1000000; timeout 60 '$EHS_BIN/edgehop-logrepo' report '$f' --json"
+	[ $((SECONDS - t0)) -lt 30 ]
+	run -0 jq -e '(.runs | length) == 1024 and .refused_events == 200000 - 1024' <<<"$output"
+	run -0 --separate-stderr bash -c "timeout 60 '$EHS_BIN/edgehop-logrepo' report '$f' >/dev/null"
+	assert_equal "$stderr" "logrepo: more than 1024 runs: refusing the events of run 'forged-1024' and of every further new run (counted)"
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -137,7 +138,7 @@ int main(void)
 	json_t *j;
 	int n, fd;
 
-	tap_plan(28);
+	tap_plan(33);
 
 	r = rec("USER", "AP-1", "USER", "SVCQ", "0", "sent", "run=r1 mud=3 rtt_ns=1500 phase=before x=-0.25 y=01");
 	n = eh_logrec_encode(&r, buf, sizeof(buf));
@@ -260,6 +261,86 @@ int main(void)
 		       "a MUD without phases of its own: split by its migration into before 2 / during 2 / after 2");
 	}
 	lr_report_free(&rep);
+
+	/*
+	 * One request sent and answered, plus a forged answer with seq
+	 * 4,000,000,000: one answer counted, the forged one unmatched, and the
+	 * plot's memory follows the answers, not the span of the seqs.
+	 */
+	{
+		FILE *f = fopen(path, "w");
+		char prefix[64];
+		struct rlimit lim = { 512ull << 20, 512ull << 20 }, old;
+
+		ev(f, T0, "USER", "SVCQ", "0", "sent", "\"run\":\"F\",\"try\":1");
+		ev(f, T0 + MS, "USER", "SVCR", "0", "recvd", "\"run\":\"F\",\"rtt_ns\":1000000");
+		ev(f, T0 + 2 * MS, "USER", "SVCR", "4000000000", "recvd",
+		   "\"run\":\"F\",\"rtt_ns\":5000000");
+		/* a forged send far away too: the plot must not care either */
+		ev(f, T0 + 3 * MS, "USER", "SVCQ", "4000000001", "sent", "\"run\":\"F\",\"try\":1");
+		ev(f, T0 + 4 * MS, "USER", "SVCR", "4000000001", "recvd",
+		   "\"run\":\"F\",\"rtt_ns\":7000000");
+		fclose(f);
+		lr_report_init(&rep);
+		n = lr_report_load(&rep, path);
+		n = n ?: lr_report_compute(&rep);
+		tap_ok(n == 0 && rep.nruns == 1 && rep.runs[0].sent == 2 &&
+		       rep.runs[0].answered == 2 && rep.runs[0].unmatched == 1,
+		       "forged answer to seq 4,000,000,000 never sent: unmatched, not an answer (answered %llu of %llu sent, unmatched %llu)",
+		       (unsigned long long)rep.runs[0].answered,
+		       (unsigned long long)rep.runs[0].sent,
+		       (unsigned long long)rep.runs[0].unmatched);
+		snprintf(prefix, sizeof(prefix), "%s-plot", path);
+		getrlimit(RLIMIT_AS, &old);
+		setrlimit(RLIMIT_AS, &lim);	/* the old code asked for 4e9 * 24 bytes */
+		n = lr_report_plot(&rep, prefix);
+		setrlimit(RLIMIT_AS, &old);
+		tap_ok(n == 0 || n == -EIO, "plot over a seq span of 4e9 under a 512 MiB limit (%d)", n);
+		{
+			char dat[96], line[256];
+			int rows = 0;
+
+			snprintf(dat, sizeof(dat), "%s.dat", prefix);
+			f = fopen(dat, "r");
+			while (f && fgets(line, sizeof(line), f))
+				rows += line[0] != '#';
+			if (f)
+				fclose(f);
+			tap_ok(rows == 2, "the plot data has one row per request number answered (%d)", rows);
+			unlink(dat);
+			snprintf(dat, sizeof(dat), "%s.gp", prefix);
+			unlink(dat);
+			snprintf(dat, sizeof(dat), "%s.png", prefix);
+			unlink(dat);
+			snprintf(dat, sizeof(dat), "%s.svg", prefix);
+			unlink(dat);
+		}
+		lr_report_free(&rep);
+	}
+
+	/* Forged run ids: bounded, refused past LR_MAX_RUNS, counted. */
+	{
+		FILE *f = fopen(path, "w");
+		char fl[64];
+
+		for (int i = 0; i < 3 * LR_MAX_RUNS; i++) {
+			snprintf(fl, sizeof(fl), "\"run\":\"forged-%d\",\"try\":1", i);
+			ev(f, T0 + i, "USER", "SVCQ", "1", "sent", fl);
+		}
+		ev(f, T0, "USER", "SVCQ", "2", "sent", "\"run\":\"forged-7\",\"try\":1");
+		fclose(f);
+		lr_report_init(&rep);
+		n = lr_report_load(&rep, path);
+		tap_ok(n == 0 && rep.nruns == LR_MAX_RUNS &&
+		       rep.refused_events == 2 * LR_MAX_RUNS,
+		       "%d run ids: %d kept, the events of the others refused and counted (%llu)",
+		       3 * LR_MAX_RUNS, rep.nruns, (unsigned long long)rep.refused_events);
+		for (n = 0; n < rep.nruns && strcmp(rep.runs[n].id, "forged-7"); n++)
+			;
+		tap_ok(n < rep.nruns && rep.runs[n].sent == 2,
+		       "a known run still gets its events after the cap");
+		lr_report_free(&rep);
+	}
 	unlink(path);
 	return tap_done();
 }
