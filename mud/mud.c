@@ -8,7 +8,13 @@
  * other APs on a schedule (REASSOCIATION REQUEST + route to the VIP through
  * the new AP's gateway), reports every SVCQ/SVCR to logrepo and ends with a
  * report. Exit status: 0 only with nothing lost, no mismatch, no failed
- * handoff.
+ * handoff, and no answer from anywhere but the service address.
+ *
+ * The request socket is not connected: the source address of each request
+ * is picked per datagram from the route to the VIP, which a handoff moves to
+ * another AP's cell (another address). So the MUD checks every answer's
+ * source itself: one not from VIP:port is counted as foreign and fails the
+ * run (it shows a dataplane that answered from the backend's address).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +40,8 @@
 #define MAX_PHASES	(2 * MAX_HANDOFFS + 1)
 #define MAX_WINDOW	32	/* <= the service's SVC_CACHE */
 #define MAX_COUNT	50000000u
+#define EH_REASON_LEN	200	/* an ASSOC_FAIL reason kept for the report */
+#define MAX_EPOCHS	(MAX_HANDOFFS + 64)	/* APs the MUD was at, in order */
 
 struct ap {
 	char name[EH_NAME_LEN];
@@ -47,6 +55,7 @@ struct handoff {
 	int ap;			/* index in aps[] */
 	bool done, ok;
 	double ms;		/* REASSOC sent -> READY received */
+	char error[EH_REASON_LEN + 64];	/* why it failed (the agent's reason) */
 };
 
 struct req {
@@ -54,6 +63,7 @@ struct req {
 	uint64_t last_wire_ns;	/* send_ns of the latest try (echoed back) */
 	uint8_t expect[EH_DIGEST_LEN];
 	uint16_t tries;
+	uint16_t epoch;		/* the AP stay it was first sent in */
 	uint8_t answered, mismatch, lost, phase, stale;
 };
 
@@ -90,12 +100,25 @@ struct mud {
 	int nphases, cur_phase;
 	char pre_server[EH_NAME_LEN];	/* who served before the last handoff */
 	char last_server[EH_NAME_LEN];
+	/*
+	 * AP stays ("epochs"): a new one at each handoff, ours (--handoff) or
+	 * seen as a new source address towards the VIP (routes moved by
+	 * someone else). epoch_pre[e]: the server that answered last before
+	 * stay e began; its answers to requests sent during stay e came
+	 * through the new AP forwarding to the old container.
+	 */
+	int probe_fd;
+	struct in_addr cur_src;
+	uint16_t epoch;
+	char epoch_pre[MAX_EPOCHS][EH_NAME_LEN];
+	char assoc_error[EH_REASON_LEN];	/* last ASSOC_FAIL reason */
 	char servers[8][EH_NAME_LEN];
 	int nservers;
 
 	/* counters */
 	uint64_t transmissions, retries, answered, dup_answers, cached_answers;
 	uint64_t late_answers, mismatches, lost, foreign, forwarded;
+	uint64_t bad_answers;	/* from VIP:port, but not an answer to us */
 	uint64_t handoff_failures;
 	uint64_t gap_answers;	/* EH_F_GAP: the service waits for an earlier seq */
 	uint64_t stale_answers;	/* EH_F_STALE to a seq already answered: harmless */
@@ -151,7 +174,8 @@ static void usage(FILE *f)
 "                   (default 60000; the request is repeated every second): an\n"
 "                   agent creates or restores the MUD's container before READY\n"
 "  Exit status 0 only if nothing was lost, nothing mismatched, no handoff failed,\n"
-"  and no request was answered STALE before it was answered.\n",
+"  no request was answered STALE before it was answered, and every datagram\n"
+"  came from VIP:PORT and was an answer to this MUD.\n",
 		MAX_WINDOW);
 }
 
@@ -342,7 +366,7 @@ static int parse_args(struct mud *m, int argc, char **argv)
  * request every ASSOC_RETRY_MS until --assoc-timeout-ms after the first: the
  * agent answers only once the MUD's container serves (or, on REASSOC, once it
  * steers the MUD), which takes seconds. Returns 0, -ECONNREFUSED on
- * ASSOC_FAIL, -ETIMEDOUT.
+ * ASSOC_FAIL (its reason text in m->assoc_error), -ETIMEDOUT.
  *
  * Repeats are harmless here: any READY of the wanted type (whichever try it
  * echoes) completes the association, and the READYs an agent sends to the
@@ -350,6 +374,28 @@ static int parse_args(struct mud *m, int argc, char **argv)
  * association opens a fresh one).
  */
 #define ASSOC_RETRY_MS	1000
+
+/* The agent's reason (ASSOC_FAIL body, text, not NUL-terminated), printable. */
+static void fail_reason(struct mud *m, const uint8_t *pkt, ssize_t n)
+{
+	const struct eh_hdr *h = (const void *)pkt;
+	size_t len = ntohl(h->len), i;
+
+	if (len > (size_t)n - sizeof(*h))
+		len = (size_t)n - sizeof(*h);
+	if (len > sizeof(m->assoc_error) - 1)
+		len = sizeof(m->assoc_error) - 1;
+	for (i = 0; i < len; i++) {
+		char c = (char)pkt[sizeof(*h) + i];
+
+		/* kept printable and JSON-safe: it goes into the report */
+		m->assoc_error[i] = c < ' ' || c > '~' || c == '"' || c == '\\' ? '_' : c;
+	}
+	m->assoc_error[i] = '\0';
+	if (!len)
+		snprintf(m->assoc_error, sizeof(m->assoc_error), "(no reason given)");
+}
+
 static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 {
 	struct ap *ap = &m->aps[ap_idx];
@@ -418,6 +464,7 @@ static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 			    ntohl(r->mud_id) != m->mud_id)
 				continue;
 			if (r->type == EH_T_ASSOC_FAIL) {
+				fail_reason(m, in, n);
 				eh_log_event(&m->log, agent, ap->name, "ASSOC-FAIL",
 					     NULL, "recvd", "run=%s mud=%u", m->run,
 					     m->mud_id);
@@ -456,6 +503,41 @@ static int move_route(struct mud *m, int ap_idx)
 	return 0;
 }
 
+/* ---- AP stays --------------------------------------------------------------- */
+
+/* Our source address towards the VIP now (the route's, as a send would use). */
+static struct in_addr route_src(struct mud *m)
+{
+	struct sockaddr_in local = {}, none = { .sin_family = AF_UNSPEC };
+	socklen_t llen = sizeof(local);
+
+	/* disconnect first: a connected UDP socket keeps its first source */
+	connect(m->probe_fd, (struct sockaddr *)&none, sizeof(none));
+	if (connect(m->probe_fd, (struct sockaddr *)&m->svc, sizeof(m->svc)) ||
+	    getsockname(m->probe_fd, (struct sockaddr *)&local, &llen))
+		local.sin_addr.s_addr = 0;
+	return local.sin_addr;
+}
+
+static void new_epoch(struct mud *m)
+{
+	if (m->epoch + 1 < MAX_EPOCHS)
+		m->epoch++;
+	memcpy(m->epoch_pre[m->epoch], m->last_server, EH_NAME_LEN);
+	m->cur_src = route_src(m);
+}
+
+/* A route moved behind our back (no --handoff) is a handoff too. */
+static void check_route(struct mud *m)
+{
+	struct in_addr a = route_src(m);
+
+	if (a.s_addr && m->cur_src.s_addr && a.s_addr != m->cur_src.s_addr)
+		new_epoch(m);
+	else if (a.s_addr)
+		m->cur_src = a;
+}
+
 /* ---- phases ---------------------------------------------------------------- */
 
 static void new_phase(struct mud *m, const char *fmt, int k)
@@ -477,18 +559,25 @@ static void do_handoff(struct mud *m, struct handoff *ho, int k)
 	memcpy(m->pre_server, m->last_server, EH_NAME_LEN);
 	err = associate(m, ho->ap, true, &ho->ms);
 	if (err) {
+		if (err == -ECONNREFUSED)
+			snprintf(ho->error, sizeof(ho->error), "refused: %s", m->assoc_error);
+		else
+			snprintf(ho->error, sizeof(ho->error), "%s", strerror(-err));
 		fprintf(stderr, "edgehop-mud: REASSOCIATION with %s failed: %s; staying on %s\n",
-			m->aps[ho->ap].name, strerror(-err), cur_ap_name(m));
+			m->aps[ho->ap].name, ho->error, cur_ap_name(m));
 		m->handoff_failures++;
 		return;
 	}
-	if (move_route(m, ho->ap)) {
+	err = move_route(m, ho->ap);
+	if (err) {
+		snprintf(ho->error, sizeof(ho->error), "route to the VIP: %s", strerror(-err));
 		m->handoff_failures++;
 		return;
 	}
 	ho->ok = true;
 	m->cur_ap = ho->ap;
 	new_phase(m, "during-%d", k);
+	new_epoch(m);
 }
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -538,6 +627,8 @@ static void send_first(struct mud *m)
 	uint32_t seq = m->start_seq + idx;
 	uint8_t pl[EH_BODY_MAX];
 
+	check_route(m);
+	m->reqs[idx].epoch = m->epoch;
 	/* the expected answer: the chain advanced by this request */
 	eh_payload_fill(m->mud_id, seq, pl, m->payload_bytes);
 	eh_digest_step(m->chain, seq, pl, m->payload_bytes, m->chain);
@@ -625,20 +716,25 @@ static void handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 	uint64_t now = mono_ns();
 
 	if (src->sin_addr.s_addr != m->svc.sin_addr.s_addr ||
-	    src->sin_port != m->svc.sin_port ||
-	    n < (ssize_t)(sizeof(*h) + sizeof(*b)) || ntohl(h->magic) != EH_MAGIC ||
+	    src->sin_port != m->svc.sin_port) {
+		/* only the dataplane's rewrite makes answers come from the VIP */
+		if (m->foreign++ < 5)
+			fprintf(stderr, "edgehop-mud: FOREIGN datagram from %s:%u (%zd bytes), not from the service address %s:%u\n",
+				inet_ntoa(src->sin_addr), ntohs(src->sin_port), n,
+				m->svc_str, ntohs(m->svc.sin_port));
+		return;
+	}
+	if (n < (ssize_t)(sizeof(*h) + sizeof(*b)) || ntohl(h->magic) != EH_MAGIC ||
 	    h->version != EH_VERSION || h->type != EH_T_SVCR ||
 	    ntohl(h->len) < sizeof(*b) || ntohl(h->len) > n - sizeof(*h) ||
-	    ntohl(h->mud_id) != m->mud_id) {
-		m->foreign++;
+	    ntohl(h->mud_id) != m->mud_id ||
+	    (idx = ntohl(h->seq) - m->start_seq) >= m->next) {
+		if (m->bad_answers++ < 5)
+			fprintf(stderr, "edgehop-mud: BAD answer from the service address (%zd bytes): not an answer to a request of MUD %u\n",
+				n, m->mud_id);
 		return;
 	}
 	seq = ntohl(h->seq);
-	idx = seq - m->start_seq;
-	if (idx >= m->next) {
-		m->foreign++;	/* an answer to something never asked */
-		return;
-	}
 	r = &m->reqs[idx];
 	memcpy(srv, b->server, EH_NAME_LEN);
 	srv[EH_NAME_LEN - 1] = '\0';
@@ -683,15 +779,21 @@ static void handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 		}
 		note_server(m, srv);
 		/* a migration ends for us when a new server answers */
-		if (!strncmp(m->phases[m->cur_phase].name, "during", 6)) {
-			if (m->pre_server[0] && strcmp(srv, m->pre_server)) {
-				int k = atoi(m->phases[m->cur_phase].name + 7);
+		if (!strncmp(m->phases[m->cur_phase].name, "during", 6) &&
+		    m->pre_server[0] && strcmp(srv, m->pre_server)) {
+			int k = atoi(m->phases[m->cur_phase].name + 7);
 
-				new_phase(m, "after-%d", k);
-			} else if (m->pre_server[0]) {
-				fwd = true;
-				m->forwarded++;
-			}
+			new_phase(m, "after-%d", k);
+		}
+		/*
+		 * Sent from a new AP and answered by the server that served
+		 * before we got there: the new AP forwarded it to the old
+		 * container.
+		 */
+		if (r->epoch && m->epoch_pre[r->epoch][0] &&
+		    !strcmp(srv, m->epoch_pre[r->epoch])) {
+			fwd = true;
+			m->forwarded++;
 		}
 		snprintf(m->last_server, sizeof(m->last_server), "%s", srv);
 	}
@@ -859,6 +961,11 @@ static void build_phases(struct mud *m)
 			      cmp_double);
 }
 
+static double fwd_pct(const struct mud *m)
+{
+	return m->answered ? 100.0 * m->forwarded / m->answered : 0;
+}
+
 static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 {
 	char hex[65];
@@ -870,22 +977,25 @@ static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 			m->run, elapsed_s);
 		fprintf(f, "  sent %u  answered %llu  lost %llu  retries %llu  "
 			"duplicate answers %llu (from cache %llu)  late %llu  "
-			"mismatches %llu  forwarded %llu  gap %llu  stale %llu (unanswered %llu)\n", m->next,
+			"mismatches %llu  forwarded %llu (%.1f%% of answered)  gap %llu  stale %llu (unanswered %llu)  "
+			"foreign %llu  bad answers %llu\n", m->next,
 			(unsigned long long)m->answered, (unsigned long long)m->lost,
 			(unsigned long long)m->retries,
 			(unsigned long long)m->dup_answers,
 			(unsigned long long)m->cached_answers,
 			(unsigned long long)m->late_answers,
 			(unsigned long long)m->mismatches,
-			(unsigned long long)m->forwarded,
+			(unsigned long long)m->forwarded, fwd_pct(m),
 			(unsigned long long)m->gap_answers,
 			(unsigned long long)m->stale_answers,
-			(unsigned long long)m->stale_errors);
+			(unsigned long long)m->stale_errors,
+			(unsigned long long)m->foreign,
+			(unsigned long long)m->bad_answers);
 		for (int k = 0; k < m->nho; k++)
-			fprintf(f, "  handoff %d at seq %u to %s: %s (%.1f ms)\n", k + 1,
+			fprintf(f, "  handoff %d at seq %u to %s: %s%s%s (%.1f ms)\n", k + 1,
 				m->ho[k].seq, m->aps[m->ho[k].ap].name,
 				!m->ho[k].done ? "not reached" : m->ho[k].ok ? "ok" : "FAILED",
-				m->ho[k].ms);
+				m->ho[k].error[0] ? ": " : "", m->ho[k].error, m->ho[k].ms);
 		fprintf(f, "  %-10s %8s %10s %10s %10s %10s %10s\n", "phase",
 			"requests", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms");
 		for (int p = 0; p < m->nphases; p++) {
@@ -914,7 +1024,8 @@ static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 		"\"late_answers\":%llu,\"mismatches\":%llu,\"foreign\":%llu,"
 		"\"forwarded\":%llu,\"handoff_failures\":%llu,\"next_seq\":%u,"
 		"\"final_digest\":\"%s\",\"log_sent\":%llu,\"log_dropped\":%llu,"
-		"\"gap_answers\":%llu,\"stale_answers\":%llu,\"stale_errors\":%llu,",
+		"\"gap_answers\":%llu,\"stale_answers\":%llu,\"stale_errors\":%llu,"
+		"\"forwarded_share\":%.6f,\"bad_answers\":%llu,",
 		m->run, m->name, m->mud_id, inet_ntoa(m->svc.sin_addr),
 		ntohs(m->svc.sin_port), m->start_seq, m->count, elapsed_s, m->next,
 		(unsigned long long)m->transmissions, (unsigned long long)m->answered,
@@ -927,16 +1038,25 @@ static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 		(unsigned long long)m->handoff_failures, m->start_seq + m->next, hex,
 		(unsigned long long)m->log.sent, (unsigned long long)m->log.dropped,
 		(unsigned long long)m->gap_answers, (unsigned long long)m->stale_answers,
-		(unsigned long long)m->stale_errors);
+		(unsigned long long)m->stale_errors, fwd_pct(m) / 100,
+		(unsigned long long)m->bad_answers);
 	fprintf(f, "\"servers\":[");
 	for (int i = 0; i < m->nservers; i++)
 		fprintf(f, "%s\"%s\"", i ? "," : "", m->servers[i]);
 	fprintf(f, "],\"handoffs\":[");
 	for (int k = 0; k < m->nho; k++)
-		fprintf(f, "%s{\"seq\":%u,\"ap\":\"%s\",\"done\":%s,\"ok\":%s,\"ms\":%.3f}",
+		fprintf(f, "%s{\"seq\":%u,\"ap\":\"%s\",\"done\":%s,\"ok\":%s,\"ms\":%.3f,"
+			"\"error\":\"%s\"}",
 			k ? "," : "", m->ho[k].seq, m->aps[m->ho[k].ap].name,
 			m->ho[k].done ? "true" : "false", m->ho[k].ok ? "true" : "false",
-			m->ho[k].ms);
+			m->ho[k].ms, m->ho[k].error);
+	/* the failed ones again, with why: what a reader of the report looks for */
+	fprintf(f, "],\"handoff_errors\":[");
+	for (int k = 0, n = 0; k < m->nho; k++)
+		if (m->ho[k].error[0])
+			fprintf(f, "%s{\"seq\":%u,\"ap\":\"%s\",\"error\":\"%s\"}",
+				n++ ? "," : "", m->ho[k].seq, m->aps[m->ho[k].ap].name,
+				m->ho[k].error);
 	fprintf(f, "],\"phases\":[");
 	for (int p = 0; p < m->nphases; p++) {
 		struct phase *ph = &m->phases[p];
@@ -964,7 +1084,7 @@ int main(int argc, char **argv)
 
 	if (!m)
 		return 1;
-	m->fd = m->agent_fd = -1;
+	m->fd = m->agent_fd = m->probe_fd = -1;
 	m->log.fd = -1;
 	if (parse_args(m, argc, argv)) {
 		free(m);
@@ -985,7 +1105,8 @@ int main(int argc, char **argv)
 	m->reqs = calloc(m->count ? m->count : 1, sizeof(*m->reqs));
 	m->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	m->agent_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (!m->reqs || m->fd < 0 || m->agent_fd < 0) {
+	m->probe_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (!m->reqs || m->fd < 0 || m->agent_fd < 0 || m->probe_fd < 0) {
 		err = -errno ?: -ENOMEM;
 		fprintf(stderr, "edgehop-mud: setting up: %s\n", strerror(-err));
 		goto cleanup;
@@ -995,8 +1116,12 @@ int main(int argc, char **argv)
 	if (m->naps) {
 		err = associate(m, 0, false, &ho_ms);
 		if (err) {
-			fprintf(stderr, "edgehop-mud: ASSOCIATION with %s failed: %s\n",
-				m->aps[0].name, strerror(-err));
+			if (err == -ECONNREFUSED)
+				fprintf(stderr, "edgehop-mud: ASSOCIATION with %s refused: %s\n",
+					m->aps[0].name, m->assoc_error);
+			else
+				fprintf(stderr, "edgehop-mud: ASSOCIATION with %s failed: %s\n",
+					m->aps[0].name, strerror(-err));
 			goto cleanup;
 		}
 		err = move_route(m, 0);
@@ -1029,12 +1154,17 @@ int main(int argc, char **argv)
 	if (err == -EINTR)
 		fprintf(stderr, "edgehop-mud: interrupted after %u requests\n", m->next);
 cleanup:
+	if (m->foreign || m->bad_answers)
+		fprintf(stderr, "edgehop-mud: %llu foreign datagram(s) and %llu bad answer(s) from the service address: a dataplane or service fault\n",
+			(unsigned long long)m->foreign, (unsigned long long)m->bad_answers);
 	rc = err || m->lost || m->mismatches || m->handoff_failures || m->stale_errors ||
-	     m->next < m->count;
+	     m->foreign || m->bad_answers || m->next < m->count;
 	if (m->fd >= 0)
 		close(m->fd);
 	if (m->agent_fd >= 0)
 		close(m->agent_fd);
+	if (m->probe_fd >= 0)
+		close(m->probe_fd);
 	eh_log_close(&m->log);
 	for (int p = 0; p < m->nphases; p++)
 		free(m->phases[p].rtt_ms);

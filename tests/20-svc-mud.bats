@@ -303,3 +303,39 @@ PY
 	assert_equal "$(jq -r .server <<<"$output")" 'ct"q\b/<x>'
 	stop_svc
 }
+
+@test "mud: an answer from anywhere but the service address fails the run (foreign)" {
+	start_svc ct-f "$TMPD/st-foreign"
+	# A relay on 10.77.0.2:7790 in front of the service: answers come back from
+	# 7790 as they should, and the first one once more from port 7791.
+	ip netns exec "$NS_SVC" timeout 60 python3 - >"$TMPD/relay.out" <<'PY' &
+import select, socket, sys
+front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); front.bind(("10.77.0.2", 7790))
+other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); other.bind(("10.77.0.2", 7791))
+back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); back.connect(("127.0.0.1", 7777))
+print("ready", flush=True)
+client, n = None, 0
+while True:
+    r, _, _ = select.select([front, back], [], [], 30)
+    if not r:
+        break
+    for s in r:
+        if s is front:
+            d, client = front.recvfrom(4096)
+            back.send(d)
+        else:
+            d = back.recv(4096)
+            front.sendto(d, client)
+            n += 1
+            if n == 1:
+                other.sendto(d, client)
+PY
+	local rpid=$!
+	wait_for 10 grep -q ready "$TMPD/relay.out"
+	run -1 timeout 60 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc 10.77.0.2:7790 \
+		--mud-id 71 --count 20 --rate 0 --timeout-ms 200 --json "$TMPD/f71.json"
+	assert_output --partial "FOREIGN datagram from 10.77.0.2:7791"
+	run -0 jq -e '.answered == 20 and .lost == 0 and .mismatches == 0 and .foreign == 1' "$TMPD/f71.json"
+	kill "$rpid" 2>/dev/null || true
+	stop_svc
+}

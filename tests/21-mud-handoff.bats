@@ -93,8 +93,11 @@ rx_packets() { # rx_packets <ns> <dev>
 		--mud-id 42 --count 30 --rate 400 --timeout-ms 100 \
 		--ap AP-1=10.80.1.1:7778,10.80.1.1 --ap AP-2=10.80.2.1:7788,10.80.2.1 \
 		--handoff 10:AP-2 --json "$TMPD/fail.json"
-	assert_output --partial "REASSOCIATION with AP-2 failed"
+	assert_output --partial "REASSOCIATION with AP-2 failed: refused: refused by test double; staying on AP-1"
 	run -0 jq -e '.lost == 0 and .mismatches == 0 and .answered == 30 and .handoff_failures == 1' "$TMPD/fail.json"
+	# the agent's reason in the report, not only strerror
+	run -0 jq -e '.handoff_errors == [{"seq":10,"ap":"AP-2","error":"refused: refused by test double"}] and
+		.handoffs[0].error == "refused: refused by test double"' "$TMPD/fail.json"
 	run -0 ip -n "$NS_MUD" route get "$VIP"
 	assert_output --partial "via 10.80.1.1"
 }
@@ -169,4 +172,34 @@ rx_packets() { # rx_packets <ns> <dev>
 	mkdir -p "$EHS_TOP/build/test-logs"
 	cp "$TMPD/ho-rt.png" "$EHS_TOP/build/test-logs/mud-handoff-rt.png"
 	cp "$TMPD/ho-rt.svg" "$EHS_TOP/build/test-logs/mud-handoff-rt.svg"
+}
+
+@test "mud: a refused first association prints the agent's reason" {
+	ip netns exec "$NS_AP2" timeout 60 python3 "$EHS_TOP/tests/helpers/fake-agent.py" \
+		--addr 10.80.2.1 --port 7789 --name AP-2 --fail >"$TMPD/ap2fail2.out" &
+	wait_for 10 grep -q ready "$TMPD/ap2fail2.out"
+	run -1 timeout 30 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" \
+		--mud-id 43 --count 3 --ap AP-2=10.80.2.1:7789,10.80.2.1
+	assert_output --partial "ASSOCIATION with AP-2 refused: refused by test double"
+}
+
+@test "mud: forwarded = answers from the server of before the handoff to requests sent at the new AP (--handoff, and a route moved behind its back)" {
+	# AP-2 reaches the same service: every answer after the handoff comes from
+	# the server that served before it, i.e. through the new AP to the old one.
+	run -0 timeout 60 ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" \
+		--mud-id 61 --count 40 --rate 400 --timeout-ms 100 \
+		--ap AP-1=10.80.1.1:7778,10.80.1.1 --ap AP-2=10.80.2.1:7778,10.80.2.1 \
+		--handoff 10:AP-2 --json "$TMPD/fwd1.json" --quiet
+	run -0 jq -e '.answered == 40 and .forwarded == 30 and .forwarded_share == 0.75' "$TMPD/fwd1.json"
+	# No --ap/--handoff: the route is moved by someone else mid-run (make demo does
+	# that); the MUD sees its source address towards the VIP change.
+	ip -n "$NS_MUD" route replace "$VIP/32" via 10.80.1.1
+	ip netns exec "$NS_MUD" timeout 60 "$EHS_BIN/edgehop-mud" --svc "$VIP:7777" --mud-id 62 \
+		--count 100 --rate 50 --timeout-ms 100 --json "$TMPD/fwd2.json" --quiet &
+	local pid=$!
+	sleep 1
+	ip -n "$NS_MUD" route replace "$VIP/32" via 10.80.2.1
+	wait "$pid"
+	run -0 jq -e '.answered == 100 and .forwarded > 20 and .forwarded < 80 and
+		.forwarded_share == .forwarded / 100' "$TMPD/fwd2.json"
 }
