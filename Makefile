@@ -2,6 +2,7 @@
 #
 #   make                build everything under build/
 #   make test           install what the tests need, build, run every test tier
+#   make fuzz           every libFuzzer target for FUZZ_SECONDS (default 300) each
 #   make run            the main job: the paper's experiment on the VM testbed (scripts/run-paper)
 #   make demo           the handoff scenario in namespaces on this host (scripts/run-demo)
 #   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop] [CONFIG=file]
@@ -111,6 +112,12 @@ demo:
 	$(Q)./scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory build-all
 	$(Q)./scripts/run-demo $(RUN_ARGS)
+
+# The fuzz tier of make test runs each target 20 s; this runs them longer.
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz
+fuzz:
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run
 
 bench: build-all
 	$(Q)./tests/bench/run

@@ -307,6 +307,13 @@ int lr_report_load(struct lr_report *r, const char *path)
 	return err;
 }
 
+/* qsort() with an empty (possibly NULL) array is undefined: skip it. */
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 static int cmp_req(const void *a, const void *b)
 {
 	const struct lr_req *x = a, *y = b;
@@ -331,7 +338,7 @@ static void match_answers(struct lr_run *run)
 {
 	size_t k, w = 0;
 
-	qsort(run->first_tries, run->nsent, sizeof(*run->first_tries), cmp_sent_seq);
+	sort(run->first_tries, run->nsent, sizeof(*run->first_tries), cmp_sent_seq);
 	for (k = 0; k < run->nreq; k++) {
 		struct lr_sent key = { .seq = run->reqs[k].seq };
 
@@ -419,7 +426,7 @@ int lr_report_compute(struct lr_report *r)
 	struct lr_mig *cur = NULL;
 	double *v = NULL;
 
-	qsort(r->marks, r->nmarks, sizeof(*r->marks), cmp_mark);
+	sort(r->marks, r->nmarks, sizeof(*r->marks), cmp_mark);
 	for (size_t i = 0; i < r->nmarks; i++) {
 		struct lr_marker *m = &r->marks[i];
 		struct lr_run *run = run_at(r, m);
@@ -453,7 +460,7 @@ int lr_report_compute(struct lr_report *r)
 	for (int i = 0; i < r->nruns; i++) {
 		struct lr_run *run = &r->runs[i];
 
-		qsort(run->reqs, run->nreq, sizeof(*run->reqs), cmp_req);
+		sort(run->reqs, run->nreq, sizeof(*run->reqs), cmp_req);
 		match_answers(run);
 		run->mismatches = 0;
 		for (size_t k = 0; k < run->nreq; k++)
@@ -461,7 +468,8 @@ int lr_report_compute(struct lr_report *r)
 		for (size_t k = 0; k < run->ndup_mism; k++) {
 			struct lr_req key = { .seq = run->dup_mism[k] }, *q;
 
-			q = bsearch(&key, run->reqs, run->nreq, sizeof(key), cmp_req);
+			q = run->nreq ? bsearch(&key, run->reqs, run->nreq, sizeof(key),
+						cmp_req) : NULL;
 			if (q && !q->mismatch) {
 				q->mismatch = true;
 				run->mismatches++;
@@ -503,7 +511,7 @@ int lr_report_compute(struct lr_report *r)
 			for (size_t k = 0; k < run->nreq; k++)
 				if (run->reqs[k].phase == p)
 					v[n++] = run->reqs[k].rtt_ns / 1e6;
-			qsort(v, n, sizeof(double), cmp_double);
+			sort(v, n, sizeof(double), cmp_double);
 			for (size_t k = 0; k < n; k++)
 				sum += v[k];
 			snprintf(ps->name, sizeof(ps->name), "%s", run->phase_names[p]);
@@ -847,7 +855,7 @@ int lr_report_plot(const struct lr_report *r, const char *prefix)
 			}
 		}
 	}
-	qsort(pts, npts, sizeof(*pts), cmp_pt);
+	sort(pts, npts, sizeof(*pts), cmp_pt);
 
 	snprintf(path, sizeof(path), "%s.dat", prefix);
 	f = fopen(path, "w");

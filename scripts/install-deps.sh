@@ -8,6 +8,8 @@ PKGS=(
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libmnl-dev
 	libcurl4-openssl-dev libjansson-dev libssl-dev libzstd-dev libarchive-dev pkg-config
 	bpftool linux-libc-dev ethtool
+	# fuzz tier: clang's libFuzzer and sanitizer runtimes (Debian 12: clang 14)
+	libclang-rt-14-dev
 	# namespace tests
 	bats bats-support bats-assert iproute2 nftables iputils-ping jq
 	procps psmisc util-linux python3 file
