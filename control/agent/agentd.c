@@ -605,8 +605,12 @@ static void on_mud_datagram(void)
 	event(inet_ntoa(src.sin_addr), id, reassoc ? "REASSOC-REQ" : "ASSOC-REQ", "name=%.32s",
 	      m->name);
 
-	if (m->here && m->ct_node[0] && m->migr != MG_IN) {
-		/* Idempotent: same container, same steering, READY again. */
+	if (m->here && m->ct_node[0]) {
+		/*
+		 * Idempotent: same container, same steering, READY again — also
+		 * while its migration into this node runs (the first READY may
+		 * have been lost on the radio).
+		 */
 		mud_answer(m, NULL);
 		goto out;
 	}
@@ -817,6 +821,7 @@ static void peer_migr_begin(struct peer_conn *pc, json_t *req)
 	c.ct_x_port = m->ct_port;
 	pthread_mutex_unlock(&A.lock);
 	h.ctx = &c;
+	h.fault = A.c.fault[0] ? A.c.fault : NULL;
 
 	r = dk_open(&d, A.c.docker);
 	if (r) {

@@ -104,6 +104,15 @@ static int set_key(struct ag_config *c, const char *k, char *v)
 		return SETSTR(c->state_dir, v);
 	if (!strcmp(k, "DOCKER"))
 		return SETSTR(c->docker, v);
+	if (!strcmp(k, "FAULT")) {
+		static const char *const steps[] = { "", "image", "checkpoint", "layer", "restore",
+						     "replay" };
+
+		for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+			if (!strcmp(v, steps[i]))
+				return SETSTR(c->fault, v);
+		return -EINVAL;
+	}
 	if (!strcmp(k, "DATAPLANE")) {
 		if (strcmp(v, "yes") && strcmp(v, "no"))
 			return -EINVAL;

@@ -19,6 +19,8 @@
  *	CTL = /run/edgehop-agent.sock	local control socket (status, migrate)
  *	STATE_DIR = /var/lib/edgehop-agent	staged files of migrations
  *	DOCKER = /var/run/docker.sock
+ *	FAULT = restore			test hook: migrations into this node fail on
+ *					purpose at image|checkpoint|layer|restore|replay
  */
 #ifndef EDGEHOP_AGENT_CONFIG_H
 #define EDGEHOP_AGENT_CONFIG_H
@@ -57,6 +59,7 @@ struct ag_config {
 	char ctl[AG_PATH_MAX];
 	char state_dir[AG_PATH_MAX];
 	char docker[AG_PATH_MAX];
+	char fault[16];
 	int load_dataplane;		/* DATAPLANE = yes|no (no: tests without BPF) */
 };
 

@@ -524,6 +524,30 @@ cleanup:
 
 /* ---- destination side ----------------------------------------------------- */
 
+/*
+ * Reads what is left of a stream this side will not use, so that the
+ * sender finishes it and then reads why ("failed"), instead of meeting a
+ * reset connection.
+ */
+static void drain_rs(struct peer_rstream *rs)
+{
+	char buf[1 << 16];
+
+	while (peer_rstream_read(rs, buf, sizeof(buf)) > 0)
+		;
+}
+
+static void drain_stream(struct peer_conn *pc)
+{
+	struct peer_rstream *rs = NULL;
+	struct peer_xfer x;
+
+	if (peer_rstream_begin(pc, &rs))
+		return;
+	drain_rs(rs);
+	peer_rstream_end(rs, &x);
+}
+
 static int recv_into_dir(struct peer_conn *pc, const char *dir, struct migr_stepstat *st,
 			 char *err, size_t errlen)
 {
@@ -537,6 +561,7 @@ static int recv_into_dir(struct peer_conn *pc, const char *dir, struct migr_step
 		return fail(err, errlen, "stream into %s: %s", dir, strerror(-r)), r;
 	r = layer_extract(dir, rsource, rs, &ls);
 	if (r) {
+		drain_rs(rs);
 		peer_rstream_end(rs, &x);
 		return fail(err, errlen, "extract into %s: %s", dir, strerror(-r)), r;
 	}
@@ -592,6 +617,37 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * Docker's restore error names CRIU's log ("log file: PATH"), which goes with
+ * the container: keep its last error lines in the message.
+ */
+static void criu_error(const char *dkerr, char *out, size_t cap)
+{
+	const char *p = strstr(dkerr, "log file: ");
+	char path[512], line[512];
+	size_t len = 0;
+	FILE *f;
+
+	out[0] = '\0';
+	if (!p)
+		return;
+	snprintf(path, sizeof(path), "%s", p + strlen("log file: "));
+	path[strcspn(path, " \n\"")] = '\0';
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strstr(line, "Error") && !strstr(line, "error"))
+			continue;
+		/* The last few errors: CRIU's cause comes before its summary. */
+		if (len + strlen(line) + 3 >= cap)
+			len = 0;
+		len += snprintf(out + len, cap - len, "%s%s", len ? " | " : "", line);
+	}
+	fclose(f);
+}
+
 /* Creates CT-y (not started), marks it for crash recovery, finds its UpperDir. */
 static int create_cty(struct dk *d, const char *name, const char *image, json_t *cmd,
 		      uint32_t mud_id, const char *state_dir, const char *ckname, char idy[65],
@@ -622,6 +678,14 @@ static int create_cty(struct dk *d, const char *name, const char *image, json_t 
 undo:
 	dk_remove(d, idy, true);
 	return r;
+}
+
+static int injected(const struct migr_dst_hooks *h, const char *step, char *err, size_t errlen)
+{
+	if (!h->fault || strcmp(h->fault, step))
+		return 0;
+	fail(err, errlen, "fault injected at %s (FAULT = %s)", step, h->fault);
+	return -EIO;
 }
 
 int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *node,
@@ -690,11 +754,17 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			struct peer_xfer x = {};
 
 			t = now_ms();
+			r = injected(h, "image", err, errlen);
+			if (r) {
+				drain_stream(pc);
+				goto failed;
+			}
 			r = peer_rstream_begin(pc, &rs);
 			if (!r) {
 				r = dk_image_load(d, rsource, rs, loaded, sizeof(loaded));
 				if (r) {
 					fail(err, errlen, "docker load: %s", dk_err(d));
+					drain_rs(rs);
 					peer_rstream_end(rs, &x);
 					goto failed;
 				}
@@ -714,8 +784,14 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		} else if (!strcmp(op, "checkpoint") && created) {
 			snprintf(ckdir, sizeof(ckdir), "%s/containers/%s/checkpoints/%s", root, idy,
 				 ckname);
+			r = injected(h, "checkpoint", err, errlen);
+			if (r) {
+				drain_stream(pc);
+				goto failed;
+			}
 			r = mkdir_p(ckdir, 0700);
 			if (r) {
+				drain_stream(pc);
 				fail(err, errlen, "mkdir %s: %s", ckdir, strerror(-r));
 				goto failed;
 			}
@@ -723,6 +799,11 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			if (r)
 				goto failed;
 		} else if (!strcmp(op, "layer") && created && method == METHOD_P) {
+			r = injected(h, "layer", err, errlen);
+			if (r) {
+				drain_stream(pc);
+				goto failed;
+			}
 			r = recv_into_dir(pc, upper, &rep->step[MS_T4_SEND_FS], err, errlen);
 			if (r)
 				goto failed;
@@ -752,9 +833,16 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 
 	/* T5: docker start --checkpoint; the service answers with the snapshot's state. */
 	t = now_ms();
+	r = injected(h, "restore", err, errlen);
+	if (r)
+		goto failed;
 	r = dk_start(d, idy, ckname);
 	if (r) {
-		fail(err, errlen, "restore CT-y from checkpoint %s: %s", ckname, dk_err(d));
+		char why[512];
+
+		criu_error(dk_err(d), why, sizeof(why));
+		fail(err, errlen, "restore CT-y from checkpoint %s: %s%s%s", ckname, dk_err(d),
+		     why[0] ? "; CRIU: " : "", why);
 		goto failed;
 	}
 	r = ct_facts(d, idy, NULL, NULL, 0, &rep->ct_y_addr);
@@ -774,6 +862,9 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 
 	/* T7 + T8 */
 	t = now_ms();
+	r = injected(h, "replay", err, errlen);
+	if (r)
+		goto failed;
 	r = h->cutover(h->ctx, mud_id, rep->ct_y_addr, SVC_PORT, &rep->replayed, &rep->relayed,
 		       err, errlen);
 	if (r)

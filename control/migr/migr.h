@@ -93,6 +93,11 @@ struct migr_dst_hooks {
 		       uint64_t *replayed, uint64_t *relayed, char *err, size_t errlen);
 	/* Failed or cancelled: the MUD goes back to CT-x (FORWARD). */
 	void (*rollback)(void *ctx, uint32_t mud_id);
+	/*
+	 * Test hook (the agent's FAULT key): fail on purpose at this step, one of
+	 * image, checkpoint, layer, restore, replay; NULL in service.
+	 */
+	const char *fault;
 };
 
 /*

@@ -12,7 +12,7 @@ set -euo pipefail
 LOG_TAG=image
 source "$(dirname "$0")/../lib.sh"
 
-# Everything the nodes need (DESIGN §7): Docker + CRIU 4.1 + netem + the runtime
+# Everything the nodes need (docs/design.md §7): Docker + CRIU 4.1 + netem + the runtime
 # libraries of the project's binaries (built on Debian 12, run in trixie).
 PKGS=(
 	linux-image-amd64 initramfs-tools systemd-sysv udev kmod dbus

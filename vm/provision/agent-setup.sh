@@ -3,7 +3,10 @@
 # topology (vm/testbed.conf) and (re)starts the node agent (edgehop-agent.service).
 #
 #   agent-setup.sh [--migrate p|c|none] [--svc-args "..."] [--image IMG]
-#                  [--logrepo IP:PORT|""] [--stop]
+#                  [--logrepo IP:PORT|""] [--fault STEP] [--stop]
+#
+# --fault: test hook, migrations into this node fail on purpose at STEP
+# (image, checkpoint, layer, restore, replay).
 #
 # The peer key is the testbed's (vm/run/peer.key, made on the host by
 # vm/provision/peer-key.sh); on other hosts provision a key file of your own.
@@ -11,13 +14,14 @@ set -euo pipefail
 share=$(cd "$(dirname "$0")/../.." && pwd)
 source "$share/vm/testbed.conf"
 name=$(hostname)
-migrate=p svc_args= image=edgehop-svc:small logrepo="$LOGREPO_IP:7779" stop=0
+migrate=p svc_args= image=edgehop-svc:small logrepo="$LOGREPO_IP:7779" stop=0 fault=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--migrate)  migrate=$2; shift 2 ;;
 	--svc-args) svc_args=$2; shift 2 ;;
 	--image)    image=$2; shift 2 ;;
 	--logrepo)  logrepo=$2; shift 2 ;;
+	--fault)    fault=$2; shift 2 ;;
 	--stop)     stop=1; shift ;;
 	*) echo "agent-setup: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -37,6 +41,7 @@ mkdir -p /etc/edgehop
 	echo "SVC_ARGS = $svc_args"
 	echo "MIGRATE = $migrate"
 	echo "LOGREPO = $logrepo"
+	[ -z "$fault" ] || echo "FAULT = $fault"
 	for o in $NODES_ALL; do
 		[ "$o" = "$name" ] && continue
 		echo "PEER = $o ${NODE_WAN[$o]} ${NODE_RADIO[$o]}"
