@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "agentd.h"
+#include "assoc_wire.h"
 #include "dk.h"
 #include "edgehop_proto.h"
 #include "eh_dp.h"
@@ -562,8 +563,7 @@ static void on_mud_datagram(void)
 	uint8_t buf[1500];
 	struct sockaddr_in src;
 	socklen_t sl = sizeof(src);
-	struct eh_hdr *h = (void *)buf;
-	struct eh_assoc_body b;
+	struct ag_assoc_req q;
 	struct mud *m;
 	uint32_t id;
 	ssize_t n;
@@ -573,35 +573,31 @@ static void on_mud_datagram(void)
 	n = recvfrom(A.mud_fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&src, &sl);
 	if (n < 0)
 		return;
-	if (n < (ssize_t)sizeof(*h) || ntohl(h->magic) != EH_MAGIC || h->version != EH_VERSION ||
-	    (h->type != EH_T_ASSOC_REQ && h->type != EH_T_REASSOC_REQ) ||
-	    ntohl(h->len) < sizeof(b) || ntohl(h->len) > (size_t)n - sizeof(*h)) {
+	if (ag_assoc_parse(buf, n, &q)) {
 		A.junk++;
 		return;
 	}
-	memcpy(&b, buf + sizeof(*h), sizeof(b));
-	id = ntohl(h->mud_id);
-	reassoc = h->type == EH_T_REASSOC_REQ;
+	id = q.mud_id;
+	reassoc = q.reassoc;
 
 	pthread_mutex_lock(&A.lock);
 	m = mud_find(id, true);
 	if (!m) {
 		pthread_mutex_unlock(&A.lock);
 		snprintf(why, sizeof(why), "this AP serves %d MUDs already", MUDS_MAX);
-		mud_send(&src, EH_T_ASSOC_FAIL, id, ntohl(h->seq), h->send_ns, why, strlen(why));
+		mud_send(&src, EH_T_ASSOC_FAIL, id, q.seq, q.send_ns, why, strlen(why));
 		return;
 	}
 	/* Whatever happens, the answer goes to the latest try. */
 	m->pend_to = src;
-	m->pend_seq = ntohl(h->seq);
-	m->pend_ns = h->send_ns;
+	m->pend_seq = q.seq;
+	m->pend_ns = q.send_ns;
 	m->pend_type = reassoc ? EH_T_REASSOC_READY : EH_T_ASSOC_READY;
 	if (m->busy)
 		goto out;	/* a retransmission while we work on it */
 	m->req_ns = rt_ns();
-	memcpy(m->name, b.mud_name, EH_NAME_LEN);
-	m->name[EH_NAME_LEN] = '\0';
-	m->addr.s_addr = b.mud_addr ? b.mud_addr : src.sin_addr.s_addr;
+	memcpy(m->name, q.name, sizeof(m->name));
+	m->addr = q.mud_addr.s_addr ? q.mud_addr : src.sin_addr;
 	event(inet_ntoa(src.sin_addr), id, reassoc ? "REASSOC-REQ" : "ASSOC-REQ", "name=%.32s",
 	      m->name);
 
@@ -635,7 +631,7 @@ static void on_mud_datagram(void)
 		goto out;
 	}
 	{
-		struct in_addr prev = { .s_addr = b.prev_ap_addr };
+		struct in_addr prev = q.prev_ap;
 		const struct ag_peer_cfg *p = ag_peer_by_agent_addr(&A.c, prev);
 		struct handoff_job *j;
 

@@ -3,7 +3,8 @@
 # control/migr/rules.mk and control/peer/rules.mk. tests/fuzz/run builds and
 # runs them all (the fuzz tier of tests/run-all; make fuzz runs them longer).
 
-FUZZ_TARGETS := fuzz_svc fuzz_mud_answer fuzz_logrepo_event fuzz_proto fuzz_layer fuzz_peer_frames
+FUZZ_TARGETS := fuzz_svc fuzz_mud_answer fuzz_logrepo_event fuzz_proto fuzz_agent_assoc fuzz_layer \
+	fuzz_peer_frames
 FUZZ_BINS    := $(addprefix $(OUT)/fuzz/,$(FUZZ_TARGETS))
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Ibpf -Ilogrepo -Icontrol/svc -Imud
@@ -35,3 +36,9 @@ $(OUT)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c logrepo/eh_log.c control/svc/eh_
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lcrypto -o $@
+
+$(OUT)/fuzz/fuzz_agent_assoc: tests/fuzz/fuzz_agent_assoc.c control/agent/assoc_wire.c \
+		control/agent/assoc_wire.h bpf/edgehop_proto.h
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Icontrol/agent $(filter %.c,$^) -o $@
