@@ -1287,6 +1287,13 @@ static int load_dataplane(void)
 	};
 	int err = eh_dp_load(&o);
 
+	if (err) {
+		/* Pins of another build (its maps differ): start from a clean slate. */
+		say("dataplane at %s does not load as it is (%s): unloading it and loading again",
+		    A.c.pin, strerror(-err));
+		eh_dp_unload(A.c.pin, A.c.radio, A.c.wan);
+		err = eh_dp_load(&o);
+	}
 	if (err)
 		return err;
 	err = eh_dp_open(&A.dp, A.c.pin);
@@ -1402,10 +1409,12 @@ out:
 		close(A.ctl_fd);
 		unlink(A.c.ctl);
 	}
-	if (A.dp_ok) {
+	/*
+	 * The dataplane stays: MUDs go on being forwarded while the agent is
+	 * restarted (make unload / edgehop-ap unload removes it).
+	 */
+	if (A.dp_ok)
 		eh_dp_close(&A.dp);
-		eh_dp_unload(A.c.pin, A.c.radio, A.c.wan);
-	}
 	eh_log_close(&A.log);
 	return err;
 }
