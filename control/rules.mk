@@ -48,3 +48,12 @@ $(OUT)/bin/edgehop-agent: $(AGENT_OBJS) $(DK_OBJS) $(PEER_OBJS) $(NL_OBJS) $(MIG
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcurl -ljansson -lmnl -lssl -lcrypto \
 		-lzstd -larchive -lpthread -o $@.tmp
 	$(Q)mv -f $@.tmp $@   # a new inode: agents running from it (9p in the nodes) keep theirs
+
+# The agent's pure parts (configuration, MUD datagrams) as a unit test.
+UNIT_TESTS += $(OUT)/tests/unit_agent
+$(OUT)/obj/tests/unit/test_agent.o: CFLAGS += -Icontrol/agent
+$(OUT)/obj/tests/unit/test_agent.o: $(wildcard control/agent/*.h)
+$(OUT)/tests/unit_agent: $(OUT)/obj/tests/unit/test_agent.o $(OUT)/obj/control/agent/config.o \
+		$(OUT)/obj/control/agent/assoc_wire.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@

@@ -155,7 +155,7 @@ static char *trim(char *s)
 
 int ag_config_load(struct ag_config *c, const char *path)
 {
-	char line[512];
+	char line[512], orig[512];
 	int lineno = 0, err = 0;
 	FILE *f = fopen(path, "r");
 
@@ -184,12 +184,13 @@ int ag_config_load(struct ag_config *c, const char *path)
 			v[strlen(v) - 1] = '\0';
 			v++;
 		}
+		snprintf(orig, sizeof(orig), "%s", v);	/* set_key may cut it up */
 		r = set_key(c, k, v);
 		if (r == -ENOENT) {
 			fprintf(stderr, "%s:%d: unknown key %s\n", path, lineno, k);
 			err = -EINVAL;
 		} else if (r) {
-			fprintf(stderr, "%s:%d: bad value for %s: '%s'\n", path, lineno, k, v);
+			fprintf(stderr, "%s:%d: bad value for %s: '%s'\n", path, lineno, k, orig);
 			err = -EINVAL;
 		}
 	}

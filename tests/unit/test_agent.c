@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The node agent's pure parts: its configuration and the MUD datagrams it reads. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "assoc_wire.h"
+#include "config.h"
+#include "tap.h"
+
+static const char *write_conf(const char *text)
+{
+	static char path[] = "/tmp/eh-agent-conf.XXXXXX";
+	int fd;
+
+	strcpy(path, "/tmp/eh-agent-conf.XXXXXX");
+	fd = mkstemp(path);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		abort();
+	close(fd);
+	return path;
+}
+
+static int load(const char *text, struct ag_config *c)
+{
+	const char *p = write_conf(text);
+	int r;
+
+	ag_config_defaults(c);
+	r = ag_config_load(c, p);
+	unlink(p);
+	return r;
+}
+
+static size_t mk(uint8_t *buf, uint8_t type, uint32_t mud, uint32_t blen, size_t body_bytes,
+		 const char *name)
+{
+	struct eh_hdr h = {
+		.magic = htonl(EH_MAGIC), .version = EH_VERSION, .type = type,
+		.mud_id = htonl(mud), .seq = htonl(3), .len = htonl(blen),
+	};
+	struct eh_assoc_body b = { .mud_addr = htonl(0x0a4d1664), .prev_ap_addr = htonl(0x0a4d1501) };
+
+	memcpy(b.mud_name, name, strlen(name) < sizeof(b.mud_name) ? strlen(name) : sizeof(b.mud_name));
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &b, body_bytes < sizeof(b) ? body_bytes : sizeof(b));
+	return sizeof(h) + body_bytes;
+}
+
+int main(void)
+{
+	struct ag_config c;
+	struct ag_assoc_req q;
+	uint8_t buf[256];
+	char a[INET_ADDRSTRLEN];
+	size_t n;
+
+	tap_plan(20);
+
+	/* Configuration */
+	tap_ok(load("# a node\nNODE = node-x\nRADIO = radio0\nWAN = wan0\nVIP = 10.77.100.1:7777\n"
+		    "PEER = node-y 10.77.2.12 10.77.22.1\nPEER = node-z 10.77.2.13\n"
+		    "MIGRATE = c\nSVC_ARGS = \"--mem-mb 8\"\nFAULT = restore\n", &c) == 0,
+	       "a full config loads");
+	tap_ok(!strcmp(c.node, "node-x") && c.vip_port == 7777 && c.npeers == 2 &&
+	       c.migrate == AG_MIGR_C && !strcmp(c.svc_args, "--mem-mb 8") &&
+	       !strcmp(c.fault, "restore"), "its values are kept (quotes stripped)");
+	inet_ntop(AF_INET, &c.peers[0].agent_addr, a, sizeof(a));
+	tap_ok(!strcmp(a, "10.77.22.1") && c.peers[1].agent_addr.s_addr == 0,
+	       "a peer's agent address is optional (%s)", a);
+	{
+		struct in_addr x;
+
+		inet_pton(AF_INET, "10.77.22.1", &x);
+		tap_ok(ag_peer_by_agent_addr(&c, x) == &c.peers[0], "a peer is found by its agent address");
+		inet_pton(AF_INET, "10.77.2.13", &x);
+		tap_ok(ag_peer_by_agent_addr(&c, x) == &c.peers[1], "...or by its channel address");
+		tap_ok(ag_peer_by_name(&c, "node-q") == NULL, "an unknown name is no peer");
+	}
+	tap_ok(c.agent_port == 7778 && c.peer_port == 7780 && c.load_dataplane,
+	       "defaults: agent 7778, peers 7780, dataplane on");
+	tap_ok(load("NODE = n\nDATAPLANE = no\nBOGUS = 1\n", &c) == -EINVAL, "an unknown key is refused");
+	tap_ok(load("NODE = n\nDATAPLANE = no\nVIP = 10.0.0.1\n", &c) == -EINVAL, "a VIP without port is refused");
+	tap_ok(load("NODE = n\nDATAPLANE = no\nPEER = a 1.2.3.4 5.6.7.8 extra\n", &c) == -EINVAL,
+	       "a PEER line with too many words is refused");
+	tap_ok(load("NODE = n\nDATAPLANE = no\nFAULT = everywhere\n", &c) == -EINVAL,
+	       "an unknown fault step is refused");
+	tap_ok(load("RADIO = r\n", &c) == -EINVAL, "NODE is required");
+	tap_ok(load("NODE = n\n", &c) == -EINVAL, "with a dataplane, RADIO, WAN and VIP are required");
+	tap_ok(load("NODE = n\nDATAPLANE = no\nMIGRATE = z\n", &c) == -EINVAL, "MIGRATE is p, c or none");
+
+	/* MUD datagrams */
+	n = mk(buf, EH_T_REASSOC_REQ, 42, sizeof(struct eh_assoc_body), sizeof(struct eh_assoc_body),
+	       "mud\x01\xff-42");
+	tap_ok(ag_assoc_parse(buf, n, &q) == 0 && q.reassoc && q.mud_id == 42 && q.seq == 3,
+	       "a REASSOC is read");
+	inet_ntop(AF_INET, &q.prev_ap, a, sizeof(a));
+	tap_ok(!strcmp(a, "10.77.21.1") && !strcmp(q.name, "mud?" "?-42"),
+	       "previous AP %s, name made printable '%s'", a, q.name);
+	n = mk(buf, EH_T_ASSOC_REQ, 1, sizeof(struct eh_assoc_body) + 10, sizeof(struct eh_assoc_body), "m");
+	tap_ok(ag_assoc_parse(buf, n, &q) == -EINVAL, "a length that lies is refused");
+	n = mk(buf, EH_T_ASSOC_REQ, 1, 8, 8, "m");
+	tap_ok(ag_assoc_parse(buf, n, &q) == -EINVAL, "a body shorter than eh_assoc_body is refused");
+	n = mk(buf, EH_T_SVCQ, 1, sizeof(struct eh_assoc_body), sizeof(struct eh_assoc_body), "m");
+	tap_ok(ag_assoc_parse(buf, n, &q) == -EINVAL, "another type is refused");
+	tap_ok(ag_assoc_parse(buf, 31, &q) == -EINVAL, "a datagram shorter than the header is refused");
+	return tap_done();
+}
