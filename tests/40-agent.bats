@@ -86,11 +86,18 @@ mud_at() {
 	assert_output --partial "bad.conf:4: bad value for PEER"
 	run -1 "$EHS_BIN/edgehop-agent" status --ctl "$TMPD/nobody.sock"
 	assert_output --partial "no agent at"
+	# A migration of a MUD the node holds no container of, and to a node that is no peer.
+	run -1 "$EHS_BIN/edgehop-agent" migrate 99 --to node-y --method p --ctl "$TMPD/x.sock"
+	assert_output --partial "MUD 99 has no container on node-x"
+	run -1 "$EHS_BIN/edgehop-agent" migrate 99 --to node-q --method p --ctl "$TMPD/x.sock"
+	assert_output --partial "a configured peer"
 }
 
 @test "agent: ASSOC without Docker is refused with the reason, nothing half-made, the agent goes on" {
 	run mud_at "$NSY" 10.94.0.1 --mud-id 5
 	assert_failure
+	# The MUD says why, in the agent's words.
+	assert_output --partial "Docker at $TMPD/no-docker.sock"
 	run -0 st x
 	assert_equal "$(jq -r '.muds[] | select(.mud_id == 5) | .ct_node' <<<"$output")" ""
 	assert_equal "$(jq -r '.muds[] | select(.mud_id == 5) | .error' <<<"$output")" \

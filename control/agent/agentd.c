@@ -8,6 +8,7 @@
  * variable tells waiters that a MUD's migration ended.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -411,6 +412,7 @@ struct migr_job {
 	char to[AG_NAME_MAX];
 	int method;
 	int ctl_fd;		/* by hand: progress and the report go there; else -1 */
+	bool reported;		/* the report went to ctl_fd */
 };
 
 static void *migrate_thread(void *arg);
@@ -1025,6 +1027,7 @@ out:
 
 		ctl_write(j->ctl_fd, res);
 		json_decref(res);
+		j->reported = true;
 	}
 	m->migr = MG_NONE;
 	pthread_cond_broadcast(&A.cond);
@@ -1104,20 +1107,14 @@ static json_t *status_json(void)
 	/* What staging left behind (a failed migration should leave nothing). */
 	{
 		json_t *staged = json_array();
-		char cmdline[AG_PATH_MAX + 32];
-		FILE *f;
+		DIR *dir = opendir(A.c.state_dir);
+		struct dirent *e;
 
-		snprintf(cmdline, sizeof(cmdline), "ls -1 '%s' 2>/dev/null", A.c.state_dir);
-		f = popen(cmdline, "r");
-		if (f) {
-			char line[512];
-
-			while (fgets(line, sizeof(line), f)) {
-				line[strcspn(line, "\n")] = '\0';
-				json_array_append_new(staged, json_string(line));
-			}
-			pclose(f);
-		}
+		while (dir && (e = readdir(dir)))
+			if (e->d_name[0] != '.')
+				json_array_append_new(staged, json_string(e->d_name));
+		if (dir)
+			closedir(dir);
 		json_object_set_new(j, "staged", staged);
 	}
 	return j;
@@ -1158,8 +1155,8 @@ static void *ctl_thread(void *arg)
 		} else {
 			j.method = mth;
 			snprintf(j.to, sizeof(j.to), "%s", to);
-			/* The report went out as the last line. */
-			if (migrate_out(&j, why, sizeof(why)) == -ENOENT || j.ctl_fd < 0)
+			/* The report went out as the last line, unless it never began. */
+			if (migrate_out(&j, why, sizeof(why)) && !j.reported)
 				ans = json_pack("{s:s}", "error", why);
 		}
 	} else {
