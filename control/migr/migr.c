@@ -189,8 +189,9 @@ int migr_recover(struct dk *d, const char *state_dir, int (*say)(const char *fmt
 			dk_checkpoint_delete(d, ct, ck);
 			say("recovered: CT-x %.12s unpaused, checkpoint %s removed", ct, ck);
 		} else if (in && ct[0]) {
-			dk_remove(d, ct, true);
-			say("recovered: half-restored CT-y %.12s removed", ct);
+			/* By name; absent if the crash came before Docker made it. */
+			if (dk_remove(d, ct, true) == 0)
+				say("recovered: half-restored CT-y %s removed", ct);
 		}
 		unlink(p);
 		n++;
@@ -653,30 +654,31 @@ static int create_cty(struct dk *d, const char *name, const char *image, json_t 
 		      uint32_t mud_id, const char *state_dir, const char *ckname, char idy[65],
 		      char *upper, size_t ucap, char *root, size_t rcap, char *err, size_t errlen)
 {
-	json_t *cfg = migr_ct_config(image, cmd, mud_id);
-	int r = cfg ? dk_create(d, name, cfg, idy) : -ENOMEM;
+	json_t *cfg;
+	int r;
 
+	/* The marker first, by name: a crash during the create leaves nothing behind. */
+	r = marker_set(state_dir, ckname, "in", name);
+	if (r) {
+		fail(err, errlen, "marker in %s: %s", state_dir, strerror(-r));
+		return r;
+	}
+	cfg = migr_ct_config(image, cmd, mud_id);
+	r = cfg ? dk_create(d, name, cfg, idy) : -ENOMEM;
 	json_decref(cfg);
 	if (r) {
 		fail(err, errlen, "create CT-y from %s: %s", image, dk_err(d));
+		marker_clear(state_dir, ckname, "in");
 		return r;
-	}
-	r = marker_set(state_dir, ckname, "in", idy);
-	if (r) {
-		fail(err, errlen, "marker in %s: %s", state_dir, strerror(-r));
-		goto undo;
 	}
 	r = ct_facts(d, idy, NULL, upper, ucap, NULL);
 	if (!r)
 		r = docker_root(upper, root, rcap);
 	if (r) {
 		fail(err, errlen, "CT-y's UpperDir: %s", strerror(-r));
+		dk_remove(d, idy, true);
 		marker_clear(state_dir, ckname, "in");
-		goto undo;
 	}
-	return 0;
-undo:
-	dk_remove(d, idy, true);
 	return r;
 }
 
