@@ -2,13 +2,16 @@
 /*
  * edgehop AP dataplane.
  *
- *   eh_xdp_radio   XDP on the radio-side interface (where MUDs' frames arrive):
- *                  steers offload requests (UDP to VIP:port carrying struct
- *                  eh_hdr) per MUD: LOCAL, FORWARD, FORWARD+BUFFER, BUFFER-ONLY.
+ *   eh_xdp_radio / eh_tc_radio
+ *                  XDP or TC ingress (--attach) on the radio-side interface
+ *                  (where MUDs' frames arrive): steers offload requests (UDP
+ *                  to VIP:port carrying struct eh_hdr) per MUD: LOCAL,
+ *                  FORWARD, FORWARD+BUFFER, BUFFER-ONLY.
  *   eh_tc_radio_egress
  *                  TC egress on the same interface: answers from a MUD's
  *                  container (local or remote) leave with the VIP as source.
- *   eh_xdp_wan     XDP on the inter-AP interface: answers from a remote
+ *   eh_xdp_wan / eh_tc_wan
+ *                  XDP or TC ingress on the inter-AP interface: answers from a remote
  *                  container to a steered MUD go straight to the radio
  *                  interface with VIP:port as source (fast return path, when
  *                  enabled); everything else passes. Being attached also lets
@@ -18,6 +21,7 @@
  *
  * Everything the programs do not recognise as theirs passes untouched.
  */
+#include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -72,12 +76,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } eh_counters SEC(".maps");
 
-/* The replay buffer: struct eh_replay_rec records; size set by the loader. */
-struct {
+/* A MUD's replay buffer: struct eh_replay_rec records; size set by the loader. */
+struct eh_ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, EH_RING_DEFAULT);
+};
+
+/*
+ * The replay buffers, one per MUD in a buffering mode, keyed by its address:
+ * userspace creates a MUD's when it enters FWD_BUF/BUF_ONLY and removes it
+ * when it leaves (eh_dp_steer_set), so two MUDs migrating into this AP at
+ * once never share a ring, nor wait for each other's records.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, EH_RINGS_MAX);
+	__type(key, __be32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} eh_replay SEC(".maps");
+	__array(values, struct eh_ring);
+} eh_replay_rings SEC(".maps");
 
 static __always_inline void count(__u32 idx, __u64 bytes)
 {
@@ -224,16 +241,67 @@ static __always_inline enum parse_res parse_request(void *data, void *data_end,
 }
 
 /*
- * Copy the request into the replay buffer. Returns 0 when buffered; on failure
- * the MUD's entry is flagged so the controller learns that the buffer is
- * incomplete (never silent).
+ * One program source for both hooks: the radio and WAN programs run at XDP
+ * (native, on NICs that have it) or at TC ingress (on veth, where XDP costs
+ * more than it saves), chosen by the loader (--attach). The logic below takes
+ * the hook as a constant (@tc); once inlined into a program, the other hook's
+ * branches are gone before the verifier sees them. What differs:
+ *   - verdicts (XDP_* / TC_ACT_*);
+ *   - copying the request (bpf_xdp_load_bytes / bpf_skb_load_bytes);
+ *   - rewrites: XDP writes the packet and computes the UDP checksum whole on
+ *     redirect (it cannot see the checksum state); TC uses the checksum
+ *     helpers, which keep the skb's state (CHECKSUM_PARTIAL or COMPLETE)
+ *     right, so nothing is summed whole. Helpers that write invalidate packet
+ *     pointers: everything needed afterwards is read first.
  */
-static __always_inline int buffer_request(struct xdp_md *ctx, struct req_info *ri,
-					  struct eh_mud_dp *md, __u8 forwarded,
-					  __u64 bytes)
+#define V_PASS(tc)	((tc) ? TC_ACT_OK : XDP_PASS)
+#define V_DROP(tc)	((tc) ? TC_ACT_SHOT : XDP_DROP)
+
+struct pkt {
+	void *ctx;		/* struct xdp_md or struct __sk_buff */
+	void *data, *data_end;
+	__u32 ingress_ifindex;
+	__u64 bytes;		/* frame length, for the counters */
+};
+
+static __always_inline void pkt_init(struct pkt *p, void *ctx, const bool tc)
+{
+	p->ctx = ctx;
+	if (tc) {
+		struct __sk_buff *skb = ctx;
+		__u32 want = sizeof(struct ethhdr) + 60 + sizeof(struct udphdr) +
+			     sizeof(struct eh_hdr);
+
+		/* Headers in the linear part, for direct access (GRO'd, paged skbs). */
+		if (skb->data + want > skb->data_end && skb->len > skb->data_end - skb->data)
+			bpf_skb_pull_data(skb, skb->len < want ? skb->len : want);
+		p->data = (void *)(long)skb->data;
+		p->data_end = (void *)(long)skb->data_end;
+		p->ingress_ifindex = skb->ifindex;	/* at ingress: where it arrived */
+		p->bytes = skb->len;
+	} else {
+		struct xdp_md *xdp = ctx;
+
+		p->data = (void *)(long)xdp->data;
+		p->data_end = (void *)(long)xdp->data_end;
+		p->ingress_ifindex = xdp->ingress_ifindex;
+		p->bytes = p->data_end - p->data;
+	}
+}
+
+/*
+ * Copy the request into the MUD's replay buffer. Returns 0 when buffered; on
+ * failure the MUD's entry is flagged so the controller learns that the buffer
+ * is incomplete (never silent).
+ */
+static __always_inline int buffer_request(struct pkt *p, const bool tc, struct req_info *ri,
+					  struct eh_mud_dp *md, __u8 forwarded)
 {
 	struct eh_replay_rec *rec;
 	__u32 len = ri->payload_len;
+	__u64 bytes = p->bytes;
+	void *ring;
+	long err;
 
 	if (len > EH_REPLAY_MAX) {
 		count(EH_C_TOO_BIG, bytes);
@@ -241,12 +309,15 @@ static __always_inline int buffer_request(struct xdp_md *ctx, struct req_info *r
 		__sync_fetch_and_add(&md->lost_buf, 1);
 		return -1;
 	}
-	rec = bpf_ringbuf_reserve(&eh_replay, sizeof(*rec), 0);
+	ring = bpf_map_lookup_elem(&eh_replay_rings, &ri->ip->saddr);
+	rec = ring ? bpf_ringbuf_reserve(ring, sizeof(*rec), 0) : NULL;
 	if (!rec) {
-		count(EH_C_RING_FULL, bytes);
+		count(ring ? EH_C_RING_FULL : EH_C_NO_RING, bytes);
 		/*
 		 * Only a forwarded request is lost to the new container; one
 		 * that was only to be buffered is dropped: the MUD retransmits.
+		 * No ring (the controller is changing the MUD's mode) is a
+		 * full one.
 		 */
 		if (forwarded)
 			__sync_fetch_and_add(&md->overflow, 1);
@@ -263,8 +334,13 @@ static __always_inline int buffer_request(struct xdp_md *ctx, struct req_info *r
 	rec->len = len;
 	/* The verifier needs the copy length bounded by data[]'s size. */
 	len &= 0x7ff;
-	if (len == 0 || len > EH_REPLAY_MAX ||
-	    bpf_xdp_load_bytes(ctx, ri->payload_off, rec->data, len)) {
+	if (len == 0 || len > EH_REPLAY_MAX)
+		err = -1;
+	else if (tc)
+		err = bpf_skb_load_bytes(p->ctx, ri->payload_off, rec->data, len);
+	else
+		err = bpf_xdp_load_bytes(p->ctx, ri->payload_off, rec->data, len);
+	if (err) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		count(EH_C_MALFORMED, bytes);
 		return -1;
@@ -275,67 +351,129 @@ static __always_inline int buffer_request(struct xdp_md *ctx, struct req_info *r
 	return 0;
 }
 
-/* VIP:port -> backend, with the IP and UDP checksums updated incrementally. */
-static __always_inline void rewrite_dst(struct req_info *ri, const struct eh_steer_ctl *st)
+/* What forward() needs of a request, read before a TC rewrite invalidates ri. */
+struct fwd_info {
+	__be32 saddr;
+	__u8 tos, ttl;
+	__u16 tot_len;		/* host order */
+	__u32 udp_off;
+};
+
+/*
+ * VIP:port -> @to:@port, checksums updated incrementally (a zero UDP checksum
+ * means "none" and stays so). TC: through the helpers; packet pointers are
+ * invalid afterwards. Returns 0, or -1 if a helper failed.
+ */
+static __always_inline int rewrite_dst(struct pkt *p, const bool tc, struct req_info *ri,
+				       __be32 to, __be16 port)
 {
 	struct iphdr *ip = ri->ip;
 	struct udphdr *udp = ri->udp;
 	__be32 old_daddr = ip->daddr;
 	__be16 old_dport = udp->dest;
 
-	ip->daddr = st->backend_addr;
-	csum_replace4(&ip->check, old_daddr, st->backend_addr);
-	udp->dest = st->backend_port;
-	/* A zero UDP checksum means "none" and stays so. */
+	if (tc) {
+		__u32 udp_off = ri->payload_off - sizeof(*udp);
+		__u32 ip_off = sizeof(struct ethhdr);
+
+		if (bpf_l4_csum_replace(p->ctx, udp_off + offsetof(struct udphdr, check),
+					old_daddr, to,
+					BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | sizeof(to)) ||
+		    bpf_l4_csum_replace(p->ctx, udp_off + offsetof(struct udphdr, check),
+					old_dport, port, BPF_F_MARK_MANGLED_0 | sizeof(port)) ||
+		    bpf_l3_csum_replace(p->ctx, ip_off + offsetof(struct iphdr, check),
+					old_daddr, to, sizeof(to)) ||
+		    bpf_skb_store_bytes(p->ctx, ip_off + offsetof(struct iphdr, daddr),
+					&to, sizeof(to), 0) ||
+		    bpf_skb_store_bytes(p->ctx, udp_off + offsetof(struct udphdr, dest),
+					&port, sizeof(port), 0))
+			return -1;
+		return 0;
+	}
+	ip->daddr = to;
+	csum_replace4(&ip->check, old_daddr, to);
+	udp->dest = port;
 	if (udp->check) {
-		csum_replace4(&udp->check, old_daddr, st->backend_addr);
-		csum_replace2(&udp->check, old_dport, st->backend_port);
+		csum_replace4(&udp->check, old_daddr, to);
+		csum_replace2(&udp->check, old_dport, port);
 		if (!udp->check)
 			udp->check = 0xffff;
+	}
+	return 0;
+}
+
+/*
+ * The frame is leaving by redirect: TTL decremented (as the kernel's
+ * forwarding path would), the next hop's MACs, and in XDP the UDP checksum
+ * computed whole (see udp_csum_full). Returns 0, or -1: then the kernel's path
+ * takes it, with the XDP frame unchanged.
+ */
+static __always_inline int prepare_redirect(struct pkt *p, const bool tc,
+					    const struct fwd_info *fi,
+					    const struct bpf_fib_lookup *fib)
+{
+	if (tc) {
+		__u32 ip_off = sizeof(struct ethhdr);
+		__u8 ttl = fi->ttl - 1;
+
+		if (bpf_l3_csum_replace(p->ctx, ip_off + offsetof(struct iphdr, check),
+					bpf_htons((__u16)fi->ttl << 8), bpf_htons((__u16)ttl << 8),
+					2) ||
+		    bpf_skb_store_bytes(p->ctx, ip_off + offsetof(struct iphdr, ttl), &ttl, 1, 0) ||
+		    bpf_skb_store_bytes(p->ctx, offsetof(struct ethhdr, h_dest), fib->dmac,
+					ETH_ALEN, 0) ||
+		    bpf_skb_store_bytes(p->ctx, offsetof(struct ethhdr, h_source), fib->smac,
+					ETH_ALEN, 0))
+			return -1;
+		return 0;
+	} else {
+		struct xdp_md *xdp = p->ctx;
+		void *data = (void *)(long)xdp->data, *data_end = (void *)(long)xdp->data_end;
+		struct ethhdr *eth = data;
+		struct iphdr *ip = (void *)(eth + 1);
+		struct udphdr *udp;
+
+		if ((void *)(ip + 1) > data_end || fi->udp_off > 14 + 60)
+			return -1;
+		udp = data + fi->udp_off;
+		if ((void *)(udp + 1) > data_end || udp_csum_full(ip, udp, data_end))
+			return -1;
+		csum_replace2(&ip->check, bpf_htons((__u16)ip->ttl << 8),
+			      bpf_htons((__u16)(ip->ttl - 1) << 8));
+		ip->ttl--;
+		__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+		return 0;
 	}
 }
 
 /*
  * Send the rewritten request out of the WAN interface, in the kernel. The FIB
  * gives the next hop; if it is not on the WAN interface, or its neighbour is
- * not resolved yet, the kernel's forwarding path takes the packet (XDP_PASS).
+ * not resolved yet, the kernel's forwarding path takes the packet (pass).
  */
-static __always_inline int forward(struct xdp_md *ctx, struct req_info *ri,
-				   const struct eh_cfg *cfg, __u64 bytes)
+static __always_inline int forward(struct pkt *p, const bool tc, const struct fwd_info *fi,
+				   __be32 daddr, const struct eh_cfg *cfg)
 {
 	struct bpf_fib_lookup fib = {};
-	struct ethhdr *eth = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	long rc;
 
-	if ((void *)(eth + 1) > data_end)
-		return XDP_ABORTED;
 	fib.family = AF_INET;
 	fib.l4_protocol = IPPROTO_UDP;
-	fib.tos = ri->ip->tos;
-	fib.tot_len = bpf_ntohs(ri->ip->tot_len);
-	fib.ipv4_src = ri->ip->saddr;
-	fib.ipv4_dst = ri->ip->daddr;
-	fib.ifindex = ctx->ingress_ifindex;
+	fib.tos = fi->tos;
+	fib.tot_len = fi->tot_len;
+	fib.ipv4_src = fi->saddr;
+	fib.ipv4_dst = daddr;
+	fib.ifindex = p->ingress_ifindex;
 
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	rc = bpf_fib_lookup(p->ctx, &fib, sizeof(fib), 0);
 	/* An expiring TTL goes the kernel's way too: it sends the ICMP error. */
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS || fib.ifindex != cfg->wan_ifindex ||
-	    ri->ip->ttl <= 1) {
-		count(EH_C_FWD_SLOW, bytes);
-		return XDP_PASS;
+	    fi->ttl <= 1 || prepare_redirect(p, tc, fi, &fib)) {
+		count(EH_C_FWD_SLOW, p->bytes);
+		return V_PASS(tc);
 	}
-	if (udp_csum_full(ri->ip, ri->udp, data_end)) {
-		count(EH_C_FWD_SLOW, bytes);
-		return XDP_PASS;
-	}
-	/* As the kernel's forwarding path would. */
-	csum_replace2(&ri->ip->check, bpf_htons((__u16)ri->ip->ttl << 8),
-		      bpf_htons((__u16)(ri->ip->ttl - 1) << 8));
-	ri->ip->ttl--;
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	count(EH_C_FORWARD, bytes);
+	count(EH_C_FORWARD, p->bytes);
 	return bpf_redirect(fib.ifindex, 0);
 }
 
@@ -354,30 +492,30 @@ static __always_inline struct eh_mud_dp *mud_dp(__be32 addr)
 	return bpf_map_lookup_elem(&eh_mud_dp, &addr);
 }
 
-SEC("xdp")
-int eh_xdp_radio(struct xdp_md *ctx)
+/* The radio side: steer offload requests per MUD (either hook). */
+static __always_inline int radio(void *ctx, const bool tc)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u64 bytes = data_end - data;
 	struct req_info ri = {};
+	struct fwd_info fi = {};
 	struct eh_steer_ctl *st;
 	struct eh_mud_dp *md;
 	struct eh_cfg *cfg;
+	struct pkt p;
 	__u32 zero = 0;
 	int verdict;
 
-	count(EH_C_RX, bytes);
+	pkt_init(&p, ctx, tc);
+	count(EH_C_RX, p.bytes);
 	cfg = bpf_map_lookup_elem(&eh_config, &zero);
 	if (!cfg || !cfg->vip)
 		goto pass;
 
-	switch (parse_request(data, data_end, cfg, &ri)) {
+	switch (parse_request(p.data, p.data_end, cfg, &ri)) {
 	case PARSE_NOT_OURS:
 		goto pass;
 	case PARSE_MALFORMED:
-		count(EH_C_MALFORMED, bytes);
-		return XDP_PASS;
+		count(EH_C_MALFORMED, p.bytes);
+		return V_PASS(tc);
 	case PARSE_OK:
 		break;
 	}
@@ -387,33 +525,40 @@ int eh_xdp_radio(struct xdp_md *ctx)
 		goto pass;
 	if (st->mud_id && st->mud_id != bpf_ntohl(ri.eh->mud_id)) {
 		/* Someone else's request from this MUD's address: not steered. */
-		count(EH_C_MALFORMED, bytes);
-		return XDP_PASS;
+		count(EH_C_MALFORMED, p.bytes);
+		return V_PASS(tc);
 	}
 	md = mud_dp(ri.ip->saddr);
 	if (!md) {
 		/* eh_mud_dp full: cannot record a loss, so never risk one. */
-		count(EH_C_MALFORMED, bytes);
-		return XDP_PASS;
+		count(EH_C_MALFORMED, p.bytes);
+		return V_PASS(tc);
 	}
 	__sync_fetch_and_add(&md->rx, 1);
 	md->last_seq = bpf_ntohl(ri.eh->seq);
 
 	switch (st->mode) {
 	case EH_MODE_LOCAL:
-		rewrite_dst(&ri, st);
-		count(EH_C_LOCAL, bytes);
+		rewrite_dst(&p, tc, &ri, st->backend_addr, st->backend_port);
+		count(EH_C_LOCAL, p.bytes);
 		__sync_fetch_and_add(&md->delivered, 1);
-		return XDP_PASS;
+		return V_PASS(tc);
 	case EH_MODE_FWD_BUF:
 		/* Forwarded even if the copy fails: CT-x still serves it. */
-		buffer_request(ctx, &ri, md, 1, bytes);
+		buffer_request(&p, tc, &ri, md, 1);
 		/* fallthrough */
 	case EH_MODE_FORWARD:
-		rewrite_dst(&ri, st);
-		verdict = forward(ctx, &ri, cfg, bytes);
-		if (verdict != XDP_ABORTED)
-			__sync_fetch_and_add(&md->delivered, 1);
+		fi.saddr = ri.ip->saddr;
+		fi.tos = ri.ip->tos;
+		fi.ttl = ri.ip->ttl;
+		fi.tot_len = bpf_ntohs(ri.ip->tot_len);
+		fi.udp_off = ri.payload_off - sizeof(struct udphdr);
+		if (rewrite_dst(&p, tc, &ri, st->backend_addr, st->backend_port)) {
+			count(EH_C_MALFORMED, p.bytes);
+			return V_DROP(tc);
+		}
+		verdict = forward(&p, tc, &fi, st->backend_addr, cfg);
+		__sync_fetch_and_add(&md->delivered, 1);
 		return verdict;
 	case EH_MODE_BUF_ONLY:
 		/*
@@ -421,13 +566,25 @@ int eh_xdp_radio(struct xdp_md *ctx)
 		 * cannot be buffered is dropped (counted, flagged); the MUD
 		 * retransmits it after its timeout.
 		 */
-		if (buffer_request(ctx, &ri, md, 0, bytes))
-			count(EH_C_BUF_DROP, bytes);
-		return XDP_DROP;
+		if (buffer_request(&p, tc, &ri, md, 0))
+			count(EH_C_BUF_DROP, p.bytes);
+		return V_DROP(tc);
 	}
 pass:
-	count(EH_C_PASS, bytes);
-	return XDP_PASS;
+	count(EH_C_PASS, p.bytes);
+	return V_PASS(tc);
+}
+
+SEC("xdp")
+int eh_xdp_radio(struct xdp_md *ctx)
+{
+	return radio(ctx, false);
+}
+
+SEC("tc")
+int eh_tc_radio(struct __sk_buff *skb)
+{
+	return radio(skb, true);
 }
 
 /*
@@ -457,41 +614,46 @@ static __always_inline enum answer_src answer_src(const struct eh_steer_ctl *st,
 	return ANSWER_OTHER;
 }
 
-SEC("xdp")
-int eh_xdp_wan(struct xdp_md *ctx)
+/*
+ * The WAN side (either hook): the fast return path, answers from a MUD's
+ * remote container straight to the radio from VIP:port.
+ */
+static __always_inline int wan(void *ctx, const bool tc)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
-	struct ethhdr *eth = data;
+	struct fwd_info fi = {};
 	struct eh_steer_ctl *st;
 	struct eh_cfg *cfg;
+	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct udphdr *udp;
+	struct pkt p;
 	__u32 zero = 0, ihl;
-	__be32 old_saddr;
-	__be16 old_sport;
+	__be32 old_saddr, vip;
+	__be16 old_sport, vip_port;
 
 	cfg = bpf_map_lookup_elem(&eh_config, &zero);
 	if (!cfg || !(cfg->flags & EH_CFG_FAST_RETURN) || !cfg->vip)
-		return XDP_PASS;
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return XDP_PASS;
+		return V_PASS(tc);
+	pkt_init(&p, ctx, tc);
+	eth = p.data;
+	if ((void *)(eth + 1) > p.data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return V_PASS(tc);
 	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP ||
+	if ((void *)(ip + 1) > p.data_end || ip->protocol != IPPROTO_UDP ||
 	    ip->version != 4 || ip->ihl < 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
 	    ip->saddr == cfg->vip || ip->ttl <= 1)
-		return XDP_PASS;
+		return V_PASS(tc);
 	ihl = (ip->ihl * 4) & 0x3c;
 	udp = (void *)ip + ihl;
-	if ((void *)(udp + 1) > data_end)
-		return XDP_PASS;
+	if ((void *)(udp + 1) > p.data_end)
+		return V_PASS(tc);
 	st = bpf_map_lookup_elem(&eh_steer, &ip->daddr);
 	if (!st)
-		return XDP_PASS;
+		return V_PASS(tc);
 	/* A foreign one is counted once, by TC egress on its way to the radio. */
 	if (answer_src(st, cfg, ip->saddr, udp->source) != ANSWER_BACKEND)
-		return XDP_PASS;
+		return V_PASS(tc);
 
 	/* Only when the MUD is right behind the radio; else TC egress rewrites. */
 	fib.family = AF_INET;
@@ -500,29 +662,65 @@ int eh_xdp_wan(struct xdp_md *ctx)
 	fib.tot_len = bpf_ntohs(ip->tot_len);
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
-	fib.ifindex = ctx->ingress_ifindex;
+	fib.ifindex = p.ingress_ifindex;
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS ||
 	    fib.ifindex != cfg->radio_ifindex)
-		return XDP_PASS;
+		return V_PASS(tc);
 
 	old_saddr = ip->saddr;
 	old_sport = udp->source;
-	ip->saddr = cfg->vip;
-	udp->source = cfg->vip_port;
-	if (udp_csum_full(ip, udp, data_end)) {
-		/* Too long to checksum here (checksum untouched): TC egress rewrites it. */
-		ip->saddr = old_saddr;
-		udp->source = old_sport;
-		return XDP_PASS;
+	vip = cfg->vip;
+	vip_port = cfg->vip_port;
+	fi.ttl = ip->ttl;
+	fi.udp_off = sizeof(*eth) + ihl;
+	if (tc) {
+		__u32 udp_off = fi.udp_off, ip_off = sizeof(*eth);
+
+		if (bpf_l4_csum_replace(ctx, udp_off + offsetof(struct udphdr, check),
+					old_saddr, vip,
+					BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | sizeof(vip)) ||
+		    bpf_l4_csum_replace(ctx, udp_off + offsetof(struct udphdr, check),
+					old_sport, vip_port, BPF_F_MARK_MANGLED_0 | sizeof(vip_port)) ||
+		    bpf_l3_csum_replace(ctx, ip_off + offsetof(struct iphdr, check),
+					old_saddr, vip, sizeof(vip)) ||
+		    bpf_skb_store_bytes(ctx, ip_off + offsetof(struct iphdr, saddr),
+					&vip, sizeof(vip), 0) ||
+		    bpf_skb_store_bytes(ctx, udp_off + offsetof(struct udphdr, source),
+					&vip_port, sizeof(vip_port), 0) ||
+		    prepare_redirect(&p, tc, &fi, &fib))
+			return TC_ACT_SHOT;
+	} else {
+		ip->saddr = vip;
+		udp->source = vip_port;
+		csum_replace4(&ip->check, old_saddr, vip);
+		if (prepare_redirect(&p, tc, &fi, &fib)) {
+			/* Too long to checksum here (checksum untouched): TC egress rewrites it. */
+			ip = (void *)((struct ethhdr *)p.data + 1);
+			if ((void *)(ip + 1) > p.data_end)
+				return XDP_PASS;
+			udp = (void *)ip + ihl;
+			if ((void *)(udp + 1) > p.data_end)
+				return XDP_PASS;
+			ip->saddr = old_saddr;
+			udp->source = old_sport;
+			csum_replace4(&ip->check, vip, old_saddr);
+			return XDP_PASS;
+		}
 	}
-	csum_replace4(&ip->check, old_saddr, cfg->vip);
-	csum_replace2(&ip->check, bpf_htons((__u16)ip->ttl << 8),
-		      bpf_htons((__u16)(ip->ttl - 1) << 8));
-	ip->ttl--;
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	count(EH_C_RET_FAST, data_end - data);
+	count(EH_C_RET_FAST, p.bytes);
 	return bpf_redirect(fib.ifindex, 0);
+}
+
+SEC("xdp")
+int eh_xdp_wan(struct xdp_md *ctx)
+{
+	return wan(ctx, false);
+}
+
+SEC("tc")
+int eh_tc_wan(struct __sk_buff *skb)
+{
+	return wan(skb, true);
 }
 
 /*

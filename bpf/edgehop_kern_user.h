@@ -95,10 +95,14 @@ struct eh_cfg {
 	__u32 wan_ifindex;	/* FORWARD: the only interface redirected to */
 	__u32 radio_ifindex;	/* fast return: the only interface redirected to */
 	__u32 flags;		/* EH_CFG_* */
+	__u32 ring_bytes;	/* size of each MUD's replay buffer */
 };
 
 #define EH_CFG_TC_HOOK_OURS	0x1	/* loader created the radio clsact qdisc */
-#define EH_CFG_FAST_RETURN	0x2	/* answers arriving on the WAN go WAN->radio in XDP */
+#define EH_CFG_FAST_RETURN	0x2	/* answers arriving on the WAN go WAN->radio in the kernel */
+#define EH_CFG_RADIO_TC		0x4	/* radio program at TC ingress (else XDP) */
+#define EH_CFG_WAN_TC		0x8	/* WAN program at TC ingress (else XDP) */
+#define EH_CFG_WAN_HOOK_OURS	0x10	/* loader created the WAN clsact qdisc */
 
 /*
  * Largest request (UDP payload: offload header + body) the replay buffer
@@ -107,7 +111,12 @@ struct eh_cfg {
  */
 #define EH_REPLAY_MAX	1472
 
-/* One replay-buffer (BPF ring buffer) record. */
+/*
+ * One replay-buffer record. Each MUD in a buffering mode (FWD_BUF, BUF_ONLY)
+ * has its own BPF ring buffer (map eh_replay_rings, keyed by the MUD's
+ * address), created when it enters one and released when it leaves, so
+ * MUDs migrating at once never share one.
+ */
 struct eh_replay_rec {
 	__u64 ts_ns;		/* bpf_ktime_get_ns() at reception */
 	__be32 mud_addr;
@@ -137,6 +146,7 @@ enum eh_counter {
 	EH_C_RET_FAST,		/* answers redirected WAN -> radio in XDP (source rewritten) */
 	EH_C_TX_FOREIGN,	/* to a steered MUD from a service port, not from its
 				 * backend's address and port: passed, never rewritten */
+	EH_C_NO_RING,		/* to be buffered, but the MUD has no replay buffer */
 	EH_C_MAX,
 };
 
@@ -146,6 +156,7 @@ struct eh_datarec {
 };
 
 #define EH_STEER_MAX	4096	/* MUDs per AP */
-#define EH_RING_DEFAULT	(16u << 20)	/* replay buffer bytes (~11,000 records) */
+#define EH_RING_DEFAULT	(16u << 20)	/* replay buffer bytes per MUD (~11,000 records) */
+#define EH_RINGS_MAX	256	/* MUDs buffering (migrating into an AP) at once */
 
 #endif /* EDGEHOP_KERN_USER_H */

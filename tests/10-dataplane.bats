@@ -13,8 +13,9 @@ setup_file() {
 	# XDP_REDIRECT into a veth needs NAPI on the peer: GRO on the MUD's end
 	# lets AP-y's fast return path (WAN -> radio in XDP) deliver to it.
 	ip netns exec ehd-mud ethtool -K mud0 gro on >/dev/null
-	ap_x load --radio radio0 --wan wan0 --vip $VIP:$VPORT
-	ap_y load --radio radio0 --wan wan0 --vip $VIP:$VPORT --fast-return on
+	# auto: TC on these veths; EH_ATTACH=xdp runs the whole suite at XDP.
+	ap_x load --radio radio0 --wan wan0 --vip $VIP:$VPORT ${EH_ATTACH:+--attach $EH_ATTACH}
+	ap_y load --radio radio0 --wan wan0 --vip $VIP:$VPORT --fast-return on ${EH_ATTACH:+--attach $EH_ATTACH}
 	start_svc ehd-esx ct-x
 	start_svc ehd-esy ct-y
 	# For the test with three different ports (VIP, CT-x, CT-y).
@@ -71,12 +72,27 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	assert [ "$(echo "$output" | jq length)" -eq "$(counter_names | wc -l)" ]
 	run -0 bpftool map dump pinned /sys/fs/bpf/ehd-rt/eh_counters
 	assert_output --partial '"packets":'
+	# On veth, "auto" attaches at TC ingress (XDP would convert and copy every frame).
+	run -0 ip netns exec ehd-rt tc filter show dev r0 ingress
+	assert_output --partial 'eh_tc_radio'
+	run -0 ip netns exec ehd-rt tc filter show dev w0 ingress
+	assert_output --partial 'eh_tc_wan'
+	run -0 ip netns exec ehd-rt tc filter show dev r0 egress
+	assert_output --partial 'eh_tc_radio_egr'
+	run -0 nsenter --net=/run/netns/ehd-rt "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-rt stats --json
+	assert_equal "$(echo "$output" | jq -c .hook)" '{"radio":"tc","wan":"tc","fast_return":true}'
+	# --attach xdp moves both sides to XDP, and the TC ingress filters go.
+	run -0 timeout 60 nsenter --net=/run/netns/ehd-rt "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-rt \
+		load --radio r0 --wan w0 --vip 10.92.0.1:7777 --attach xdp
+	assert_output --partial 'radio r0 (xdp), WAN w0 (xdp)'
 	run -0 ip -n ehd-rt link show r0
 	assert_output --partial 'eh_xdp_radio'
 	run -0 ip -n ehd-rt link show w0
 	assert_output --partial 'eh_xdp_wan'
-	run -0 ip netns exec ehd-rt tc filter show dev r0 egress
-	assert_output --partial 'eh_tc_radio_egr'
+	run -0 ip netns exec ehd-rt tc filter show dev r0 ingress
+	refute_output --partial 'eh_tc_radio'
+	run -0 ip netns exec ehd-rt tc filter show dev w0 ingress
+	refute_output --partial 'eh_tc_wan'
 	# Idempotent: a second load (same values, from a config file) changes
 	# nothing visible but the programs.
 	printf 'RADIO = r0\nWAN = w0\nVIP = 10.92.0.1:7777\nPIN = /sys/fs/bpf/ehd-rt\n' >"$BATS_TEST_TMPDIR/ap.conf"
@@ -96,7 +112,7 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	# An XDP program edgehop did not attach (here: another instance's) is left alone.
 	rm -rf /sys/fs/bpf/ehd-other	# a stale one from an aborted run
 	run -1 in_ns ehd-apy "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-other load --radio radio0 --wan wan0 --vip $VIP:$VPORT
-	assert_output --partial 'already has an XDP program'
+	assert_output --regexp 'already has an? (XDP|TC ingress) program'
 	assert_output --partial 'did not attach'
 	run -1 ap_y load --radio radio0 --wan wan0 --vip 10.91.255.1
 	assert_output --partial 'is not IPV4:PORT'
@@ -123,7 +139,7 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	assert_equal $(( $(counter $PIN_Y TX_REWRITE) - rw_before )) "$(mudj 101 .answered)"
 }
 
-@test "FORWARD: MUD -> AP-y -> (XDP redirect over the WAN) -> AP-x -> CT-x and back, answers from the VIP" {
+@test "FORWARD: MUD -> AP-y -> (in-kernel redirect over the WAN) -> AP-x -> CT-x and back, answers from the VIP" {
 	ap_y set $MUD_IP --mode forward --backend $CTX_IP:$VPORT --mud-id 102
 	fwd_before=$(counter $PIN_Y FORWARD)
 	slow_before=$(counter $PIN_Y FWD_SLOW)
@@ -152,9 +168,9 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	run -0 mud 103 500
 	assert_equal "$(mudj 103 .retries)" 0
 	# Looking consumes nothing: a second look sees the same records.
-	run -0 ap_y ring --peek --json --timeout-ms 200
+	run -0 ap_y ring $MUD_IP --peek --json --timeout-ms 200
 	ring=$output
-	run -0 ap_y ring --json --timeout-ms 0
+	run -0 ap_y ring $MUD_IP --json --timeout-ms 0
 	assert_equal "$output" "$ring"
 	assert_equal "$(echo "$ring" | jq length)" 500
 	assert_equal "$(echo "$ring" | jq -c '[.[].seq]')" "$(jq -nc '[range(0;500)]')"
@@ -162,10 +178,10 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	run -0 ap_y show --json
 	assert_equal "$(echo "$output" | jq '.[0].buffered - .[0].lost_buf >= 500')" true
 	assert_equal "$(echo "$output" | jq '.[0].overflow')" false
-	run -0 --separate-stderr ap_y ring --drain --json --timeout-ms 0
+	run -0 --separate-stderr ap_y ring $MUD_IP --drain --json --timeout-ms 0
 	assert_equal "$(echo "$output" | jq length)" 500
-	assert_equal "$stderr" "edgehop-ap: consumed 500 records from the replay buffer"
-	run -0 ap_y ring --peek --json --timeout-ms 0
+	assert_equal "$stderr" "edgehop-ap: consumed 500 records from the replay buffer of $MUD_IP"
+	run -0 ap_y ring $MUD_IP --peek --json --timeout-ms 0
 	assert_equal "$output" "[]"
 }
 
@@ -417,4 +433,70 @@ for i in range(20):
 	run -0 mud 114 100
 	assert_equal "$(mudj 114 '[.answered,.lost,.mismatches]|join(",")')" 100,0,0
 	assert_equal "$(mudj 114 '.servers|join(",")')" ct-y
+}
+
+# mud2 ID COUNT [options]: the second MUD (ehd-mud2, same radio), like mud().
+mud2() {
+	local id=$1 count=$2; shift 2
+	in_ns ehd-mud2 "$BIN/edgehop-mud" --svc $VIP:$VPORT --mud-id "$id" --count "$count" \
+		--rate 0 --timeout-ms 200 --quiet --json "$BATS_TEST_TMPDIR/mud-$id.json" "$@"
+}
+buffered() { ap_y show --json | jq ".[]|select(.mud_id==$1)|.buffered"; }
+
+@test "two MUDs migrating into one AP at once: a ring each, neither waits for the other; 0 lost, 0 mismatches each" {
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 120
+	ap_y set $MUD2_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 121
+	rep_before=$(counter $PIN_Y REPLAYED)
+	buf_before=$(counter $PIN_Y BUFFERED)
+	mud 120 8000 --rate 2000 --window 8 & p1=$!
+	mud2 121 8000 --rate 2000 --window 8 & p2=$!
+	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '[.[]|select(.mud_id==120 or .mud_id==121)|.buffered]|min') -ge 2000 ]"
+	# Both rings hold records, interleaved in time: the old shared ring gave -EXDEV here.
+	ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --json >"$BATS_TEST_TMPDIR/cut-120" & c1=$!
+	ap_y cutover $MUD2_IP --to $CTY_IP:$VPORT --json >"$BATS_TEST_TMPDIR/cut-121" & c2=$!
+	wait "$c1"
+	wait "$c2"
+	wait "$p1"
+	wait "$p2"
+	cat "$BATS_TEST_TMPDIR"/cut-12?
+	for id in 120 121; do
+		assert_equal "$(jq .ok "$BATS_TEST_TMPDIR/cut-$id")" true
+		assert_equal "$(jq '.verified == .replayed and .replayed > 0' "$BATS_TEST_TMPDIR/cut-$id")" true
+		assert_equal "$(mudj $id '[.answered,.lost,.mismatches,.stale_errors]|join(",")')" 8000,0,0,0
+		assert_equal "$(mudj $id '.servers|sort|join(",")')" ct-x,ct-y
+		assert_equal "$(ydigest $id)" "$(jq -c '[7999,8000,.final_digest]' "$BATS_TEST_TMPDIR/mud-$id.json")"
+	done
+	# Each MUD's ring went with its switch to LOCAL; the replayers' adds did not undo each other.
+	run -0 ap_y ring --json --timeout-ms 0
+	assert_equal "$output" "[]"
+	consumed=$(jq -s 'map(.consumed)|add' "$BATS_TEST_TMPDIR"/cut-12?)
+	assert_equal $(( $(counter $PIN_Y REPLAYED) - rep_before )) "$consumed"
+	assert_equal $(( $(counter $PIN_Y BUFFERED) - buf_before )) "$consumed"
+}
+
+@test "the other hook: AP-y reloaded at XDP (then TC) forwards and returns the same way, same counters, entries kept" {
+	other=xdp
+	[ "${EH_ATTACH:-auto}" = xdp ] && other=tc
+	ap_y set $MUD_IP --mode forward --backend $CTX_IP:$VPORT --mud-id 130
+	# AP-y's XDP_REDIRECT into its WAN veth needs NAPI on the peer: AP-x at
+	# TC has no XDP there, GRO provides it (docs/dataplane.md).
+	ip netns exec ehd-apx ethtool -K wan0 gro on >/dev/null
+	start=0 digest=
+	for hook in $other "${EH_ATTACH:-auto}"; do
+		run -0 ap_y load --radio radio0 --wan wan0 --vip $VIP:$VPORT --fast-return on --attach $hook
+		run -0 ap_y stats --json
+		want=$hook; [ "$hook" = auto ] && want=tc
+		assert_equal "$(echo "$output" | jq -r '.hook.radio + " " + .hook.wan')" "$want $want"
+		fwd_before=$(counter $PIN_Y FORWARD)
+		ret_before=$(counter $PIN_Y RET_FAST)
+		run -0 mud 130 300 --start-seq $start ${digest:+--initial-digest $digest}
+		digest=$(mudj 130 .final_digest)
+		start=$((start + 300))
+		assert_equal "$(mudj 130 '[.answered,.lost,.mismatches]|join(",")')" 300,0,0
+		assert_equal "$(mudj 130 '.servers|join(",")')" ct-x
+		assert [ $(( $(counter $PIN_Y FORWARD) - fwd_before )) -ge 290 ]
+		assert [ $(( $(counter $PIN_Y RET_FAST) - ret_before )) -ge 290 ]
+	done
+	run -0 ap_y show --json
+	assert_equal "$(echo "$output" | jq -r '.[]|select(.mud_id==130)|.mode')" forward
 }

@@ -4,6 +4,8 @@
 #                                 |es0  |spf0              |radio0
 #                       ehd-esy (CT-y)  ehd-spf (spoofer)  mudx0 (in ehd-mud)
 #
+#   ehd-mud2 (a second MUD): mud2, a macvlan on ehd-mud's mud0 (same radio)
+#
 # Every address below exists only inside these namespaces.
 # Sourced by the bats suites and by scripts/run-demo (which sets TMPD).
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,9 +19,10 @@ MUDX_IP=10.91.3.100
 CTX_IP=10.91.1.2
 CTY_IP=10.91.2.2
 SPF_IP=10.91.4.2
+MUD2_IP=10.91.0.101
 PIN_X=/sys/fs/bpf/ehd-apx
 PIN_Y=/sys/fs/bpf/ehd-apy
-NSS=(ehd-mud ehd-apx ehd-apy ehd-esx ehd-esy ehd-spf)
+NSS=(ehd-mud ehd-apx ehd-apy ehd-esx ehd-esy ehd-spf ehd-mud2)
 
 in_ns() { local ns=$1; shift; timeout 120 nsenter --net=/run/netns/"$ns" "$@"; }
 ap_x() { in_ns ehd-apx "$BIN/edgehop-ap" --pin "$PIN_X" "$@"; }
@@ -50,6 +53,9 @@ topo_up() {
 	ip -n ehd-apx link add es0 type veth peer name eth0 netns ehd-esx
 	ip -n ehd-apy link add es0 type veth peer name eth0 netns ehd-esy
 	ip -n ehd-apy link add spf0 type veth peer name spf0 netns ehd-spf
+	ip -n ehd-mud link add mud2 link mud0 type macvlan mode bridge
+	ip -n ehd-mud link set mud2 netns ehd-mud2
+	ip -n ehd-mud2 addr add $MUD2_IP/24 dev mud2
 
 	ip -n ehd-mud addr add $MUD_IP/24 dev mud0
 	ip -n ehd-mud addr add $MUDX_IP/24 dev mudx0
@@ -77,6 +83,7 @@ topo_up() {
 	ip -n ehd-esy route add default via 10.91.2.1
 	ip -n ehd-spf route add default via 10.91.4.1
 	ip -n ehd-mud route add 10.91.4.0/24 via 10.91.0.1 dev mud0
+	ip -n ehd-mud2 route add $VIP/32 via 10.91.0.1 dev mud2
 	for ns in ehd-apx ehd-apy; do
 		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
 		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0

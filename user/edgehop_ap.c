@@ -3,15 +3,16 @@
  * edgehop-ap: the AP dataplane's command.
  *
  *   edgehop-ap load --radio IF --wan IF --vip IP:PORT [--ring-bytes N]
- *                   [--fast-return auto|on|off]
+ *                   [--fast-return auto|on|off] [--attach auto|xdp|tc]
  *   edgehop-ap unload --radio IF --wan IF
  *   edgehop-ap set MUD_IP --mode MODE [--backend IP:PORT] [--mud-id N]
  *   edgehop-ap del MUD_IP | clear-flags MUD_IP
  *   edgehop-ap show [--json]          steering entries and per-MUD counts
  *   edgehop-ap stats [--json]         dataplane counters
- *   edgehop-ap ring [--peek|--drain] [--count N] [--timeout-ms T] [--json]
- *                                     print replay-buffer records; --drain
- *                                     consumes them (--peek, the default, never)
+ *   edgehop-ap ring [MUD_IP] [--peek|--drain] [--count N] [--timeout-ms T] [--json]
+ *                                     print replay-buffer records (one MUD's,
+ *                                     or all); --drain consumes them (--peek,
+ *                                     the default, never)
  *   edgehop-ap replay MUD_IP --to IP:PORT
  *   edgehop-ap cutover MUD_IP --to IP:PORT [--mud-id N]
  *                      [--logrepo IP:PORT --role NAME --run ID]
@@ -39,13 +40,14 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: edgehop-ap [--pin DIR] [-v] COMMAND ...\n"
 		"  load --radio IF --wan IF --vip IP:PORT [--ring-bytes N] [--fast-return auto|on|off]\n"
+		"       [--attach auto|xdp|tc]\n"
 		"  unload --radio IF --wan IF\n"
 		"  set MUD_IP --mode none|local|forward|fwd-buf|buf-only [--backend IP:PORT] [--mud-id N]\n"
 		"  del MUD_IP\n"
 		"  clear-flags MUD_IP\n"
 		"  show [--json]\n"
 		"  stats [--json]\n"
-		"  ring [--peek|--drain] [--count N] [--timeout-ms T] [--json]\n"
+		"  ring [MUD_IP] [--peek|--drain] [--count N] [--timeout-ms T] [--json]\n"
 		"  replay MUD_IP --to IP:PORT\n"
 		"  cutover MUD_IP --to IP:PORT [--mud-id N] [--logrepo IP:PORT --role NAME --run ID]\n"
 		"pin directory: %s unless --pin\n", EH_PIN_DEFAULT);
@@ -99,7 +101,7 @@ static int parse_u32(const char *s, uint32_t *v)
 }
 
 enum { O_RADIO = 256, O_WAN, O_VIP, O_RING, O_MODE, O_BACKEND, O_MUDID, O_COUNT,
-       O_TIMEOUT, O_TO, O_JSON, O_FASTRET, O_LOGREPO, O_ROLE, O_RUN, O_PEEK, O_DRAIN };
+       O_TIMEOUT, O_TO, O_JSON, O_FASTRET, O_LOGREPO, O_ROLE, O_RUN, O_PEEK, O_DRAIN, O_ATTACH };
 
 static const struct option long_opts[] = {
 	{ "radio", required_argument, NULL, O_RADIO },
@@ -118,6 +120,7 @@ static const struct option long_opts[] = {
 	{ "role", required_argument, NULL, O_ROLE },
 	{ "run", required_argument, NULL, O_RUN },
 	{ "peek", no_argument, NULL, O_PEEK },
+	{ "attach", required_argument, NULL, O_ATTACH },
 	{ "drain", no_argument, NULL, O_DRAIN },
 	{ "pin", required_argument, NULL, 'p' },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -127,7 +130,7 @@ static const struct option long_opts[] = {
 
 struct args {
 	const char *radio, *wan, *mode;
-	const char *vip, *backend, *to, *fast_return;
+	const char *vip, *backend, *to, *fast_return, *attach;
 	const char *logrepo, *role, *run;
 	uint32_t ring_bytes, mud_id, count, timeout_ms;
 	bool has_backend;
@@ -155,6 +158,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case O_TIMEOUT: err = parse_u32(optarg, &a->timeout_ms); break;
 		case O_TO: a->to = optarg; break;
 		case O_FASTRET: a->fast_return = optarg; break;
+		case O_ATTACH: a->attach = optarg; break;
 		case O_LOGREPO: a->logrepo = optarg; break;
 		case O_ROLE: a->role = optarg; break;
 		case O_RUN: a->run = optarg; break;
@@ -199,13 +203,26 @@ static int cmd_load(struct eh_dp *dp, struct args *a)
 		fprintf(stderr, "edgehop-ap: --fast-return takes auto, on or off\n");
 		return -EINVAL;
 	}
+	if (a->attach && eh_attach_parse(a->attach, &o.attach)) {
+		fprintf(stderr, "edgehop-ap: --attach takes auto, xdp or tc\n");
+		return -EINVAL;
+	}
 	err = parse_addr_port(a->vip, &o.vip, &o.vip_port);
 	if (err)
 		return err;
 	err = eh_dp_load(&o);
-	if (!err)
-		printf("edgehop dataplane loaded: radio %s, WAN %s, VIP %s, pinned under %s\n",
-		       a->radio, a->wan, a->vip, pin ? pin : EH_PIN_DEFAULT);
+	if (!err) {
+		struct eh_dp dp2;
+		struct eh_cfg cfg = {};
+
+		if (!eh_dp_open(&dp2, pin)) {
+			eh_dp_config(&dp2, &cfg);
+			eh_dp_close(&dp2);
+		}
+		printf("edgehop dataplane loaded: radio %s (%s), WAN %s (%s), VIP %s, pinned under %s\n",
+		       a->radio, cfg.flags & EH_CFG_RADIO_TC ? "tc" : "xdp", a->wan,
+		       cfg.flags & EH_CFG_WAN_TC ? "tc" : "xdp", a->vip, pin ? pin : EH_PIN_DEFAULT);
+	}
 	return err;
 }
 
@@ -240,6 +257,27 @@ static int cmd_set(struct eh_dp *dp, struct args *a)
 			return err;
 	}
 	return eh_dp_steer_set(dp, mud, mode, backend, port, a->mud_id);
+}
+
+/* Which hook each side's program runs at. */
+static void hooks(struct eh_dp *dp, const char **radio, const char **wan, bool *fast)
+{
+	struct eh_cfg cfg = {};
+
+	eh_dp_config(dp, &cfg);
+	*radio = cfg.flags & EH_CFG_RADIO_TC ? "tc" : "xdp";
+	*wan = cfg.flags & EH_CFG_WAN_TC ? "tc" : "xdp";
+	*fast = cfg.flags & EH_CFG_FAST_RETURN;
+}
+
+static void print_hooks(struct eh_dp *dp)
+{
+	const char *radio, *wan;
+	bool fast;
+
+	hooks(dp, &radio, &wan, &fast);
+	printf("hooks: radio %s (+ tc egress), wan %s, fast return %s\n", radio, wan,
+	       fast ? "on" : "off");
 }
 
 struct show_ctx { int n; };
@@ -284,6 +322,8 @@ static int cmd_show(struct eh_dp *dp, struct args *a)
 	if (json)
 		printf("[");
 	else
+		print_hooks(dp);
+	if (!json)
 		printf("%-15s %8s %-9s %21s %5s %10s %10s %10s %8s %10s\n", "MUD", "MUD-ID",
 		       "MODE", "BACKEND", "FLAGS", "RX", "DELIVERED", "BUFFERED", "LOST-BUF",
 		       "LAST-SEQ");
@@ -305,14 +345,20 @@ static int cmd_stats(struct eh_dp *dp, struct args *a)
 		return err;
 	}
 	if (json) {
-		printf("{");
+		const char *radio, *wan;
+		bool fast;
+
+		hooks(dp, &radio, &wan, &fast);
+		printf("{\"hook\":{\"radio\":\"%s\",\"wan\":\"%s\",\"fast_return\":%s}", radio, wan,
+		       fast ? "true" : "false");
 		for (int i = 0; i < EH_C_MAX; i++)
-			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", i ? "," : "",
+			printf(",\"%s\":{\"packets\":%llu,\"bytes\":%llu}",
 			       eh_counter_name(i), (unsigned long long)c[i].packets,
 			       (unsigned long long)c[i].bytes);
 		printf("}\n");
 		return 0;
 	}
+	print_hooks(dp);
 	printf("%-20s %14s %16s\n", "COUNTER", "PACKETS", "BYTES");
 	for (int i = 0; i < EH_C_MAX; i++)
 		printf("%-20s %14llu %16llu\n", eh_counter_name(i),
@@ -345,12 +391,17 @@ static void print_rec(const struct eh_replay_rec *rec, uint32_t n)
 		       rec->seq, rec->forwarded ? "forwarded" : "buffered-only", rec->len);
 }
 
-/*
- * The debugging view of the replay buffer. --peek (the default) only looks:
- * what a replay needs stays there. --drain consumes what it prints.
- */
-static int cmd_ring(struct eh_dp *dp, struct args *a)
+struct ring_ctx {
+	struct eh_dp *dp;
+	struct args *a;
+	uint32_t n;		/* records printed, over every ring */
+	int err;
+};
+
+static int ring_one(void *c, struct in_addr mud)
 {
+	struct ring_ctx *ctx = c;
+	struct args *a = ctx->a;
 	const struct eh_replay_rec *rec;
 	struct eh_ring ring;
 	struct timespec t0;
@@ -358,17 +409,16 @@ static int cmd_ring(struct eh_dp *dp, struct args *a)
 	uint32_t n = 0;
 	int err;
 
-	if (a->peek && a->drain) {
-		fprintf(stderr, "edgehop-ap: ring takes --peek or --drain, not both\n");
-		return -EINVAL;
+	err = eh_dp_ring_open(ctx->dp, mud, &ring);
+	if (err) {
+		if (err == -ENOENT && a->pos)
+			fprintf(stderr, "edgehop-ap: MUD %s has no replay buffer (not in fwd-buf or buf-only)\n",
+				inet_ntoa(mud));
+		ctx->err = err;
+		return 0;
 	}
-	err = eh_ring_open(&ring, dp->replay_fd);
-	if (err)
-		return err;
 	pos = eh_ring_consumed(&ring);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (json)
-		printf("[");
 	while (!a->count || n < a->count) {
 		rec = a->drain ? eh_ring_peek(&ring) : eh_ring_read_at(&ring, &pos);
 		if (!rec) {
@@ -384,18 +434,46 @@ static int cmd_ring(struct eh_dp *dp, struct args *a)
 			}
 			continue;
 		}
-		print_rec(rec, n);
+		print_rec(rec, ctx->n++);
 		if (a->drain)
 			eh_ring_commit(&ring);
 		n++;
 	}
-	if (json)
-		printf("]\n");
 	if (a->drain)
-		fprintf(stderr, "edgehop-ap: consumed %u record%s from the replay buffer\n", n,
-			n == 1 ? "" : "s");
+		fprintf(stderr, "edgehop-ap: consumed %u record%s from the replay buffer of %s\n", n,
+			n == 1 ? "" : "s", inet_ntoa(mud));
 	eh_ring_close(&ring);
 	return 0;
+}
+
+/*
+ * The debugging view of the replay buffers (one MUD's, or every MUD's that
+ * has one). --peek (the default) only looks: what a replay needs stays
+ * there. --drain consumes what it prints.
+ */
+static int cmd_ring(struct eh_dp *dp, struct args *a)
+{
+	struct ring_ctx ctx = { .dp = dp, .a = a };
+	struct in_addr mud;
+	int err = 0;
+
+	if (a->peek && a->drain) {
+		fprintf(stderr, "edgehop-ap: ring takes --peek or --drain, not both\n");
+		return -EINVAL;
+	}
+	if (a->pos && parse_addr(a->pos, &mud))
+		return -EINVAL;
+	if (json)
+		printf("[");
+	if (a->pos)
+		ring_one(&ctx, mud);
+	else
+		err = eh_dp_ring_foreach(dp, ring_one, &ctx);
+	if (json)
+		printf("]\n");
+	if (a->pos && ctx.err)
+		return ctx.err;
+	return err;
 }
 
 static int cmd_replay(struct eh_dp *dp, struct args *a, bool cutover)

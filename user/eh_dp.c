@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -50,6 +51,7 @@ static const char *const counter_names[EH_C_MAX] = {
 	[EH_C_TX_REWRITE] = "tx_rewritten",
 	[EH_C_RET_FAST] = "returned_fast",
 	[EH_C_TX_FOREIGN] = "tx_foreign",
+	[EH_C_NO_RING] = "no_ring",
 };
 
 const char *eh_mode_name(enum eh_mode m)
@@ -86,8 +88,8 @@ static void pr_err(const char *fmt, ...)
 
 static bool verbose;
 
-static const char *const pinned_maps[] = { "eh_steer", "eh_config", "eh_counters", "eh_replay",
-					   "eh_mud_dp" };
+static const char *const pinned_maps[] = { "eh_steer", "eh_config", "eh_counters", "eh_mud_dp",
+					   "eh_replay_rings" };
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -174,11 +176,11 @@ static int ifindex_of(const char *name, const char *role)
  * program attached by someone else is an error, never replaced.
  */
 static int attach_xdp(struct bpf_program *prog, int ifindex, const char *ifname,
-		      const char *link_pin)
+		      const char *link_pin, __u32 flags)
 {
+	LIBBPF_OPTS(bpf_link_create_opts, lopts, .flags = flags);
 	struct bpf_link_info info = {};
 	__u32 info_len = sizeof(info);
-	struct bpf_link *link;
 	__u32 cur_id = 0;
 	int fd, err;
 
@@ -211,16 +213,17 @@ static int attach_xdp(struct bpf_program *prog, int ifindex, const char *ifname,
 		       ifname, cur_id);
 		return -EBUSY;
 	}
-	link = bpf_program__attach_xdp(prog, ifindex);
-	if (!link) {
+	fd = bpf_link_create(bpf_program__fd(prog), ifindex, BPF_XDP, &lopts);
+	if (fd < 0) {
 		err = -errno;
-		pr_err("Couldn't attach XDP to %s: %s\n", ifname, strerror(-err));
+		if (!(flags & XDP_FLAGS_DRV_MODE))
+			pr_err("Couldn't attach XDP to %s: %s\n", ifname, strerror(-err));
 		return err;
 	}
-	err = bpf_link__pin(link, link_pin);
+	err = bpf_obj_pin(fd, link_pin) ? -errno : 0;
 	if (err)
 		pr_err("Couldn't pin XDP link at %s: %s\n", link_pin, strerror(-err));
-	bpf_link__destroy(link);	/* the pin (if any) keeps it attached */
+	close(fd);	/* the pin (if any) keeps it attached */
 	return err;
 }
 
@@ -241,59 +244,96 @@ static int detach_xdp(const char *link_pin, const char *ifname)
 	return err;
 }
 
-static int attach_tc(struct edgehop_bpf *skel, int ifindex, const char *ifname,
-		     const char *pin, bool *hook_created)
+/*
+ * Attach prog to ifindex's clsact hook at @point with our handle/priority,
+ * pinned at pin/@pin_name. *hook_created: the clsact qdisc is ours (destroy
+ * it on unload); an existing one is kept.
+ */
+static int attach_tc(struct bpf_program *prog, int ifindex, const char *ifname,
+		     enum bpf_tc_attach_point point, const char *pin, const char *pin_name,
+		     bool *hook_created)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO,
 		    .flags = BPF_TC_F_REPLACE);
 	char path[PATH_MAX];
+	bool created = false;
 	int err;
 
-	*hook_created = false;
 	/* An existing clsact (-EEXIST) is normal: keep libbpf from warning about it. */
 	libbpf_set_print(verbose ? libbpf_print : libbpf_print_none);
 	err = bpf_tc_hook_create(&hook);
 	libbpf_set_print(libbpf_print);
 	if (!err)
-		*hook_created = true;
+		created = true;
 	else if (err != -EEXIST) {
 		pr_err("Couldn't create clsact qdisc on %s: %s\n", ifname, strerror(-err));
 		return err;
 	}
-	opts.prog_fd = bpf_program__fd(skel->progs.eh_tc_radio_egress);
-	err = bpf_tc_attach(&hook, &opts);
-	if (err) {
-		pr_err("Couldn't attach TC egress program to %s: %s\n", ifname, strerror(-err));
-		goto err_hook;
-	}
-	err = pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC);
+	if (created)
+		*hook_created = true;
+	err = pin_path(path, sizeof(path), pin, pin_name);
 	if (err)
 		goto err_hook;
+	if (!created) {
+		/* Our handle is taken: replaced only if by our own pinned program. */
+		LIBBPF_OPTS(bpf_tc_opts, q, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO);
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd;
+
+		libbpf_set_print(libbpf_print_none);
+		err = bpf_tc_query(&hook, &q);
+		libbpf_set_print(libbpf_print);
+		if (!err) {
+			fd = bpf_obj_get(path);
+			if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || info.id != q.prog_id) {
+				pr_err("%s already has a TC %s program (id %u, handle 0x%x) that edgehop did not attach here; detach it first\n",
+				       ifname, point == BPF_TC_INGRESS ? "ingress" : "egress", q.prog_id,
+				       EH_TC_HANDLE);
+				if (fd >= 0)
+					close(fd);
+				return -EBUSY;
+			}
+			close(fd);
+		}
+	}
+	opts.prog_fd = bpf_program__fd(prog);
+	err = bpf_tc_attach(&hook, &opts);
+	if (err) {
+		pr_err("Couldn't attach TC %s program to %s: %s\n",
+		       point == BPF_TC_INGRESS ? "ingress" : "egress", ifname, strerror(-err));
+		goto err_hook;
+	}
 	unlink(path);
-	err = bpf_program__pin(skel->progs.eh_tc_radio_egress, path);
+	err = bpf_program__pin(prog, path);
 	if (err) {
 		pr_err("Couldn't pin TC program at %s: %s\n", path, strerror(-err));
 		goto err_hook;
 	}
 	return 0;
 err_hook:
-	if (*hook_created) {
+	if (created) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
+		*hook_created = false;
 	}
 	return err;
 }
 
-static int detach_tc(int ifindex, const char *ifname, bool destroy_hook)
+static int detach_tc(int ifindex, const char *ifname, enum bpf_tc_attach_point point,
+		     bool destroy_hook)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO);
 	int err;
 
+	/* Quiet: "nothing attached" is the usual answer for the hook not in use. */
+	libbpf_set_print(verbose ? libbpf_print : libbpf_print_none);
 	err = bpf_tc_detach(&hook, &opts);
+	libbpf_set_print(libbpf_print);
 	if (err && err != -ENOENT && err != -EINVAL) {
-		pr_err("Couldn't detach TC egress program from %s: %s\n", ifname, strerror(-err));
+		pr_err("Couldn't detach TC program from %s: %s\n", ifname, strerror(-err));
 		return err;
 	}
 	if (destroy_hook) {
@@ -308,6 +348,49 @@ static int detach_tc(int ifindex, const char *ifname, bool destroy_hook)
 	return 0;
 }
 
+int eh_attach_parse(const char *s, enum eh_attach *a)
+{
+	static const char *const names[] = { "auto", "xdp", "tc" };
+
+	for (int i = 0; i < 3; i++) {
+		if (!strcmp(s, names[i])) {
+			*a = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/*
+ * One side (radio or WAN) at XDP or at TC ingress; the other hook of that
+ * side is detached (a reload may change --attach). @flags: XDP_FLAGS_DRV_MODE
+ * to insist on native XDP (auto).
+ */
+static int attach_side(struct bpf_program *xdp, struct bpf_program *tc, int ifindex,
+		       const char *ifname, const char *pin, const char *link_name,
+		       const char *tc_name, bool use_tc, __u32 flags, bool *hook_created)
+{
+	char link[PATH_MAX], path[PATH_MAX];
+	int err;
+
+	err = pin_path(link, sizeof(link), pin, link_name);
+	if (!err)
+		err = pin_path(path, sizeof(path), pin, tc_name);
+	if (err)
+		return err;
+	if (use_tc) {
+		err = attach_tc(tc, ifindex, ifname, BPF_TC_INGRESS, pin, tc_name, hook_created);
+		if (!err)
+			err = detach_xdp(link, ifname);
+		return err;
+	}
+	err = attach_xdp(xdp, ifindex, ifname, link, flags);
+	if (err)
+		return err;
+	unlink(path);
+	return detach_tc(ifindex, ifname, BPF_TC_INGRESS, false);
+}
+
 /* Removes the pinned maps and TC program, then the pin directory. */
 static int remove_pins(const char *pin)
 {
@@ -315,6 +398,13 @@ static int remove_pins(const char *pin)
 	int ret = 0;
 
 	pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC);
+	unlink(path);
+	pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC_RADIO);
+	unlink(path);
+	pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC_WAN);
+	unlink(path);
+	/* The AP-wide ring of edgehop before per-MUD rings. */
+	pin_path(path, sizeof(path), pin, "eh_replay");
 	unlink(path);
 	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
 		pin_path(path, sizeof(path), pin, pinned_maps[i]);
@@ -336,9 +426,9 @@ int eh_dp_load(const struct eh_load_opts *o)
 	const char *pin = o->pin ? o->pin : EH_PIN_DEFAULT;
 	struct edgehop_bpf *skel = NULL;
 	struct eh_cfg cfg = {}, old = {};
-	char path[PATH_MAX];
 	int radio_idx, wan_idx, err;
-	bool hook_created = false, fresh = false;
+	bool hook_created = false, wan_hook_created = false, fresh = false, use_tc;
+	char radio_drv[32], wan_drv[32];
 	__u32 zero = 0;
 
 	verbose = o->verbose;
@@ -385,7 +475,15 @@ int eh_dp_load(const struct eh_load_opts *o)
 		goto cleanup;
 	}
 	if (o->ring_bytes) {
-		err = bpf_map__set_max_entries(skel->maps.eh_replay, o->ring_bytes);
+		/*
+		 * Each MUD's ring is created with cfg.ring_bytes (ring_create);
+		 * the kernel does not hold inner ring buffers to the
+		 * template's size.
+		 */
+		err = 0;
+		if (o->ring_bytes < (uint32_t)sysconf(_SC_PAGESIZE) ||
+		    (o->ring_bytes & (o->ring_bytes - 1)))
+			err = -EINVAL;
 		if (err) {
 			pr_err("Invalid replay buffer size %u: must be a power of two multiple of the page size\n",
 			       o->ring_bytes);
@@ -404,35 +502,68 @@ int eh_dp_load(const struct eh_load_opts *o)
 	cfg.vip_port = htons(o->vip_port);
 	cfg.wan_ifindex = wan_idx;
 	cfg.radio_ifindex = radio_idx;
-	cfg.flags = old.flags & EH_CFG_TC_HOOK_OURS;
+	cfg.ring_bytes = o->ring_bytes ? o->ring_bytes : EH_RING_DEFAULT;
+	cfg.flags = old.flags & (EH_CFG_TC_HOOK_OURS | EH_CFG_WAN_HOOK_OURS);
+	hook_created = old.flags & EH_CFG_TC_HOOK_OURS;
+	wan_hook_created = old.flags & EH_CFG_WAN_HOOK_OURS;
+	driver_of(o->radio, radio_drv, sizeof(radio_drv));
+	driver_of(o->wan, wan_drv, sizeof(wan_drv));
+
+	use_tc = o->attach == EH_ATTACH_TC ||
+		 (o->attach == EH_ATTACH_AUTO && (!strcmp(radio_drv, "veth") || !strcmp(wan_drv, "veth")));
+	if (!use_tc) {
+		/* auto: native XDP on both, or TC on both (a redirect needs XDP at its target). */
+		__u32 flags = o->attach == EH_ATTACH_AUTO ? XDP_FLAGS_DRV_MODE : 0;
+
+		err = attach_side(skel->progs.eh_xdp_radio, skel->progs.eh_tc_radio, radio_idx,
+				  o->radio, pin, EH_PIN_LINK_RADIO, EH_PIN_PROG_TC_RADIO, false,
+				  flags, &hook_created);
+		if (!err)
+			err = attach_side(skel->progs.eh_xdp_wan, skel->progs.eh_tc_wan, wan_idx,
+					  o->wan, pin, EH_PIN_LINK_WAN, EH_PIN_PROG_TC_WAN, false,
+					  flags, &wan_hook_created);
+		if (err && o->attach == EH_ATTACH_AUTO) {
+			fprintf(stderr, "edgehop: no native XDP on %s or %s (%s): attaching at TC\n",
+				o->radio, o->wan, strerror(-err));
+			use_tc = true;
+		} else if (err) {
+			goto cleanup;
+		}
+	}
+	if (use_tc) {
+		cfg.flags |= EH_CFG_RADIO_TC | EH_CFG_WAN_TC;
+		err = attach_side(skel->progs.eh_xdp_radio, skel->progs.eh_tc_radio, radio_idx,
+				  o->radio, pin, EH_PIN_LINK_RADIO, EH_PIN_PROG_TC_RADIO, true, 0,
+				  &hook_created);
+		if (!err)
+			err = attach_side(skel->progs.eh_xdp_wan, skel->progs.eh_tc_wan, wan_idx,
+					  o->wan, pin, EH_PIN_LINK_WAN, EH_PIN_PROG_TC_WAN, true, 0,
+					  &wan_hook_created);
+		if (err)
+			goto cleanup;
+	}
+	/*
+	 * XDP_REDIRECT into a veth needs XDP or GRO on its peer, which a loader
+	 * cannot see: at XDP, "auto" leaves the fast return off on a veth radio.
+	 * At TC the redirect is an skb's: always possible.
+	 */
 	if (o->fast_return == EH_FAST_RETURN_ON) {
 		cfg.flags |= EH_CFG_FAST_RETURN;
 	} else if (o->fast_return == EH_FAST_RETURN_AUTO) {
-		char drv[32];
-
-		driver_of(o->radio, drv, sizeof(drv));
-		if (strcmp(drv, "veth"))
+		if (use_tc || strcmp(radio_drv, "veth"))
 			cfg.flags |= EH_CFG_FAST_RETURN;
 		else
 			fprintf(stderr, "edgehop: %s is a veth: fast return path off (needs XDP or GRO on its peer; --fast-return on to force)\n",
 				o->radio);
 	}
-
-	err = pin_path(path, sizeof(path), pin, EH_PIN_LINK_RADIO);
-	if (!err)
-		err = attach_xdp(skel->progs.eh_xdp_radio, radio_idx, o->radio, path);
-	if (err)
-		goto cleanup;
-	err = pin_path(path, sizeof(path), pin, EH_PIN_LINK_WAN);
-	if (!err)
-		err = attach_xdp(skel->progs.eh_xdp_wan, wan_idx, o->wan, path);
-	if (err)
-		goto cleanup;
-	err = attach_tc(skel, radio_idx, o->radio, pin, &hook_created);
+	err = attach_tc(skel->progs.eh_tc_radio_egress, radio_idx, o->radio, BPF_TC_EGRESS, pin,
+			EH_PIN_PROG_TC, &hook_created);
 	if (err)
 		goto cleanup;
 	if (hook_created)
 		cfg.flags |= EH_CFG_TC_HOOK_OURS;
+	if (wan_hook_created)
+		cfg.flags |= EH_CFG_WAN_HOOK_OURS;
 	err = bpf_map_update_elem(bpf_map__fd(skel->maps.eh_config), &zero, &cfg, 0);
 	if (err) {
 		err = -errno;
@@ -474,13 +605,20 @@ int eh_dp_unload(const char *pin, const char *radio, const char *wan)
 	err = detach_xdp(path, wan ? wan : "WAN");
 	ret = ret ? ret : err;
 
-	/* The TC filter lives on the interface, not in a pin: it needs the name. */
+	/* TC filters live on the interfaces, not in pins: they need the names. */
 	idx = radio && *radio ? (int)if_nametoindex(radio) : 0;
 	if (idx) {
-		err = detach_tc(idx, radio, cfg.flags & EH_CFG_TC_HOOK_OURS);
+		err = detach_tc(idx, radio, BPF_TC_INGRESS, false);
+		ret = ret ? ret : err;
+		err = detach_tc(idx, radio, BPF_TC_EGRESS, cfg.flags & EH_CFG_TC_HOOK_OURS);
 		ret = ret ? ret : err;
 	} else if (radio && *radio) {
 		fprintf(stderr, "edgehop: radio interface %s is gone; nothing to detach there\n", radio);
+	}
+	idx = wan && *wan ? (int)if_nametoindex(wan) : 0;
+	if (idx) {
+		err = detach_tc(idx, wan, BPF_TC_INGRESS, cfg.flags & EH_CFG_WAN_HOOK_OURS);
+		ret = ret ? ret : err;
 	}
 
 	err = remove_pins(pin);
@@ -507,14 +645,16 @@ static int open_pinned(const char *pin, const char *name)
 
 int eh_dp_open(struct eh_dp *dp, const char *pin)
 {
-	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->replay_fd,
-		       &dp->mud_dp_fd };
+	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->mud_dp_fd,
+		       &dp->rings_fd };
 	int err;
 
 	pin = pin ? pin : EH_PIN_DEFAULT;
 	libbpf_set_print(libbpf_print);
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		*fds[i] = -1;
+	dp->replay_fd = -1;
+	dp->pin_fd = open(pin, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		*fds[i] = open_pinned(pin, pinned_maps[i]);
 		if (*fds[i] < 0) {
@@ -534,8 +674,8 @@ int eh_dp_open(struct eh_dp *dp, const char *pin)
 
 void eh_dp_close(struct eh_dp *dp)
 {
-	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->replay_fd,
-		       &dp->mud_dp_fd };
+	int *fds[] = { &dp->steer_fd, &dp->config_fd, &dp->counters_fd, &dp->mud_dp_fd,
+		       &dp->rings_fd, &dp->pin_fd };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
@@ -544,9 +684,95 @@ void eh_dp_close(struct eh_dp *dp)
 	}
 }
 
+static bool buffering(__u32 mode)
+{
+	return mode == EH_MODE_FWD_BUF || mode == EH_MODE_BUF_ONLY;
+}
+
+/* A new, empty ring for the MUD; replaces its ring if @replace, else keeps it. */
+static int ring_create(struct eh_dp *dp, struct in_addr mud, bool replace)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts);
+	struct eh_cfg cfg = {};
+	__u32 zero = 0;
+	int fd, err = 0;
+
+	if (!replace && !bpf_map_lookup_elem(dp->rings_fd, &mud.s_addr, &fd))
+		return 0;
+	bpf_map_lookup_elem(dp->config_fd, &zero, &cfg);
+	fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "eh_ring", 0, 0,
+			    cfg.ring_bytes ? cfg.ring_bytes : EH_RING_DEFAULT, &opts);
+	if (fd < 0) {
+		err = -errno;
+		pr_err("Couldn't create a replay buffer for %s: %s\n", inet_ntoa(mud), strerror(errno));
+		return err;
+	}
+	if (bpf_map_update_elem(dp->rings_fd, &mud.s_addr, &fd, replace ? BPF_ANY : BPF_NOEXIST) &&
+	    errno != EEXIST) {
+		err = -errno;
+		pr_err("Couldn't add the replay buffer of %s: %s%s\n", inet_ntoa(mud), strerror(errno),
+		       errno == E2BIG ? " (too many MUDs buffering at once)" : "");
+	}
+	close(fd);	/* the outer map holds it */
+	return err;
+}
+
+static void ring_release(struct eh_dp *dp, struct in_addr mud)
+{
+	/* A reader still holding it (a replay's last drain) keeps it alive. */
+	bpf_map_delete_elem(dp->rings_fd, &mud.s_addr);
+}
+
+int eh_dp_ring_reset(struct eh_dp *dp, struct in_addr mud)
+{
+	int fd;
+
+	if (bpf_map_lookup_elem(dp->rings_fd, &mud.s_addr, &fd))
+		return errno == ENOENT ? 0 : -errno;
+	return ring_create(dp, mud, true);
+}
+
+int eh_dp_ring_open(struct eh_dp *dp, struct in_addr mud, struct eh_ring *r)
+{
+	__u32 id;
+	int fd, err;
+
+	memset(r, 0, sizeof(*r));
+	r->epfd = -1;
+	if (bpf_map_lookup_elem(dp->rings_fd, &mud.s_addr, &id))
+		return -errno;
+	fd = bpf_map_get_fd_by_id(id);
+	if (fd < 0)
+		return -errno;	/* removed meanwhile */
+	err = eh_ring_open(r, fd);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	r->own_fd = true;
+	return 0;
+}
+
+int eh_dp_ring_foreach(struct eh_dp *dp, int (*fn)(void *ctx, struct in_addr mud), void *ctx)
+{
+	__be32 key, next, *prev = NULL;
+	int err;
+
+	while (!bpf_map_get_next_key(dp->rings_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		err = fn(ctx, (struct in_addr){ .s_addr = key });
+		if (err)
+			return err;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
 int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 		    struct in_addr backend, uint16_t backend_port, uint32_t mud_id)
 {
+	int err;
+
 	struct eh_steer_ctl st = {};
 	struct eh_mud_dp zero = {};
 
@@ -576,18 +802,24 @@ int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 	/* Created before steering starts; an existing entry is left alone. */
 	if (bpf_map_update_elem(dp->mud_dp_fd, &mud.s_addr, &zero, BPF_NOEXIST) &&
 	    errno != EEXIST) {
-		int err = -errno;
-
+		err = -errno;
 		pr_err("Couldn't create the dataplane entry for %s: %s\n", inet_ntoa(mud),
 		       strerror(errno));
 		return err;
 	}
+	/* The ring exists before the program can see a buffering mode. */
+	if (buffering(mode)) {
+		err = ring_create(dp, mud, false);
+		if (err)
+			return err;
+	}
 	if (bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &st, BPF_ANY)) {
-		int err = -errno;
-
+		err = -errno;
 		pr_err("Couldn't set steering entry for %s: %s\n", inet_ntoa(mud), strerror(errno));
 		return err;
 	}
+	if (!buffering(mode))
+		ring_release(dp, mud);
 	return 0;
 }
 
@@ -632,6 +864,7 @@ int eh_dp_steer_save(struct eh_dp *dp, struct in_addr mud, struct eh_steer_ctl *
 int eh_dp_steer_restore(struct eh_dp *dp, struct in_addr mud, const struct eh_steer_ctl *ctl)
 {
 	struct eh_steer_ctl c = *ctl, now;
+	int err;
 
 	/* What was acknowledged meanwhile stays acknowledged. */
 	if (!bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &now)) {
@@ -640,12 +873,18 @@ int eh_dp_steer_restore(struct eh_dp *dp, struct in_addr mud, const struct eh_st
 		if (now.ack_too_big > c.ack_too_big)
 			c.ack_too_big = now.ack_too_big;
 	}
+	if (buffering(c.mode)) {
+		err = ring_create(dp, mud, false);
+		if (err)
+			return err;
+	}
 	if (bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &c, BPF_ANY)) {
-		int err = -errno;
-
+		err = -errno;
 		pr_err("Couldn't restore steering entry for %s: %s\n", inet_ntoa(mud), strerror(errno));
 		return err;
 	}
+	if (!buffering(c.mode))
+		ring_release(dp, mud);
 	return 0;
 }
 
@@ -654,6 +893,7 @@ int eh_dp_steer_del(struct eh_dp *dp, struct in_addr mud)
 	int err = bpf_map_delete_elem(dp->steer_fd, &mud.s_addr) ? -errno : 0;
 
 	bpf_map_delete_elem(dp->mud_dp_fd, &mud.s_addr);
+	ring_release(dp, mud);
 	return err;
 }
 
@@ -728,7 +968,13 @@ int eh_dp_counter_add(struct eh_dp *dp, enum eh_counter idx, uint64_t packets,
 	percpu = calloc(dp->ncpus, sizeof(*percpu));
 	if (!percpu)
 		return -ENOMEM;
-	/* Userspace is the only writer of this index, so read-modify-write is safe. */
+	/*
+	 * Only userspace writes this index; replayers of MUDs migrating at
+	 * once (other processes) take turns on the pin directory's lock so
+	 * that no read-modify-write undoes another.
+	 */
+	if (dp->pin_fd >= 0)
+		flock(dp->pin_fd, LOCK_EX);
 	if (bpf_map_lookup_elem(dp->counters_fd, &key, percpu)) {
 		err = -errno;
 		goto out;
@@ -738,6 +984,8 @@ int eh_dp_counter_add(struct eh_dp *dp, enum eh_counter idx, uint64_t packets,
 	if (bpf_map_update_elem(dp->counters_fd, &key, percpu, BPF_ANY))
 		err = -errno;
 out:
+	if (dp->pin_fd >= 0)
+		flock(dp->pin_fd, LOCK_UN);
 	free(percpu);
 	return err;
 }
@@ -773,6 +1021,8 @@ int eh_ring_open(struct eh_ring *r, int map_fd)
 	memset(r, 0, sizeof(*r));
 	r->map_fd = map_fd;
 	r->epfd = -1;
+	if (map_fd < 0)
+		return -EBADF;	/* eh_dp.replay_fd: no AP-wide ring any more */
 	if (bpf_obj_get_info_by_fd(map_fd, &info, &len)) {
 		err = -errno;
 		pr_err("Couldn't get replay buffer info: %s\n", strerror(errno));
@@ -819,6 +1069,10 @@ void eh_ring_close(struct eh_ring *r)
 		munmap((void *)r->producer_pos, r->page + 2 * r->size);
 	if (r->epfd >= 0)
 		close(r->epfd);
+	if (r->own_fd && r->map_fd >= 0)
+		close(r->map_fd);
+	r->own_fd = false;
+	r->map_fd = -1;
 	r->consumer_pos = NULL;
 	r->producer_pos = NULL;
 	r->epfd = -1;

@@ -21,6 +21,8 @@
 #define EH_PIN_LINK_RADIO	"link_xdp_radio"
 #define EH_PIN_LINK_WAN		"link_xdp_wan"
 #define EH_PIN_PROG_TC		"prog_tc_radio_egress"
+#define EH_PIN_PROG_TC_RADIO	"prog_tc_radio"		/* --attach tc */
+#define EH_PIN_PROG_TC_WAN	"prog_tc_wan"
 
 /* The radio TC egress filter: one fixed handle/priority we own. */
 #define EH_TC_HANDLE	0xe4
@@ -33,6 +35,16 @@
  */
 enum eh_fast_return { EH_FAST_RETURN_AUTO = 0, EH_FAST_RETURN_ON, EH_FAST_RETURN_OFF };
 
+/*
+ * Where the radio and WAN programs run (the same logic, maps and counters
+ * either way). XDP (native) is fastest on NICs whose driver has it; on a
+ * veth every XDP frame is converted and copied, and TC ingress with skb
+ * redirects is faster. "auto": native XDP when both interfaces take it and
+ * neither is a veth, TC otherwise.
+ */
+enum eh_attach { EH_ATTACH_AUTO = 0, EH_ATTACH_XDP, EH_ATTACH_TC };
+int eh_attach_parse(const char *s, enum eh_attach *a);
+
 struct eh_load_opts {
 	const char *pin;	/* pin directory; NULL: EH_PIN_DEFAULT */
 	const char *radio;	/* radio-side interface (XDP + TC egress) */
@@ -41,6 +53,7 @@ struct eh_load_opts {
 	uint16_t vip_port;	/* host order */
 	uint32_t ring_bytes;	/* replay buffer size; 0: EH_RING_DEFAULT */
 	enum eh_fast_return fast_return;
+	enum eh_attach attach;
 	bool verbose;		/* libbpf debug output */
 };
 
@@ -52,9 +65,16 @@ struct eh_dp {
 	int steer_fd;
 	int config_fd;
 	int counters_fd;
+	/*
+	 * Always -1: the AP-wide replay buffer is gone (one per MUD now, see
+	 * eh_dp_ring_open); eh_ring_open(r, -1) fails quietly (-EBADF). Kept
+	 * until its last user switches to eh_dp_ring_reset().
+	 */
 	int replay_fd;
 	int mud_dp_fd;		/* eh_mud_dp: the dataplane's per-MUD counters */
 	int ncpus;
+	int rings_fd;		/* eh_replay_rings: MUD address -> its ring buffer */
+	int pin_fd;		/* the pin directory (flock: userspace counter adds), or -1 */
 };
 
 int eh_dp_open(struct eh_dp *dp, const char *pin);
@@ -97,6 +117,19 @@ int eh_mode_parse(const char *s, enum eh_mode *m);
 const char *eh_counter_name(enum eh_counter c);
 
 /*
+ * Per-MUD replay buffers. A MUD has one while it is in a buffering mode
+ * (FWD_BUF, BUF_ONLY): eh_dp_steer_set creates it (empty) when the MUD
+ * enters one and removes it when it leaves; a reader keeps its ring alive.
+ */
+/* Opens a reader on the MUD's ring: -ENOENT if it has none. */
+struct eh_ring;
+int eh_dp_ring_open(struct eh_dp *dp, struct in_addr mud, struct eh_ring *r);
+/* Empties the MUD's ring (a fresh one replaces it); 0 if it has none. */
+int eh_dp_ring_reset(struct eh_dp *dp, struct in_addr mud);
+/* Calls fn for each MUD that has a ring; stops and returns fn's value if non-zero. */
+int eh_dp_ring_foreach(struct eh_dp *dp, int (*fn)(void *ctx, struct in_addr mud), void *ctx);
+
+/*
  * Replay-buffer consumer. Unlike libbpf's ring_buffer, a record is only
  * consumed when the caller commits it, so a record whose delivery failed is
  * never lost: peek → deliver → commit.
@@ -110,6 +143,7 @@ struct eh_ring {
 	const unsigned long *producer_pos;
 	const uint8_t *data;
 	unsigned long pending;	/* bytes of the peeked record, 0 if none */
+	bool own_fd;		/* map_fd closed by eh_ring_close (eh_dp_ring_open) */
 };
 
 int eh_ring_open(struct eh_ring *r, int map_fd);

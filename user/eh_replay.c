@@ -67,8 +67,11 @@ int eh_replayer_init(struct eh_replayer *r, struct eh_dp *dp, const struct eh_re
 		fprintf(stderr, "edgehop: Couldn't read the dataplane configuration: %s\n", strerror(-err));
 		return err;
 	}
-	err = eh_ring_open(&r->ring, dp->replay_fd);
+	err = eh_dp_ring_open(dp, o->mud, &r->ring);
 	if (err) {
+		if (err == -ENOENT)
+			fprintf(stderr, "edgehop: MUD %s has no replay buffer: it is not in fwd-buf or buf-only\n",
+				inet_ntoa(o->mud));
 		eh_replayer_fini(r);
 		return err;
 	}

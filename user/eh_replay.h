@@ -120,12 +120,17 @@ struct eh_replayer {
 	uint64_t unflushed, unflushed_bytes;	/* consumed, not yet in EH_C_REPLAYED */
 };
 
+/*
+ * Opens the replay buffer of o->mud (-ENOENT: it has none, not being in a
+ * buffering mode) and the sockets to o->backend. Replayers of different MUDs
+ * never share a ring: they may run at once, in one process or several.
+ */
 int eh_replayer_init(struct eh_replayer *r, struct eh_dp *dp, const struct eh_replay_opts *o);
 void eh_replayer_fini(struct eh_replayer *r);
 /*
- * Replays every record in the ring; returns the number replayed, or -errno
- * (-ETIMEDOUT: the backend never answered; -EXDEV: a record of another MUD is
- * at the head of the ring; -ENODATA: a seq missing from the ring did not
+ * Replays every record in the MUD's ring; returns the number replayed, or
+ * -errno (-ETIMEDOUT: the backend never answered; -EXDEV: a record of
+ * another MUD id from the MUD's address is at the head of its ring; -ENODATA: a seq missing from the ring did not
  * arrive within gap_wait_ms; -EPROTO: the backend's digest broke the chain).
  * Records not consumed stay in the ring.
  */

@@ -33,6 +33,7 @@
 #define MUDPORT	40000
 #define BACKEND	"10.1.0.2"
 #define BPORT	8888
+#define MUD2	"10.0.0.101"
 #define NEWBACKEND	"10.1.0.3"
 #define NEWPORT	9999
 #define MUDID	42
@@ -173,12 +174,34 @@ static __u64 counter(enum eh_counter c)
 	return r[c].packets;
 }
 
+/* The MUD's ring, opened (or closed) after each change of its mode. */
+static void ring_reopen(void)
+{
+	struct in_addr m = { ip4(MUD) };
+
+	if (ring.consumer_pos)
+		eh_ring_close(&ring);
+	memset(&ring, 0, sizeof(ring));
+	eh_dp_ring_open(&dp, m, &ring);
+}
+
+static const struct eh_replay_rec *ring_peek(void)
+{
+	return ring.consumer_pos ? eh_ring_peek(&ring) : NULL;
+}
+
+static size_t ring_backlog(void)
+{
+	return ring.consumer_pos ? eh_ring_backlog(&ring) : 0;
+}
+
 static void steer(enum eh_mode mode, uint32_t mud_id)
 {
 	struct in_addr m = { ip4(MUD) }, b = { ip4(BACKEND) };
 
 	eh_dp_steer_del(&dp, m);
 	eh_dp_steer_set(&dp, m, mode, b, BPORT, mud_id);
+	ring_reopen();
 }
 
 static struct eh_steer entry(void)
@@ -192,13 +215,14 @@ static struct eh_steer entry(void)
 
 static void drain_ring(void)
 {
-	while (eh_ring_peek(&ring))
+	while (ring_peek())
 		eh_ring_commit(&ring);
 }
 
 static int setup(uint32_t ring_bytes)
 {
-	struct eh_cfg cfg = { .vip = ip4(VIP), .vip_port = htons(VPORT), .wan_ifindex = 1 };
+	struct eh_cfg cfg = { .vip = ip4(VIP), .vip_port = htons(VPORT), .wan_ifindex = 1,
+			      .ring_bytes = ring_bytes };
 	__u32 zero = 0;
 	int err;
 
@@ -210,25 +234,28 @@ static int setup(uint32_t ring_bytes)
 	bpf_map__set_pin_path(skel->maps.eh_mud_dp, NULL);
 	bpf_map__set_pin_path(skel->maps.eh_config, NULL);
 	bpf_map__set_pin_path(skel->maps.eh_counters, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_replay, NULL);
-	bpf_map__set_max_entries(skel->maps.eh_replay, ring_bytes);
+	bpf_map__set_pin_path(skel->maps.eh_replay_rings, NULL);
 	err = edgehop_bpf__load(skel);
 	if (err)
 		return err;
 	dp.steer_fd = bpf_map__fd(skel->maps.eh_steer);
 	dp.config_fd = bpf_map__fd(skel->maps.eh_config);
 	dp.counters_fd = bpf_map__fd(skel->maps.eh_counters);
-	dp.replay_fd = bpf_map__fd(skel->maps.eh_replay);
+	dp.replay_fd = -1;
+	dp.rings_fd = bpf_map__fd(skel->maps.eh_replay_rings);
+	dp.pin_fd = -1;
 	dp.mud_dp_fd = bpf_map__fd(skel->maps.eh_mud_dp);
 	dp.ncpus = libbpf_num_possible_cpus();
 	if (bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0))
 		return -errno;
-	return eh_ring_open(&ring, dp.replay_fd);
+	return 0;
 }
 
 static void teardown(void)
 {
-	eh_ring_close(&ring);
+	if (ring.consumer_pos)
+		eh_ring_close(&ring);
+	memset(&ring, 0, sizeof(ring));
 	edgehop_bpf__destroy(skel);
 	skel = NULL;
 }
@@ -286,7 +313,7 @@ static void t_forward_slow(void)
 	       "FORWARD without a WAN route: rewritten, valid checksums, handed to the kernel");
 	tap_ok(counter(EH_C_FWD_SLOW) == slow + 1 && entry().delivered == 1,
 	       "FORWARD slow path counted");
-	tap_ok(eh_ring_peek(&ring) == NULL, "FORWARD: nothing buffered");
+	tap_ok(ring_peek() == NULL && !ring.consumer_pos, "FORWARD: nothing buffered (no ring)");
 }
 
 static void t_fwd_buf(void)
@@ -308,7 +335,7 @@ static void t_fwd_buf(void)
 		struct pkt_spec s = req(seq);
 		size_t len = build(in, &s);
 
-		rec = eh_ring_peek(&ring);
+		rec = ring_peek();
 		tap_ok(rec && rec->seq == seq && rec->mud_id == MUDID && rec->forwarded == 1 &&
 		       rec->mud_addr == ip4(MUD) && rec->mud_port == htons(MUDPORT) &&
 		       rec->len == len - 14 - 20 - 8 && rec->ts_ns &&
@@ -317,7 +344,7 @@ static void t_fwd_buf(void)
 		if (rec)
 			eh_ring_commit(&ring);
 	}
-	tap_ok(eh_ring_peek(&ring) == NULL && entry().buffered == 3,
+	tap_ok(ring_peek() == NULL && entry().buffered == 3,
 	       "FWD_BUF: exactly the forwarded requests, in order");
 }
 
@@ -331,21 +358,21 @@ static void t_buf_only(void)
 
 	steer(EH_MODE_BUF_ONLY, MUDID);
 	tap_ok(xdp(in, len, out, &olen) == XDP_DROP, "BUF_ONLY: delivered nowhere (XDP_DROP)");
-	rec = eh_ring_peek(&ring);
+	rec = ring_peek();
 	tap_ok(rec && rec->seq == 20 && rec->forwarded == 0, "BUF_ONLY: buffered with forwarded=0");
-	tap_ok(eh_ring_peek(&ring) == rec, "ring reader: peek without commit returns the same record");
+	tap_ok(ring_peek() == rec, "ring reader: peek without commit returns the same record");
 	drain_ring();
 }
 
 static void t_untouched(const char *what, const uint8_t *in, size_t len, enum eh_counter c)
 {
 	uint8_t out[4096];
-	__u64 before = counter(c), ringed = eh_ring_backlog(&ring);
+	__u64 before = counter(c), ringed = ring_backlog();
 	__u32 olen = 0;
 	int rc = xdp(in, len, out, &olen);
 
 	tap_ok(rc == XDP_PASS && olen == len && !memcmp(in, out, len) &&
-	       counter(c) == before + 1 && eh_ring_backlog(&ring) == ringed,
+	       counter(c) == before + 1 && ring_backlog() == ringed,
 	       "%s: passed untouched, counted as %s (rc %d)", what, eh_counter_name(c), rc);
 }
 
@@ -585,16 +612,24 @@ static void t_ring_full(void)
 		tap_ok((entry().flags & EH_SF_OVERFLOW) && entry().lost_buf == 2,
 		       "a loss counted between the controller's read and write stays flagged");
 	}
-	steer(EH_MODE_BUF_ONLY, MUDID);
+	/* Buffering to buffering: the same (full) ring. */
+	{
+		struct in_addr m = { ip4(MUD) }, b = { ip4(BACKEND) };
+
+		eh_dp_steer_set(&dp, m, EH_MODE_BUF_ONLY, b, BPORT, MUDID);
+		eh_dp_steer_clear_flags(&dp, m);
+	}
 	{
 		struct pkt_spec s = req(3);
+		__u64 lost = entry().lost_buf;
 
 		len = build(in, &s);
 		rc = xdp(in, len, out, &olen);
+		lost = entry().lost_buf - lost;
+		tap_ok(rc == XDP_DROP && counter(EH_C_BUF_DROP) == drop + 1 &&
+		       !(entry().flags & EH_SF_OVERFLOW) && lost == 1,
+		       "ring full in BUF_ONLY: dropped and counted, not flagged (the MUD retransmits)");
 	}
-	tap_ok(rc == XDP_DROP && counter(EH_C_BUF_DROP) == drop + 1 &&
-	       !(entry().flags & EH_SF_OVERFLOW) && entry().lost_buf == 1,
-	       "ring full in BUF_ONLY: dropped and counted, not flagged (the MUD retransmits)");
 	drain_ring();
 
 	/* Too big for a record: counted, flagged, still forwarded, never truncated. */
@@ -607,18 +642,74 @@ static void t_ring_full(void)
 		len = build(in, &s);
 		rc = xdp(in, len, out, &olen);
 		tap_ok(rc == XDP_PASS && counter(EH_C_TOO_BIG) == big + 1 &&
-		       (entry().flags & EH_SF_TOO_BIG) && eh_ring_peek(&ring) == NULL,
+		       (entry().flags & EH_SF_TOO_BIG) && ring_peek() == NULL,
 		       "request larger than a record: forwarded, counted, flagged, not buffered");
 		s.body = EH_REPLAY_MAX - 32;
 		s.seq = 5;
 		len = build(in, &s);
 		xdp(in, len, out, &olen);
-		const struct eh_replay_rec *rec = eh_ring_peek(&ring);
+		const struct eh_replay_rec *rec = ring_peek();
 
 		tap_ok(rec && rec->len == EH_REPLAY_MAX &&
 		       !memcmp(rec->data, in + 42, EH_REPLAY_MAX),
 		       "request of exactly EH_REPLAY_MAX bytes buffered whole");
 	}
+}
+
+/* Two MUDs buffering at once: one ring each, created and released with the mode. */
+static void t_rings_per_mud(void)
+{
+	uint8_t in[2048], out[4096];
+	struct in_addr m2 = { ip4(MUD2) }, b = { ip4(BACKEND) };
+	const struct eh_replay_rec *rec;
+	struct eh_ring r2 = {};
+	struct pkt_spec s;
+	__u32 olen;
+	size_t len;
+	int err;
+
+	steer(EH_MODE_FWD_BUF, MUDID);
+	eh_dp_steer_del(&dp, m2);
+	eh_dp_steer_set(&dp, m2, EH_MODE_BUF_ONLY, b, BPORT, MUDID + 1);
+	err = eh_dp_ring_open(&dp, m2, &r2);
+	tap_ok(!err && ring.consumer_pos, "each buffering MUD has its own ring (%s)", strerror(-err));
+	s = req(7);
+	s.src = MUD2;
+	s.mud_id = MUDID + 1;
+	len = build(in, &s);
+	xdp(in, len, out, &olen);
+	s = req(3);
+	len = build(in, &s);
+	xdp(in, len, out, &olen);
+	rec = ring_peek();
+	tap_ok(rec && rec->mud_addr == ip4(MUD) && rec->seq == 3 && ring_backlog() == 8 + ((sizeof(*rec) + 7) & ~7ul),
+	       "MUD 1's ring holds only its record");
+	rec = r2.consumer_pos ? eh_ring_peek(&r2) : NULL;
+	tap_ok(rec && rec->mud_addr == ip4(MUD2) && rec->seq == 7 && !rec->forwarded,
+	       "MUD 2's ring holds only its record, whatever heads MUD 1's");
+	tap_ok(!eh_dp_ring_reset(&dp, m2) && eh_ring_peek(&r2) == rec,
+	       "ring reset: a reader of the old ring keeps its records");
+	eh_ring_close(&r2);
+	err = eh_dp_ring_open(&dp, m2, &r2);
+	tap_ok(!err && !eh_ring_peek(&r2), "ring reset: the MUD's new ring is empty");
+	eh_ring_close(&r2);
+	eh_dp_steer_set(&dp, m2, EH_MODE_LOCAL, b, BPORT, MUDID + 1);
+	tap_ok(eh_dp_ring_open(&dp, m2, &r2) == -ENOENT,
+	       "a MUD leaving the buffering modes has no ring any more");
+	/* A buffering MUD whose ring is gone: a loss, counted and flagged. */
+	{
+		__u64 none = counter(EH_C_NO_RING);
+		__be32 key = ip4(MUD);
+
+		bpf_map_delete_elem(dp.rings_fd, &key);
+		s = req(4);
+		len = build(in, &s);
+		tap_ok(xdp(in, len, out, &olen) == XDP_PASS && counter(EH_C_NO_RING) == none + 1 &&
+		       (entry().flags & EH_SF_OVERFLOW),
+		       "FWD_BUF without a ring: forwarded, counted no_ring, flagged OVERFLOW");
+	}
+	eh_dp_steer_del(&dp, m2);
+	steer(EH_MODE_LOCAL, MUDID);
 }
 
 /*
@@ -670,6 +761,8 @@ static int run_from(int prog_fd, int ifindex, const void *in, size_t len, void *
 	return o.retval;
 }
 
+static void t_tc_redirect(int wan, int radio);
+
 static void t_redirect_paths(void)
 {
 	uint8_t in[2048], out[4096];
@@ -684,7 +777,7 @@ static void t_redirect_paths(void)
 
 	err = make_fib_netns(&wan, &radio);
 	if (!tap_ok(!err, "private netns with WAN and radio veths (%s)", strerror(-err))) {
-		tap_skip(10, "no netns");
+		tap_skip(15, "no netns");
 		return;
 	}
 	cfg.wan_ifindex = wan;
@@ -748,13 +841,112 @@ static void t_redirect_paths(void)
 	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_wan), wan, in, len, out, &olen);
 	tap_ok(rc == XDP_PASS && !memcmp(in, out, len),
 	       "fast return: the backend's port from another address untouched");
+	t_tc_redirect(wan, radio);
+}
+
+static int run_tc_on(int prog_fd, int ifindex, const void *in, size_t len, void *out,
+		     __u32 *out_len)
+{
+	struct __sk_buff skb = { .ifindex = ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = len,
+		    .data_out = out, .data_size_out = 4096, .repeat = 1,
+		    .ctx_in = &skb, .ctx_size_in = sizeof(skb));
+
+	if (bpf_prog_test_run_opts(prog_fd, &o))
+		return -errno;
+	*out_len = o.data_size_out;
+	return o.retval;
+}
+
+/* The radio program at TC ingress: the same steering, ring and counters. */
+static void t_tc_radio(void)
+{
+	uint8_t in[2048], out[4096];
+	int tc = bpf_program__fd(skel->progs.eh_tc_radio);
+	struct iphdr *ip = (void *)(out + 14);
+	struct udphdr *udp = (void *)(out + 34);
+	const struct eh_replay_rec *rec;
+	struct pkt_spec s = req(1);
+	__u64 local = counter(EH_C_LOCAL), drop;
+	__u32 olen;
+	size_t len = build(in, &s);
+	int rc;
+
+	steer(EH_MODE_LOCAL, MUDID);
+	rc = run(tc, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_OK && olen == len && ip->daddr == ip4(BACKEND) &&
+	       udp->dest == htons(BPORT) && ip_csum_ok(ip) && udp->check && udp_csum_ok(ip, udp) &&
+	       counter(EH_C_LOCAL) == local + 1 && entry().delivered == 1,
+	       "TC radio LOCAL: rewritten to the backend, checksums valid, counted (rc %d)", rc);
+	steer(EH_MODE_FWD_BUF, MUDID);
+	s = req(2);
+	len = build(in, &s);
+	rc = run(tc, in, len, out, &olen);
+	rec = ring_peek();
+	tap_ok(rc == TC_ACT_OK && rec && rec->seq == 2 && rec->forwarded &&
+	       !memcmp(rec->data, in + 42, rec->len) && ip->daddr == ip4(BACKEND),
+	       "TC radio FWD_BUF: buffered whole, forwarded (kernel path here)");
+	steer(EH_MODE_BUF_ONLY, MUDID);
+	drop = counter(EH_C_BUFFERED);
+	rc = run(tc, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_SHOT && counter(EH_C_BUFFERED) == drop + 1 && ring_peek(),
+	       "TC radio BUF_ONLY: buffered, delivered nowhere (TC_ACT_SHOT)");
+	s = req(3);
+	s.src = "10.0.0.99";
+	len = build(in, &s);
+	rc = run(tc, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len), "TC radio: unknown MUD untouched");
+	s = req(3);
+	s.magic = 1;
+	len = build(in, &s);
+	rc = run(tc, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len), "TC radio: malformed request untouched");
+	drain_ring();
+}
+
+/* Both redirect paths at TC: checksums kept incrementally, nothing summed whole. */
+static void t_tc_redirect(int wan, int radio)
+{
+	uint8_t in[2048], out[4096];
+	struct ethhdr *eth = (void *)out;
+	struct iphdr *ip = (void *)(out + 14);
+	struct udphdr *udp = (void *)(out + 34);
+	struct pkt_spec s;
+	__u64 fwd = counter(EH_C_FORWARD), ret = counter(EH_C_RET_FAST);
+	__u32 olen;
+	size_t len;
+	int rc;
+
+	steer(EH_MODE_FORWARD, MUDID);
+	s = req(31);
+	len = build(in, &s);
+	rc = run_tc_on(bpf_program__fd(skel->progs.eh_tc_radio), radio, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_REDIRECT && counter(EH_C_FORWARD) == fwd + 1,
+	       "TC FORWARD: redirected out of the WAN (rc %d)", rc);
+	tap_ok(!memcmp(eth->h_dest, "\x02\0\0\0\0\xaa", 6) && ip->ttl == 63 &&
+	       ip->daddr == ip4(BACKEND) && ip_csum_ok(ip) && udp->check && udp_csum_ok(ip, udp),
+	       "TC FORWARD: next hop's MAC, TTL decremented, checksums valid");
+	s = req(31);
+	s.src = BACKEND; s.sport = BPORT; s.dst = MUD; s.dport = MUDPORT; s.type = EH_T_SVCR;
+	len = build(in, &s);
+	rc = run_tc_on(bpf_program__fd(skel->progs.eh_tc_wan), wan, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_REDIRECT && counter(EH_C_RET_FAST) == ret + 1 &&
+	       ip->saddr == ip4(VIP) && udp->source == htons(VPORT) && ip->ttl == 63 &&
+	       !memcmp(eth->h_dest, "\x02\0\0\0\0\xbb", 6) && ip_csum_ok(ip) &&
+	       udp->check && udp_csum_ok(ip, udp),
+	       "TC fast return: from VIP:port to the MUD's MAC, TTL, checksums valid (rc %d)", rc);
+	s.src = "10.1.0.9";
+	len = build(in, &s);
+	rc = run_tc_on(bpf_program__fd(skel->progs.eh_tc_wan), wan, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len),
+	       "TC fast return: the backend's port from another address untouched");
 }
 
 int main(void)
 {
 	int err;
 
-	tap_plan(86);
+	tap_plan(102);
 	if (geteuid()) {
 		tap_diag("needs root (BPF_PROG_TEST_RUN)");
 		return 1;
@@ -770,6 +962,8 @@ int main(void)
 	t_buf_only();
 	t_hostile();
 	t_tc_egress();
+	t_rings_per_mud();
+	t_tc_radio();
 	t_redirect_paths();
 	teardown();
 
