@@ -1,0 +1,266 @@
+#!/usr/bin/env bats
+# The node agent and the migration engine on the VM testbed (real Docker, CRIU,
+# dataplane): association creates the MUD's container, reassociation hands the
+# MUD over through the AP-to-AP channel, P-Migr and C-Migr move the container
+# with its memory and files while not one request is lost, and a failure on
+# ES-y leaves CT-x serving with nothing left behind.
+
+load helpers
+
+setup_file() {
+	load helpers
+	"$TOP/control/image/mkbase.sh" small >&3 2>&1
+	"$TOP/vm/provision/peer-key.sh" >/dev/null
+	testbed_setup_file node-x node-y
+	local n
+	for n in node-x node-y; do
+		on "$n" "$SHARE/control/image/svc-image.sh small" >&3 2>&1
+	done
+}
+
+teardown_file() {
+	load helpers
+	local n
+	for n in node-x node-y; do
+		on "$n" "$SHARE/vm/provision/agent-setup.sh --stop" >/dev/null 2>&1 || true
+	done
+	testbed_teardown_file
+}
+
+setup() {
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	needs_bin edgehop-agent edgehop-mud edgehop-svcctl
+}
+
+# agents ARGS...: (re)start both agents with agent-setup.sh ARGS
+agents() {
+	local n
+	for n in node-x node-y; do
+		on "$n" "$SHARE/vm/provision/agent-setup.sh $*" >&3 2>&1
+	done
+}
+
+# The agent's copy on the node's disk (the unit installs it from the share).
+AGENT=/usr/local/sbin/edgehop-agent
+
+ap_arg() { echo "$1=${NODE_RADIO[$1]}:7778,${NODE_RADIO[$1]}"; }
+
+# mud ID JSON ARGS...: the MUD emulator in its namespace, at node-x first
+mud() {
+	local id=$1 json=$2; shift 2
+	timeout 600 ip netns exec "$NS_MUD" "$TOP/build/bin/edgehop-mud" --svc "$VIP:$SVC_PORT" \
+		--mud-id "$id" --name "mud-$id" --timeout-ms 500 --assoc-timeout-ms 120000 \
+		--ap "$(ap_arg node-x)" --ap "$(ap_arg node-y)" --quiet --json "$json" "$@"
+}
+
+status_of() { # status_of NODE MUD: the agent's record of MUD as JSON
+	on "$1" "$AGENT status --json" | jq -c ".muds[] | select(.mud_id == $2)"
+}
+
+# migr_is NODE MUD STATE: the agent on NODE has MUD's migration in STATE (none, out, in)
+migr_is() {
+	[ "$(on "$1" "$AGENT status --json" | jq -r ".muds[] | select(.mud_id == $2) | .migration")" = "$3" ]
+}
+
+ct_of() { on "$1" "docker ps -q --filter label=edgehop.mud=$2" | head -1; }
+
+# The file-system changes of the paper's P-Migr case: a file removed, one
+# renamed away, a directory of the base image replaced (opaque in the layer).
+change_files() {
+	on "$1" "docker exec $2 sh -c 'rm /etc/issue && mv /etc/debian_version /etc/dv_renamed && rm -rf /usr/share/bug && mkdir /usr/share/bug && echo only >/usr/share/bug/only'"
+}
+
+check_files() {
+	run -0 on "$1" "docker exec $2 sh -c 'test ! -e /etc/issue && test ! -e /etc/debian_version && test -s /etc/dv_renamed && ls /usr/share/bug'"
+	assert_output "only"
+}
+
+@test "association creates the MUD's container; reassociation at node-y keeps CT-x serving through node-y; back to node-x: local again" {
+	agents --migrate none
+	local j=$BATS_TEST_TMPDIR/m.json
+	run mud 11 "$j" --count 150 --rate 20 --handoff 50:node-y --handoff 100:node-x
+	cat "$j" >&3
+	assert_success
+	assert_equal "$(jq -r .answered "$j")" 150
+	assert_equal "$(jq -r .lost "$j")" 0
+	assert_equal "$(jq -r .mismatches "$j")" 0
+	assert_equal "$(jq -r .foreign "$j")" 0
+	assert_equal "$(jq -r '[.handoffs[] | select(.ok)] | length' "$j")" 2
+	# One container, on node-x, created by the agent; none on node-y.
+	assert [ -n "$(ct_of node-x 11)" ]
+	assert [ -z "$(ct_of node-y 11)" ]
+	run -0 status_of node-x 11
+	assert_equal "$(jq -r .here <<<"$output")" true
+	assert_equal "$(jq -r .ct_node <<<"$output")" node-x
+	echo "# association (ASSOC -> READY incl. container): see agent events; handoff ms: $(jq -c '[.handoffs[].ms]' "$j")" >&3
+	run -0 status_of node-y 11
+	assert_equal "$(jq -r .here <<<"$output")" false
+	# Association (ASSOC -> READY, container created and answering) and
+	# reassociation (REASSOC -> REASSOC_READY, context from node-x) times, by
+	# the agents, for 5 more MUDs: printed, not asserted (TCG timing).
+	local id a=() r=()
+	for id in 12 13 14 15 16; do
+		run -0 mud "$id" "$BATS_TEST_TMPDIR/t$id.json" --count 20 --rate 20 --handoff 10:node-y
+		a+=("$(status_of node-x "$id" | jq .assoc_ms)")
+		r+=("$(status_of node-y "$id" | jq .assoc_ms)")
+	done
+	echo "# ASSOC->READY ms (min/median/max of 5): $(printf '%s\n' "${a[@]}" | sort -n | sed -n '1p;3p;5p' | xargs)" >&3
+	echo "# REASSOC->REASSOC_READY ms (min/median/max of 5): $(printf '%s\n' "${r[@]}" | sort -n | sed -n '1p;3p;5p' | xargs)" >&3
+	# node-y forwarded in XDP while the MUD was there.
+	run -0 on node-y "$BIN/edgehop-ap stats --json"
+	assert [ "$(jq '.forwarded.packets' <<<"$output")" -ge 40 ]
+}
+
+# migrate_case ID METHOD: associate at node-x, change files, hand off to node-y
+# with migration METHOD; 0 lost, 0 mismatches, CT-y holds the MUD's digest and
+# CT-x's files, CT-x gone.
+migrate_case() {
+	local id=$1 method=$2 j1=$BATS_TEST_TMPDIR/m1.json j2=$BATS_TEST_TMPDIR/m2.json ctx cty
+	agents --migrate "$method" --svc-args "'--mem-mb 8 --fs-mb 4'"
+	run -0 mud "$id" "$j1" --count 40 --rate 0
+	ctx=$(ct_of node-x "$id")
+	assert [ -n "$ctx" ]
+	change_files node-x "$ctx"
+	# The MUD goes on (same session), hands off at once; window 4 under radio loss.
+	on node-y "$AGENT wan set radio0 loss 3"
+	run mud "$id" "$j2" --start-seq 40 --initial-digest "$(jq -r .final_digest "$j1")" \
+		--count 800 --rate 20 --window 4 --handoff 60:node-y
+	on node-y "$AGENT wan del radio0"
+	cat "$j2" >&3
+	assert_success
+	assert_equal "$(jq -r .lost "$j2")" 0
+	assert_equal "$(jq -r .mismatches "$j2")" 0
+	wait_for 300 "the migration ended" migr_is node-y "$id" none
+	run -0 status_of node-y "$id"
+	echo "# node-y: $output" >&3
+	assert_equal "$(jq -r .ct_node <<<"$output")" node-y
+	assert_equal "$(jq -r '.last_migration.error // "none"' <<<"$output")" none
+	cty=$(ct_of node-y "$id")
+	assert [ -n "$cty" ]
+	# CT-x stopped last and removed; nothing staged on either node.
+	assert [ -z "$(ct_of node-x "$id")" ]
+	run -0 on node-x "docker ps -aq --filter label=edgehop.mud=$id"
+	assert_output ""
+	for n in node-x node-y; do
+		run -0 on "$n" "$AGENT status --json"
+		assert_equal "$(jq -c .staged <<<"$output")" "[]"
+	done
+	# Same state: memory (digest of every applied request) and files.
+	local ipy
+	ipy=$(on node-y docker inspect -f '{{.NetworkSettings.IPAddress}}' "$cty")
+	run -0 on node-y "$BIN/edgehop-svcctl status $ipy:$SVC_PORT --json"
+	assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$(jq -r .final_digest "$j2")"
+	check_files node-y "$cty"
+	# The per-step report, as ES-x logged it.
+	run -0 status_of node-x "$id"
+	echo "# $method report: $(jq -c .last_migration <<<"$output")" >&3
+}
+
+@test "P-Migr on reassociation: memory and files (whiteouts, opaque dir) move, 0 lost, 0 mismatches, CT-x stopped last" {
+	migrate_case 21 p
+}
+
+@test "C-Migr on reassociation: the container as an image, 0 lost, 0 mismatches, CT-x stopped last" {
+	migrate_case 31 c
+}
+
+@test "ES-y's agent killed mid-migration: CT-x keeps serving through node-y, 0 lost, nothing left on node-y" {
+	local id=41 j=$BATS_TEST_TMPDIR/m.json pid
+	agents --migrate p
+	mud "$id" "$j" --count 1200 --rate 20 --handoff 40:node-y &
+	pid=$!
+	wait_for 120 "the migration began" migr_is node-x "$id" out
+	on node-y "systemctl kill -s KILL edgehop-agent.service"
+	local rc=0
+	wait "$pid" || rc=$?
+	cat "$j" >&3
+	assert_equal "$rc" 0
+	assert_equal "$(jq -r .lost "$j")" 0
+	assert_equal "$(jq -r .mismatches "$j")" 0
+	wait_for 120 "node-x saw the failure" migr_is node-x "$id" none
+	run -0 status_of node-x "$id"
+	echo "# node-x: $output" >&3
+	assert_equal "$(jq -r .ct_node <<<"$output")" node-x
+	assert [ -n "$(ct_of node-x "$id")" ]
+	# The restarted agent on node-y removed what the killed one had staged.
+	wait_for 60 "node-y's agent is back" on node-y "$AGENT status"
+	run -0 on node-y "docker ps -aq --filter label=edgehop.mud=$id"
+	assert_output ""
+	run -0 on node-y "$AGENT status --json"
+	assert_equal "$(jq -c .staged <<<"$output")" "[]"
+}
+
+@test "a failure at each step on ES-y (image load, checkpoint, layer, restore, replay): CT-x keeps serving, 0 lost, nothing left on node-y" {
+	local step method id=50 j
+	for step in image checkpoint layer restore replay; do
+		id=$((id + 1)) j=$BATS_TEST_TMPDIR/m-$step.json
+		method=p
+		[ "$step" = image ] && method=c
+		on node-x "$SHARE/vm/provision/agent-setup.sh --migrate $method" >&3 2>&1
+		on node-y "$SHARE/vm/provision/agent-setup.sh --migrate $method --fault $step" >&3 2>&1
+		run mud "$id" "$j" --count 500 --rate 20 --window 2 --handoff 20:node-y
+		echo "# fault at $step: $(jq -c '{answered, lost, mismatches}' "$j")" >&3
+		assert_success
+		assert_equal "$(jq -r .lost "$j")" 0
+		assert_equal "$(jq -r .mismatches "$j")" 0
+		wait_for 300 "node-x's migration of $id ended" migr_is node-x "$id" none
+		run -0 status_of node-x "$id"
+		echo "# node-x after the fault at $step: $(jq -c '{ct_node, error}' <<<"$output")" >&3
+		assert_equal "$(jq -r .ct_node <<<"$output")" node-x
+		assert_output --partial "fault injected at $step"
+		# CT-x runs, unpaused; node-y holds nothing of the MUD.
+		run -0 on node-x "docker inspect -f '{{.State.Status}}' $(ct_of node-x "$id")"
+		assert_output running
+		run -0 on node-y "docker ps -aq --filter label=edgehop.mud=$id"
+		assert_output ""
+		run -0 on node-y "$AGENT status --json"
+		assert_equal "$(jq -c .staged <<<"$output")" "[]"
+		run -0 on node-x "$AGENT status --json"
+		assert_equal "$(jq -c .staged <<<"$output")" "[]"
+	done
+}
+
+@test "a MUD that moves back to node-x before its migration ends: the migration is cancelled or completes, never half-way; 0 lost, 0 mismatches" {
+	local id=61 j=$BATS_TEST_TMPDIR/m.json node cty ip
+	agents --migrate p
+	run mud "$id" "$j" --count 600 --rate 20 --window 2 --handoff 20:node-y --handoff 60:node-x
+	cat "$j" >&3
+	assert_success
+	assert_equal "$(jq -r .lost "$j")" 0
+	assert_equal "$(jq -r .mismatches "$j")" 0
+	wait_for 300 "no migration of $id under way" migr_is node-x "$id" none
+	wait_for 300 "no migration of $id under way on node-y" migr_is node-y "$id" none
+	# Exactly one container, holding the MUD's final state, wherever it ended.
+	run -0 status_of node-x "$id"
+	echo "# node-x: $output" >&3
+	node=$(jq -r .ct_node <<<"$output")
+	cty=$(ct_of "$node" "$id")
+	assert [ -n "$cty" ]
+	for n in node-x node-y; do
+		[ "$n" = "$node" ] && continue
+		run -0 on "$n" "docker ps -aq --filter label=edgehop.mud=$id"
+		assert_output ""
+	done
+	ip=$(on "$node" docker inspect -f '{{.NetworkSettings.IPAddress}}' "$cty")
+	run -0 on "$node" "$BIN/edgehop-svcctl status $ip:$SVC_PORT --json"
+	assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$(jq -r .final_digest "$j")"
+}
+
+@test "P-Migr to a node without the base image fails cleanly: said so, CT-x keeps serving, nothing left on node-y" {
+	local id=71 j=$BATS_TEST_TMPDIR/m.json
+	on node-x "docker tag edgehop-svc:small edgehop-svc:xonly"
+	on node-y "docker rmi edgehop-svc:xonly >/dev/null 2>&1 || true"
+	on node-x "$SHARE/vm/provision/agent-setup.sh --migrate p --image edgehop-svc:xonly" >&3 2>&1
+	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
+	run mud "$id" "$j" --count 300 --rate 20 --handoff 20:node-y
+	assert_success
+	assert_equal "$(jq -r .lost "$j")" 0
+	wait_for 120 "node-x's migration of $id ended" migr_is node-x "$id" none
+	run -0 status_of node-x "$id"
+	echo "# $(jq -r .error <<<"$output")" >&3
+	assert_equal "$(jq -r .ct_node <<<"$output")" node-x
+	assert_output --partial "P-Migr needs the base image edgehop-svc:xonly on node-y"
+	run -0 on node-y "docker ps -aq --filter label=edgehop.mud=$id"
+	assert_output ""
+}
