@@ -84,7 +84,6 @@ static struct agent {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	pthread_mutex_t log_lock;
-	pthread_mutex_t cut_lock;	/* one replayer per ring at a time */
 	struct mud muds[MUDS_MAX];
 	struct peer_ctx *pctx;
 	struct eh_dp dp;
@@ -97,7 +96,6 @@ static struct agent {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
 	.log_lock = PTHREAD_MUTEX_INITIALIZER,
-	.cut_lock = PTHREAD_MUTEX_INITIALIZER,
 	.mud_fd = -1, .peer_fd = -1, .ctl_fd = -1,
 };
 
@@ -533,14 +531,11 @@ static void *handoff_thread(void *arg)
 			A.c.migrate != AG_MIGR_NONE ? EH_MODE_FWD_BUF : EH_MODE_FORWARD;
 
 		if (A.dp_ok && !local && mode == EH_MODE_FWD_BUF) {
-			/* Whatever an earlier migration left in the ring is not this one's. */
-			struct eh_ring r;
+			/* What an earlier migration left in this MUD's buffer is not this one's. */
+			int e = eh_dp_ring_reset(&A.dp, m->addr);
 
-			if (!eh_ring_open(&r, A.dp.replay_fd)) {
-				while (eh_ring_peek(&r))
-					eh_ring_commit(&r);
-				eh_ring_close(&r);
-			}
+			if (e && e != -ENOENT)
+				say("MUD %u: emptying its replay buffer: %s", m->id, strerror(-e));
 			eh_dp_steer_clear_flags(&A.dp, m->addr);
 		}
 		err = steer(m, mode, m->ct_addr, m->ct_port);
@@ -753,10 +748,9 @@ static int dst_cutover(void *vctx, uint32_t mud_id, struct in_addr addr, uint16_
 		snprintf(err, errlen, "no dataplane on %s", A.c.node);
 		return -ENODEV;
 	}
-	pthread_mutex_lock(&A.cut_lock);
+	/* One replay buffer per MUD: cut-overs of different MUDs run side by side. */
 	e = eh_replayer_init(&r, &A.dp, &o);
 	if (e) {
-		pthread_mutex_unlock(&A.cut_lock);
 		snprintf(err, errlen, "replayer: %s", strerror(-e));
 		return e;
 	}
@@ -765,7 +759,6 @@ static int dst_cutover(void *vctx, uint32_t mud_id, struct in_addr addr, uint16_
 	*replayed = r.st.replayed;
 	*relayed = r.st.relayed;
 	eh_replayer_fini(&r);
-	pthread_mutex_unlock(&A.cut_lock);
 	if (e)
 		snprintf(err, errlen, "replay/cut-over into CT-y: %s", strerror(-e));
 	return e;
