@@ -26,3 +26,16 @@ MIGR_OBJS += $(OUT)/obj/control/migr/migr.o $(OUT)/obj/control/migr/svcprobe.o
 $(OUT)/obj/control/migr/migr.o: CFLAGS += -Icontrol/docker -Icontrol/peer
 $(OUT)/obj/control/migr/migr.o $(OUT)/obj/control/migr/svcprobe.o: \
 	$(wildcard control/migr/*.h control/docker/*.h control/peer/*.h)
+
+# checkpoint around containerd
+MIGR_OBJS += $(OUT)/obj/control/migr/ckpt.o
+$(OUT)/obj/control/migr/ckpt.o: control/migr/ckpt.h
+
+UNIT_TESTS += $(OUT)/tests/unit_ckpt
+$(OUT)/obj/tests/unit/test_ckpt.o: CFLAGS += -Icontrol/migr
+$(OUT)/obj/tests/unit/test_ckpt.o: control/migr/ckpt.h
+$(OUT)/tests/unit_ckpt: $(OUT)/obj/tests/unit/test_ckpt.o \
+		$(OUT)/obj/control/migr/ckpt.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@.tmp
+	$(Q)mv -f $@.tmp $@   # a new inode: a node running it from 9p keeps its own
