@@ -925,7 +925,8 @@ static void progress(void *vctx, const char *step, uint64_t bytes, uint64_t tota
 static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 {
 	struct migr_src s = { .mud_id = j->mud_id, .method = j->method, .node = A.c.node,
-			      .state_dir = A.c.state_dir };
+			      .state_dir = A.c.state_dir,
+			      .docker_checkpoint = A.c.docker_checkpoint };
 	struct prog_ctx pg = { .fd = j->ctl_fd, .mud_id = j->mud_id, .t0 = mono_ms() };
 	char ct_id[65], image[128];
 	struct migr_report rep;
@@ -991,7 +992,9 @@ static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 			event(j->to, j->mud_id, "migr step", "step=%s bytes=%llu wire=%llu ms=%.3f",
 			      migr_step_name(i), (unsigned long long)rep.step[i].raw_bytes,
 			      (unsigned long long)rep.step[i].wire_bytes, rep.step[i].ms);
-	event(j->to, j->mud_id, "migr snapshot", "pause_ms=%.3f", rep.pause_ms);
+	event(j->to, j->mud_id, "migr snapshot", "pause_ms=%.3f criu_frozen_ms=%.3f pages=%llu via=%s",
+	      rep.pause_ms, rep.criu_frozen_ms, (unsigned long long)rep.ckpt_pages,
+	      A.c.docker_checkpoint ? "docker" : "runc");
 	if (!r) {
 		/* CT-y serves and AP-y released every held answer: CT-x stops last. */
 		if (dk_remove(d, ct_id, true))

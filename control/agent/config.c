@@ -104,6 +104,12 @@ static int set_key(struct ag_config *c, const char *k, char *v)
 		return SETSTR(c->state_dir, v);
 	if (!strcmp(k, "DOCKER"))
 		return SETSTR(c->docker, v);
+	if (!strcmp(k, "CHECKPOINT")) {
+		if (strcmp(v, "runc") && strcmp(v, "docker"))
+			return -EINVAL;
+		c->docker_checkpoint = !strcmp(v, "docker");
+		return 0;
+	}
 	if (!strcmp(k, "FAULT")) {
 		static const char *const steps[] = { "", "image", "checkpoint", "layer", "restore",
 						     "replay" };

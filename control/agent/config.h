@@ -19,6 +19,8 @@
  *	CTL = /run/edgehop-agent.sock	local control socket (status, migrate)
  *	STATE_DIR = /var/lib/edgehop-agent	staged files of migrations
  *	DOCKER = /var/run/docker.sock
+ *	CHECKPOINT = runc		T1 by runc directly (default) or docker (Engine API:
+ *					~7x slower, containerd's content store; docs/migration-speed.md)
  *	FAULT = restore			test hook: migrations into this node fail on
  *					purpose at image|checkpoint|layer|restore|replay
  */
@@ -60,6 +62,7 @@ struct ag_config {
 	char state_dir[AG_PATH_MAX];
 	char docker[AG_PATH_MAX];
 	char fault[16];
+	int docker_checkpoint;		/* CHECKPOINT = docker */
 	int load_dataplane;		/* DATAPLANE = yes|no (no: tests without BPF) */
 };
 

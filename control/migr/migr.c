@@ -2,6 +2,7 @@
 /* The migration of one container between two agents: see migr.h. */
 #include <errno.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <arpa/inet.h>
 #include <sys/stat.h>
 
+#include "ckpt.h"
 #include "dk.h"
 #include "layer.h"
 #include "migr.h"
@@ -124,6 +126,23 @@ json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id)
 			 "HostConfig", "SecurityOpt", "seccomp=unconfined");
 }
 
+/* ---- staging ---------------------------------------------------------------- */
+
+static int mkdir_p(const char *path, mode_t mode);
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) && errno != ENOENT ? -1 : 0;
+}
+
+/* rm -rf of a staging directory (never follows symlinks, never leaves the tree). */
+static void rm_tree(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
 /* ---- crash markers ---------------------------------------------------------- */
 
 /*
@@ -184,9 +203,13 @@ int migr_recover(struct dk *d, const char *state_dir, int (*say)(const char *fmt
 		}
 		snprintf(ck, sizeof(ck), "%.*s", (int)(len - (out ? 4 : in ? 3 : 10)), e->d_name);
 		if (out && ct[0]) {
+			char stage[700];
+
 			/* CT-x goes on serving: never left paused by a crash. */
 			dk_unpause(d, ct);
 			dk_checkpoint_delete(d, ct, ck);
+			snprintf(stage, sizeof(stage), "%s/%s", state_dir, ck);
+			rm_tree(stage);
 			say("recovered: CT-x %.12s unpaused, checkpoint %s removed", ct, ck);
 		} else if (in && ct[0]) {
 			/* By name; absent if the crash came before Docker made it. */
@@ -346,6 +369,8 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		struct migr_report *rep, char *err, size_t errlen)
 {
 	char idx[65], upper[512], root[512], ckdir[700], layer[512], ckname[64], tag[128];
+	char stage[600], work[700];
+	struct ckpt_stats cs = { .log_frozen_ms = -1 };
 	char image_id[80];
 	struct stat sb;
 	json_t *m = NULL;
@@ -367,7 +392,17 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	r = docker_root(upper, root, sizeof(root));
 	if (r)
 		return fail(err, errlen, "Docker's root from UpperDir %s: %s", upper, strerror(-r)), r;
-	snprintf(ckdir, sizeof(ckdir), "%s/containers/%s/checkpoints/%s", root, idx, ckname);
+	/*
+	 * Docker's API dumps into containers/<id>/checkpoints/<name> (through
+	 * containerd's content store); runc directly into our staging dir.
+	 */
+	snprintf(stage, sizeof(stage), "%s/%s", s->state_dir, ckname);
+	snprintf(work, sizeof(work), "%s/work", stage);
+	if (s->docker_checkpoint)
+		snprintf(ckdir, sizeof(ckdir), "%s/containers/%s/checkpoints/%s", root, idx, ckname);
+	else
+		snprintf(ckdir, sizeof(ckdir), "%s/img", stage);
+	rep->criu_frozen_ms = -1;
 
 	peer_set_timeout(pc, PEER_STEP_TIMEOUT_MS);
 	r = send_op(pc, json_pack("{s:s, s:i, s:s, s:i, s:s, s:O, s:s}", "op", "migr_begin",
@@ -399,13 +434,29 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		goto abort;
 	}
 	paused = true;
-	r = dk_checkpoint_create(d, s->ct_id, ckname, true);
+	if (s->docker_checkpoint) {
+		r = dk_checkpoint_create(d, s->ct_id, ckname, true);
+		if (r)
+			fail(err, errlen, "checkpoint CT-x: %s", dk_err(d));
+	} else {
+		struct ckpt_opts co = { .leave_running = true };
+		char e[400];
+
+		r = mkdir_p(ckdir, 0700) ?: mkdir_p(work, 0700);
+		if (!r)
+			r = ckpt_dump(idx, ckdir, work, &co, &cs, e, sizeof(e));
+		else
+			snprintf(e, sizeof(e), "mkdir %.300s: %s", stage, strerror(-r));
+		if (r)
+			fail(err, errlen, "checkpoint CT-x (runc): %s", e);
+		rep->criu_frozen_ms = cs.have_stats ? cs.frozen_ms : cs.log_frozen_ms;
+		rep->ckpt_pages = cs.pages_written;
+		rep->step[MS_T1_CHECKPOINT].raw_bytes = cs.image_bytes;
+	}
 	t = now_ms();
 	rep->step[MS_T1_CHECKPOINT].ms = t - tp;
-	if (r) {
-		fail(err, errlen, "checkpoint CT-x: %s", dk_err(d));
+	if (r)
 		goto abort;
-	}
 	ckpt = true;
 	if (s->method == METHOD_P) {
 		struct layer_stats ls = {};
@@ -509,9 +560,10 @@ abort:
 cleanup:
 	if (paused && dk_unpause(d, s->ct_id))
 		fprintf(stderr, "edgehop-agent: CT-x %s stays paused: %s\n", s->ct_id, dk_err(d));
-	if (ckpt && dk_checkpoint_delete(d, s->ct_id, ckname))
+	if (ckpt && s->docker_checkpoint && dk_checkpoint_delete(d, s->ct_id, ckname))
 		fprintf(stderr, "edgehop-agent: checkpoint %s of %s not removed: %s\n", ckname,
 			s->ct_id, dk_err(d));
+	rm_tree(stage);		/* runc's image and work dirs (and nothing if Docker's) */
 	if (staged)
 		unlink(layer);
 	if (committed && dk_image_remove(d, tag, true))
@@ -908,9 +960,10 @@ json_t *migr_report_json(const struct migr_report *rep)
 			"step", step_names[i], "ms", rep->step[i].ms,
 			"raw_bytes", (json_int_t)rep->step[i].raw_bytes,
 			"wire_bytes", (json_int_t)rep->step[i].wire_bytes));
-	j = json_pack("{s:s, s:o, s:f, s:f, s:I, s:I, s:s, s:s}",
+	j = json_pack("{s:s, s:o, s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:s}",
 		      "method", rep->method == METHOD_C ? "C-Migr" : "P-Migr", "steps", steps,
-		      "pause_ms", rep->pause_ms, "total_ms", rep->total_ms,
+		      "pause_ms", rep->pause_ms, "criu_frozen_ms", rep->criu_frozen_ms,
+		      "ckpt_pages", (json_int_t)rep->ckpt_pages, "total_ms", rep->total_ms,
 		      "replayed", (json_int_t)rep->replayed, "relayed", (json_int_t)rep->relayed,
 		      "ct_y_id", rep->ct_y_id, "ct_y_addr", inet_ntoa(rep->ct_y_addr));
 	return j;

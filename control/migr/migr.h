@@ -51,6 +51,8 @@ struct migr_report {
 	int method;			/* enum ag_method */
 	struct migr_stepstat step[MS_MAX];
 	double pause_ms;
+	double criu_frozen_ms;		/* CRIU's own freeze inside T1 (runc path), < 0 unknown */
+	uint64_t ckpt_pages;		/* pages CRIU wrote */
 	double total_ms;
 	uint64_t replayed, relayed;
 	char ct_y_id[65];
@@ -72,6 +74,8 @@ struct migr_src {
 	json_t *cmd;			/* CT-x's command line (array), borrowed */
 	const char *state_dir;		/* staging */
 	const char *run;		/* run id for the event log, or NULL */
+	bool docker_checkpoint;		/* T1 through Docker's checkpoint API (slow: its
+					 * content store) instead of runc directly */
 	migr_progress_fn progress;
 	void *pctx;
 	volatile int *cancel;		/* set: stop at the next step, roll back */

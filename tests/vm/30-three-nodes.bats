@@ -43,7 +43,7 @@ all_idle() {
 	done
 }
 
-@test "x -> y -> z before the first migration ends: 0 lost, 0 mismatches, one container with the MUD's state" {
+@test "x -> y -> z before the first migration ends: 0 lost, 0 mismatches, one container, at node-z, with the MUD's state" {
 	local id=81 j=$BATS_TEST_TMPDIR/m.json n holder= count=0 ct ip
 	run timeout 900 ip netns exec "$NS_MUD" "$TOP/build/bin/edgehop-mud" --svc "$VIP:$SVC_PORT" \
 		--mud-id "$id" --name "mud-$id" --timeout-ms 500 --assoc-timeout-ms 300000 \
@@ -63,6 +63,9 @@ all_idle() {
 		fi
 	done
 	assert_equal "$count" 1
+	# It followed the MUD: to node-z, from wherever the first migration left it
+	# (a container restored from a checkpoint is migrated again).
+	assert_equal "$holder" node-z
 	ct=$(on "$holder" "docker ps -q --filter label=edgehop.mud=$id")
 	ip=$(on "$holder" docker inspect -f '{{.NetworkSettings.IPAddress}}' "$ct")
 	run -0 on "$holder" "$BIN/edgehop-svcctl status $ip:$SVC_PORT --json"

@@ -87,7 +87,11 @@ if [ -n "$sshkey" ]; then
 fi
 
 if [ -n "$bip" ]; then
-	new=$(printf '{ "iptables": false, "ip-forward": true, "experimental": true, "log-driver": "json-file", "bip": "%s" }\n' "$bip")
+	# cgroupfs, not systemd: a container restored from a checkpoint under the
+	# systemd driver loses its scope (systemd collects it once runc's CRIU
+	# helper leaves it), so it can be neither paused nor checkpointed again -
+	# and a MUD that moves on needs its restored container migrated again.
+	new=$(printf '{ "iptables": false, "ip-forward": true, "experimental": true, "log-driver": "json-file", "exec-opts": ["native.cgroupdriver=cgroupfs"], "bip": "%s" }\n' "$bip")
 	if [ "$(cat /etc/docker/daemon.json 2>/dev/null)" != "$new" ]; then
 		echo "$new" >/etc/docker/daemon.json
 		if systemctl is-active -q docker 2>/dev/null; then
