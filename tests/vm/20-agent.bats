@@ -15,6 +15,9 @@ setup_file() {
 	local n
 	for n in node-x node-y; do
 		on "$n" "$SHARE/control/image/svc-image.sh small" >&3 2>&1
+		# A clean slate: node disks outlive the testbed (containers of MUDs of
+		# an earlier run would be counted as left behind).
+		on "$n" "docker ps -aq --filter label=edgehop.mud | xargs -r docker rm -f" >/dev/null
 	done
 }
 
