@@ -86,6 +86,15 @@ if [ -n "$sshkey" ]; then
 	install -m 600 "$sshkey" /root/.ssh/authorized_keys
 fi
 
+# CRIU as runc drives it: leave cgroups to runc. Otherwise a restore puts the
+# tasks back into the cgroup the checkpoint names (the source container's,
+# made anew here), not the restored container's own; runc then freezes an
+# empty cgroup and the container can never be checkpointed again ("Unseizable
+# non-zombie"), so a MUD that moves on could not take it along. runc reads
+# this file for every checkpoint and restore.
+mkdir -p /etc/criu
+echo "manage-cgroups=ignore" >/etc/criu/runc.conf
+
 if [ -n "$bip" ]; then
 	# cgroupfs, not systemd: a container restored from a checkpoint under the
 	# systemd driver loses its scope (systemd collects it once runc's CRIU
