@@ -1277,6 +1277,7 @@ static int load_dataplane(void)
 	struct eh_load_opts o = {
 		.pin = A.c.pin, .radio = A.c.radio, .wan = A.c.wan,
 		.vip = A.c.vip, .vip_port = A.c.vip_port,
+		.attach = (enum eh_attach)A.c.attach,	/* 0 auto, 1 xdp, 2 tc: config.c */
 	};
 	int err = eh_dp_load(&o);
 

@@ -104,6 +104,17 @@ static int set_key(struct ag_config *c, const char *k, char *v)
 		return SETSTR(c->state_dir, v);
 	if (!strcmp(k, "DOCKER"))
 		return SETSTR(c->docker, v);
+	if (!strcmp(k, "ATTACH")) {
+		if (!strcmp(v, "auto"))
+			c->attach = 0;
+		else if (!strcmp(v, "xdp"))
+			c->attach = 1;
+		else if (!strcmp(v, "tc"))
+			c->attach = 2;
+		else
+			return -EINVAL;
+		return 0;
+	}
 	if (!strcmp(k, "CHECKPOINT")) {
 		if (strcmp(v, "runc") && strcmp(v, "docker"))
 			return -EINVAL;

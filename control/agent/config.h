@@ -19,6 +19,8 @@
  *	CTL = /run/edgehop-agent.sock	local control socket (status, migrate)
  *	STATE_DIR = /var/lib/edgehop-agent	staged files of migrations
  *	DOCKER = /var/run/docker.sock
+ *	ATTACH = auto			dataplane hook: auto, xdp or tc (tc keeps forwarded
+ *					requests in the WAN's qdisc, e.g. netem; XDP_REDIRECT skips it)
  *	CHECKPOINT = runc		T1 by runc directly (default) or docker (Engine API:
  *					~7x slower, containerd's content store; docs/migration-speed.md)
  *	FAULT = restore			test hook: migrations into this node fail on
@@ -63,6 +65,7 @@ struct ag_config {
 	char docker[AG_PATH_MAX];
 	char fault[16];
 	int docker_checkpoint;		/* CHECKPOINT = docker */
+	int attach;			/* enum eh_attach */
 	int load_dataplane;		/* DATAPLANE = yes|no (no: tests without BPF) */
 };
 

@@ -3,7 +3,7 @@
 # topology (vm/testbed.conf) and (re)starts the node agent (edgehop-agent.service).
 #
 #   agent-setup.sh [--migrate p|c|none] [--svc-args "..."] [--image IMG]
-#                  [--logrepo IP:PORT|""] [--fault STEP] [--stop]
+#                  [--logrepo IP:PORT|""] [--fault STEP] [--attach auto|xdp|tc] [--stop]
 #
 # --fault: test hook, migrations into this node fail on purpose at STEP
 # (image, checkpoint, layer, restore, replay).
@@ -14,7 +14,7 @@ set -euo pipefail
 share=$(cd "$(dirname "$0")/../.." && pwd)
 source "$share/vm/testbed.conf"
 name=$(hostname)
-migrate=p svc_args= image=edgehop-svc:small logrepo="$LOGREPO_IP:7779" stop=0 fault=
+migrate=p svc_args= image=edgehop-svc:small logrepo="$LOGREPO_IP:7779" stop=0 fault= attach=auto
 while [ $# -gt 0 ]; do
 	case $1 in
 	--migrate)  migrate=$2; shift 2 ;;
@@ -22,6 +22,7 @@ while [ $# -gt 0 ]; do
 	--image)    image=$2; shift 2 ;;
 	--logrepo)  logrepo=$2; shift 2 ;;
 	--fault)    fault=$2; shift 2 ;;
+	--attach)   attach=$2; shift 2 ;;
 	--stop)     stop=1; shift ;;
 	*) echo "agent-setup: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -42,6 +43,7 @@ mkdir -p /etc/edgehop
 	echo "MIGRATE = $migrate"
 	echo "LOGREPO = $logrepo"
 	[ -z "$fault" ] || echo "FAULT = $fault"
+	echo "ATTACH = $attach"
 	for o in $NODES_ALL; do
 		[ "$o" = "$name" ] && continue
 		echo "PEER = $o ${NODE_WAN[$o]} ${NODE_RADIO[$o]}"
