@@ -348,6 +348,15 @@ static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum 
 
 /* ---- source side ---------------------------------------------------------- */
 
+/* -ECANCELED (with why) once the agent asked to stop: the MUD moved again. */
+static int cancelled(const struct migr_src *s, const char *when, char *err, size_t errlen)
+{
+	if (!s->cancel || !*s->cancel)
+		return 0;
+	fail(err, errlen, "cancelled %s (the MUD moved again)", when);
+	return -ECANCELED;
+}
+
 static int fd_sink(void *ctx, const void *buf, size_t len)
 {
 	int fd = *(int *)ctx;
@@ -415,11 +424,9 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		return r;
 
 	/* T1 + T3: one instant for memory and files. */
-	if (s->cancel && *s->cancel) {
-		r = -ECANCELED;
-		fail(err, errlen, "cancelled before the snapshot");
+	r = cancelled(s, "before the snapshot", err, errlen);
+	if (r)
 		goto abort;
-	}
 	if (s->progress)
 		s->progress(s->pctx, "snapshot", 0, 0);
 	r = marker_set(s->state_dir, ckname, "out", idx);
@@ -502,11 +509,9 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		if (r)
 			goto abort;
 	}
-	if (s->cancel && *s->cancel) {
-		r = -ECANCELED;
-		fail(err, errlen, "cancelled");
+	r = cancelled(s, "between steps", err, errlen);
+	if (r)
 		goto abort;
-	}
 	r = send_stream(d, pc, "checkpoint", PL_DIR, ckdir, 0, s, &rep->step[MS_T2_SEND_CKPT],
 			err, errlen);
 	if (r)
@@ -524,11 +529,9 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		if (r)
 			goto abort;
 	}
-	if (s->cancel && *s->cancel) {
-		r = -ECANCELED;
-		fail(err, errlen, "cancelled");
+	r = cancelled(s, "between steps", err, errlen);
+	if (r)
 		goto abort;
-	}
 
 	/* T5..T8 happen on ES-y; its answer says how they went. */
 	if (s->progress)
