@@ -123,6 +123,15 @@ mud_at() {
 	start_agent x
 }
 
+@test "agent: 400 junk MUD ids (more than its table) cannot lock a real MUD out" {
+	run -0 ip netns exec "$NSY" python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --to 10.94.0.1:7778 --flood 400
+	run -0 ip netns exec "$NSY" python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --to 10.94.0.1:7778 --mud-id 77
+	# Answered for itself (no Docker here), not "serves 256 MUDs already".
+	assert_output --partial "ASSOC_FAIL Docker at"
+	run -0 st x
+	assert [ "$(jq '.muds | length' <<<"$output")" -le 256 ]
+}
+
 @test "agent: junk on the MUD port (short, wrong magic, lying length, unknown type) is counted and ignored" {
 	local before
 	before=$(st x | jq .counters.mud_junk)

@@ -179,6 +179,25 @@ static struct mud *mud_find(uint32_t id, bool create)
 		if (!A.muds[i].used && !free_slot)
 			free_slot = &A.muds[i];
 	}
+	if (create && !free_slot) {
+		/*
+		 * Full: reuse the entry of a MUD that holds nothing here (a refused
+		 * association kept for status), the oldest first, so that junk ids
+		 * cannot lock real MUDs out.
+		 */
+		for (int i = 0; i < MUDS_MAX; i++) {
+			struct mud *c = &A.muds[i];
+
+			if (c->busy || c->migr != MG_NONE || c->ct_node[0] || c->here)
+				continue;
+			if (!free_slot || c->req_ns < free_slot->req_ns)
+				free_slot = c;
+		}
+		if (free_slot) {
+			json_decref(free_slot->cmd);
+			json_decref(free_slot->report);
+		}
+	}
 	if (!create || !free_slot)
 		return NULL;
 	memset(free_slot, 0, sizeof(*free_slot));
@@ -1170,8 +1189,8 @@ json_t *agentd_call(const char *ctl_path, json_t *req, void (*cb)(void *ctx, jso
 		    void *ctx)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char *s, buf[1 << 16];
-	size_t len = 0;
+	size_t len = 0, cap = 1 << 16;
+	char *s, *buf = NULL;
 	json_t *last = NULL;
 	int fd;
 
@@ -1194,10 +1213,23 @@ json_t *agentd_call(const char *ctl_path, json_t *req, void (*cb)(void *ctx, jso
 		return NULL;
 	}
 	free(s);
-	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+	buf = malloc(cap);
+	while (buf) {
+		ssize_t n;
 		char *nl;
 
+		/* A status of many MUDs is one long line: grow, within reason. */
+		if (len + 1 >= cap) {
+			char *b = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+
+			if (!b) {
+				fprintf(stderr, "edgehop-agent: an answer line over %zu bytes\n", cap);
+				break;
+			}
+			buf = b;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - 1 - len);
 		if (n <= 0)
 			break;
 		len += n;
@@ -1207,8 +1239,8 @@ json_t *agentd_call(const char *ctl_path, json_t *req, void (*cb)(void *ctx, jso
 
 			*nl = '\0';
 			msg = json_loads(buf, 0, NULL);
-			memmove(buf, nl + 1, len - (nl + 1 - buf) + 1);
 			len -= nl + 1 - buf;
+			memmove(buf, nl + 1, len + 1);
 			if (!msg)
 				continue;
 			if (json_object_get(msg, "progress")) {
@@ -1220,9 +1252,8 @@ json_t *agentd_call(const char *ctl_path, json_t *req, void (*cb)(void *ctx, jso
 				last = msg;
 			}
 		}
-		if (len == sizeof(buf) - 1)
-			len = 0;	/* a line longer than we take: drop it */
 	}
+	free(buf);
 	close(fd);
 	if (!last)
 		fprintf(stderr, "edgehop-agent: the agent at %s closed without an answer\n", ctl_path);

@@ -34,6 +34,7 @@ p.add_argument("--prev", default="0.0.0.0", help="REASSOC: previous AP's agent a
 p.add_argument("--timeout", type=float, default=10)
 p.add_argument("--junk", action="store_true")
 p.add_argument("--junk-count", action="store_true")
+p.add_argument("--flood", type=int, default=0, help="send N ASSOCs for ids 10000.. and leave")
 a = p.parse_args()
 if a.junk_count:
     # Empty datagrams are no datagrams to count for some stacks: the agent counts the rest.
@@ -49,6 +50,14 @@ if a.junk:
     time.sleep(0.3)
     sys.exit(0)
 me = s.getsockname()[0]
+if a.flood:
+    for i in range(a.flood):
+        b = struct.pack(ASSOC, 0, 0, b"flood")
+        s.send(hdr(T_ASSOC_REQ, 10000 + i, 0, len(b)) + b)
+        if i % 50 == 49:
+            time.sleep(0.05)	# let the agent's socket buffer drain
+    time.sleep(1)
+    sys.exit(0)
 body = struct.pack(ASSOC, struct.unpack("!I", socket.inet_aton(me))[0],
                    struct.unpack("!I", socket.inet_aton(a.prev))[0], b"eh-assoc")
 typ = T_REASSOC_REQ if a.reassoc else T_ASSOC_REQ
