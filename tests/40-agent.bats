@@ -100,9 +100,9 @@ mud_at() {
 	assert_output --partial "Docker at $TMPD/no-docker.sock"
 	run -0 st x
 	assert_equal "$(jq -r '.muds[] | select(.mud_id == 5) | .ct_node' <<<"$output")" ""
-	assert_equal "$(jq -r '.muds[] | select(.mud_id == 5) | .error' <<<"$output")" \
-		"$(jq -r '.muds[] | select(.mud_id == 5) | .error' <<<"$output" | grep 'Docker at')"
 	assert_equal "$(jq -c .staged <<<"$output")" "[]"
+	run -0 jq -r '.muds[] | select(.mud_id == 5) | .error' <<<"$output"
+	assert_output --partial "Docker at"
 }
 
 @test "agent: REASSOC naming an AP that is no peer, a peer that knows no such MUD, a peer that is down: each refused with its reason" {

@@ -274,7 +274,7 @@ static void mud_answer(struct mud *m, const char *why)
 		mud_send(&m->pend_to, EH_T_ASSOC_FAIL, m->id, m->pend_seq, m->pend_ns, why,
 			 strlen(why));
 		event(A.c.node, m->id, m->pend_type == EH_T_ASSOC_READY ? "ASSOC-FAIL" :
-		      "REASSOC-FAIL", "ms=%.3f why=%.80s", m->assoc_ms, "see-status");
+		      "REASSOC-FAIL", "ms=%.3f", m->assoc_ms);	/* the reason has spaces: stderr, status */
 		say("MUD %u: %s refused: %s", m->id, m->pend_type == EH_T_ASSOC_READY ?
 		    "association" : "reassociation", why);
 		return;
