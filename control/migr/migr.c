@@ -294,7 +294,10 @@ static ssize_t rsource(void *ctx, void *buf, size_t cap)
 
 enum payload { PL_DIR, PL_FILE, PL_IMAGE };
 
-/* Sends "op" then a stream of a directory (tar), a file, or an image (docker save). */
+/*
+ * Sends "op" then a stream of a directory (tar), a file, or an image (docker
+ * save), and waits for ES-y's "ok".
+ */
 static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum payload kind,
 		       const char *what, uint64_t total, const struct migr_src *s,
 		       struct migr_stepstat *st, char *err, size_t errlen)
@@ -343,7 +346,8 @@ static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum 
 	st->raw_bytes += x.raw_bytes;
 	st->wire_bytes += x.wire_bytes;
 	st->ms += now_ms() - t0;
-	return 0;
+	/* ES-y acknowledges every stream once it holds it (or says why not). */
+	return expect(pc, "ok", NULL, err, errlen);
 }
 
 /* ---- source side ---------------------------------------------------------- */
@@ -505,9 +509,6 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 				err, errlen);
 		if (r)
 			goto abort;
-		r = expect(pc, "ok", NULL, err, errlen);
-		if (r)
-			goto abort;
 	}
 	r = cancelled(s, "between steps", err, errlen);
 	if (r)
@@ -516,16 +517,10 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 			err, errlen);
 	if (r)
 		goto abort;
-	r = expect(pc, "ok", NULL, err, errlen);
-	if (r)
-		goto abort;
 	if (s->method == METHOD_P) {
 		r = send_stream(d, pc, "layer", PL_FILE, layer,
 				rep->step[MS_T3_CAPTURE].raw_bytes, s,
 				&rep->step[MS_T4_SEND_FS], err, errlen);
-		if (r)
-			goto abort;
-		r = expect(pc, "ok", NULL, err, errlen);
 		if (r)
 			goto abort;
 	}
