@@ -555,7 +555,9 @@ static void *handoff_thread(void *arg)
 
 			if (e && e != -ENOENT)
 				say("MUD %u: emptying its replay buffer: %s", m->id, strerror(-e));
-			eh_dp_steer_clear_flags(&A.dp, m->addr);
+			e = eh_dp_steer_clear_flags(&A.dp, m->addr);
+			if (e && e != -ENOENT)
+				say("MUD %u: clearing its loss flags: %s", m->id, strerror(-e));
 		}
 		err = steer(m, mode, m->ct_addr, m->ct_port);
 		if (err)
