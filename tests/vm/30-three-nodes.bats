@@ -11,12 +11,9 @@ setup_file() {
 	"$TOP/control/image/mkbase.sh" small >&3 2>&1
 	"$TOP/vm/provision/peer-key.sh" >/dev/null
 	testbed_setup_file node-x node-y node-z
+	nodes_prepare node-x node-y node-z
 	local n
 	for n in node-x node-y node-z; do
-		on "$n" "$SHARE/control/image/svc-image.sh small" >&3 2>&1
-		# A clean slate: node disks outlive the testbed (containers of MUDs of
-		# an earlier run would be counted as left behind).
-		on "$n" "docker ps -aq --filter label=edgehop.mud | xargs -r docker rm -f" >/dev/null
 		on "$n" "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
 	done
 }

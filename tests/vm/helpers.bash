@@ -65,6 +65,17 @@ testbed_setup_file() {
 	echo "# testbed up in $((SECONDS - t0)) s ($("$TESTBED" accel))" >&3
 }
 
+# nodes_prepare NODE...: the service image on each node, and no container of
+# an earlier run's MUDs (node disks outlive the testbed: they would be counted
+# as left behind).
+nodes_prepare() {
+	local n
+	for n in "$@"; do
+		on "$n" "$SHARE/control/image/svc-image.sh small" >&3 2>&1
+		on "$n" "docker ps -aq --filter label=edgehop.mud | xargs -r docker rm -f" >/dev/null
+	done
+}
+
 testbed_teardown_file() {
 	[ "${EH_TESTBED_KEEP:-0}" = 1 ] && return 0
 	"$TESTBED" down >/dev/null 2>&1 || true
