@@ -156,7 +156,13 @@ static __always_inline int udp_csum_full(struct iphdr *ip, struct udphdr *udp,
 		sum += *(__u8 *)p;	/* the odd byte, zero-padded (network order) */
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
-	udp->check = ~sum ? ~sum : 0xffff;
+	/*
+	 * 16 bits before the test: a sum that folds to 0xffff gives a zero
+	 * checksum, sent as 0xffff (RFC 768: zero means "none"). Found by
+	 * bpf_fuzz: the 32-bit ~sum was never zero, and 0 went out.
+	 */
+	sum = (__u16)~sum;
+	udp->check = sum ? sum : 0xffff;
 	return 0;
 }
 

@@ -15,3 +15,10 @@ $(OUT)/tests/bpf_dataplane: $(OUT)/obj/tests/unit/bpf_dataplane.o $(EH_DP_OBJS) 
 		$(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcrypto -o $@
+
+# The fuzz target of the programs (bpf tier): random and mutated frames, an oracle.
+UNIT_TESTS += $(OUT)/tests/bpf_fuzz
+$(OUT)/tests/bpf_fuzz: $(OUT)/obj/tests/unit/bpf_fuzz.o $(EH_DP_OBJS) \
+		$(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcrypto -o $@

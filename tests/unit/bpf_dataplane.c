@@ -800,6 +800,40 @@ static void t_redirect_paths(void)
 	tap_ok(ip_csum_ok(ip) && udp->check && udp_csum_ok(ip, udp),
 	       "FORWARD: IP checksum valid, UDP checksum recomputed whole (input was a seed)");
 
+	/*
+	 * Regression (found by bpf_fuzz, seed 4): a datagram whose sum folds
+	 * to 0xffff has the checksum 0, which must go out as 0xffff: zero
+	 * means "no checksum". The whole sum of an XDP redirect sent 0.
+	 */
+	s = req(32);
+	len = build(in, &s);
+	{
+		struct iphdr *iip = (void *)(in + 14);
+		struct udphdr *iudp = (void *)(in + 34);
+		uint8_t *w = in + 42 + sizeof(struct eh_hdr);
+		size_t ulen = ntohs(iudp->len);
+		uint32_t ps = ntohs(ip4(MUD) >> 16) + ntohs(ip4(MUD) & 0xffff) +
+			      ntohs(ip4(BACKEND) >> 16) + ntohs(ip4(BACKEND) & 0xffff) +
+			      IPPROTO_UDP + ulen;
+		uint8_t tmp[2048];
+		struct udphdr *tudp = (void *)(tmp + 34);
+
+		/* A first body word that makes the rewritten datagram's sum 0xffff. */
+		for (uint32_t v = 0; v < 0x10000; v++) {
+			w[0] = v >> 8, w[1] = v;
+			memcpy(tmp, in, len);
+			tudp->dest = htons(BPORT);
+			tudp->check = 0;
+			if (sum16((uint8_t *)tudp, ulen, ps) == 0xffff)
+				break;
+		}
+		fill_csums(iip, iudp, true);
+	}
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_radio), radio, in, len, out, &olen);
+	tap_ok(rc == XDP_REDIRECT && udp->check == 0xffff && udp_csum_ok(ip, udp),
+	       "FORWARD: a checksum that sums to zero goes out as 0xffff, not 0 (none) (%#x)",
+	       ntohs(udp->check));
+
 	/* Fast return: the answer from CT-x goes WAN -> radio in XDP. */
 	s = req(30);
 	s.src = BACKEND; s.sport = BPORT; s.dst = MUD; s.dport = MUDPORT; s.type = EH_T_SVCR;
@@ -946,7 +980,7 @@ int main(void)
 {
 	int err;
 
-	tap_plan(102);
+	tap_plan(103);
 	if (geteuid()) {
 		tap_diag("needs root (BPF_PROG_TEST_RUN)");
 		return 1;
