@@ -19,7 +19,7 @@ ARCH      := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 CFLAGS    ?= -O2 -g
-CFLAGS    += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -I$(OUT) -Ibpf -Iuser -Ilogrepo
+CFLAGS    += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -I$(OUT) -Ibpf -Iuser -Icontrol/common
 LDFLAGS   ?=
 
 # -mcpu=v3: 32-bit atomics (the per-MUD flag bits) need BPF ISA v3 (kernel >= 5.12).
@@ -46,6 +46,8 @@ endif
 # Filled by the rules.mk fragments.
 PROGS      :=
 UNIT_TESTS :=
+# The code several programs link (control/common/rules.mk builds it).
+EH_COMMON  := $(OUT)/obj/control/common/libeh_common.a
 
 all: build-all
 
@@ -66,7 +68,7 @@ $(OUT)/%.skel.h: $(OUT)/bpf/%.bpf.o | $(OUT)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # --- userspace ---------------------------------------------------------------
-HDRS := $(wildcard bpf/*.h user/*.h control/*.h mud/*.h logrepo/*.h tests/unit/*.h)
+HDRS := $(wildcard bpf/*.h user/*.h control/*.h control/common/*.h mud/*.h logrepo/*.h tests/unit/*.h)
 
 $(OUT)/obj/%.o: %.c $(HDRS) $(BPF_SKELS) | $(OUT)/obj
 	$(call msg,CC,$@)

@@ -2,12 +2,11 @@
 # programs here later.
 
 SVC_HDRS := $(wildcard control/svc/*.h)
-SVC_OBJS := $(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o \
-	    $(OUT)/obj/control/svc/eh_digest.o $(OUT)/obj/logrepo/eh_log.o
+SVC_OBJS := $(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o $(EH_COMMON)
 
 $(OUT)/obj/control/svc/%.o: CFLAGS += -Icontrol/svc
 $(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o \
-$(OUT)/obj/control/svc/eh_digest.o $(OUT)/obj/control/svc/svcctl.o: $(SVC_HDRS)
+$(OUT)/obj/control/svc/svcctl.o: $(SVC_HDRS)
 
 # Static: the service runs as PID 1 of containers built on any base image.
 PROGS += $(OUT)/bin/edgehop-svc $(OUT)/bin/edgehop-svcctl
@@ -15,35 +14,28 @@ $(OUT)/bin/edgehop-svc: $(SVC_OBJS) | $(OUT)/bin
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -static $^ -lcrypto -lpthread -o $@
 
-$(OUT)/bin/edgehop-svcctl: $(OUT)/obj/control/svc/svcctl.o \
-		$(OUT)/obj/control/svc/eh_digest.o $(OUT)/obj/logrepo/eh_log.o | $(OUT)/bin
+$(OUT)/bin/edgehop-svcctl: $(OUT)/obj/control/svc/svcctl.o $(EH_COMMON) | $(OUT)/bin
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -lcrypto -o $@
 
-UNIT_TESTS += $(OUT)/tests/unit_digest $(OUT)/tests/unit_svc
-$(OUT)/obj/tests/unit/test_digest.o $(OUT)/obj/tests/unit/test_svc.o: CFLAGS += -Icontrol/svc
-$(OUT)/obj/tests/unit/test_digest.o $(OUT)/obj/tests/unit/test_svc.o: $(SVC_HDRS)
-
-$(OUT)/tests/unit_digest: $(OUT)/obj/tests/unit/test_digest.o \
-		$(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
-	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ -lcrypto -o $@
+UNIT_TESTS += $(OUT)/tests/unit_svc
+$(OUT)/obj/tests/unit/test_svc.o: CFLAGS += -Icontrol/svc
+$(OUT)/obj/tests/unit/test_svc.o: $(SVC_HDRS)
 
 $(OUT)/tests/unit_svc: $(OUT)/obj/tests/unit/test_svc.o \
-		$(OUT)/obj/control/svc/svc_state.o $(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
+		$(OUT)/obj/control/svc/svc_state.o $(EH_COMMON) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -lcrypto -o $@
 
 # --- edgehop-agent: thin verbs (control/agent) over the parts below it -----------
 # DK_OBJS, PEER_OBJS, NL_OBJS, MIGR_OBJS come from control/<part>/rules.mk.
 AGENT_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard control/agent/*.c))
-$(AGENT_OBJS): CFLAGS += -Icontrol -Icontrol/agent -Icontrol/svc -Icontrol/docker -Icontrol/peer \
+$(AGENT_OBJS): CFLAGS += -Icontrol -Icontrol/agent -Icontrol/docker -Icontrol/peer \
 	-Icontrol/nl -Icontrol/migr
 $(AGENT_OBJS): $(wildcard control/*/*.h)
 PROGS += $(OUT)/bin/edgehop-agent
 $(OUT)/bin/edgehop-agent: $(AGENT_OBJS) $(DK_OBJS) $(PEER_OBJS) $(NL_OBJS) $(MIGR_OBJS) \
-		$(OUT)/obj/user/eh_dp.o $(OUT)/obj/user/eh_replay.o \
-		$(OUT)/obj/logrepo/eh_log.o $(OUT)/obj/control/svc/eh_digest.o | $(OUT)/bin
+		$(OUT)/obj/user/eh_dp.o $(OUT)/obj/user/eh_replay.o $(EH_COMMON) | $(OUT)/bin
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcurl -ljansson -lmnl -lssl -lcrypto \
 		-lzstd -larchive -lpthread -o $@.tmp
@@ -54,6 +46,6 @@ UNIT_TESTS += $(OUT)/tests/unit_agent
 $(OUT)/obj/tests/unit/test_agent.o: CFLAGS += -Icontrol/agent
 $(OUT)/obj/tests/unit/test_agent.o: $(wildcard control/agent/*.h)
 $(OUT)/tests/unit_agent: $(OUT)/obj/tests/unit/test_agent.o $(OUT)/obj/control/agent/config.o \
-		$(OUT)/obj/control/agent/assoc_wire.o | $(OUT)/tests
+		$(OUT)/obj/control/agent/assoc_wire.o $(EH_COMMON) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "eh_log.h"
+#include "eh_parse.h"
 #include "lr_report.h"
 
 static volatile sig_atomic_t stop, dump;
@@ -54,43 +55,6 @@ struct store {
 #define MAX_ALLOW	32
 /* Default --allow: the testbed's management network (vm/lib.sh) and loopback. */
 static const char *const default_allow[] = { "10.77.0.0/24", "127.0.0.0/8" };
-
-struct cidr {
-	uint32_t net, mask;	/* host byte order */
-};
-
-static int parse_cidr(const char *str, struct cidr *c)
-{
-	char addr[INET_ADDRSTRLEN], *end;
-	const char *slash = strchr(str, '/');
-	size_t alen = slash ? (size_t)(slash - str) : strlen(str);
-	unsigned long bits = 32;
-	struct in_addr a;
-
-	if (!alen || alen >= sizeof(addr))
-		return -EINVAL;
-	memcpy(addr, str, alen);
-	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, &a) != 1)
-		return -EINVAL;
-	if (slash) {
-		errno = 0;
-		bits = strtoul(slash + 1, &end, 10);
-		if (errno || *end || end == slash + 1 || bits > 32)
-			return -EINVAL;
-	}
-	c->mask = bits ? ~0u << (32 - bits) : 0;
-	c->net = ntohl(a.s_addr) & c->mask;
-	return 0;
-}
-
-static bool allowed(const struct cidr *c, int n, struct in_addr a)
-{
-	for (int i = 0; i < n; i++)
-		if ((ntohl(a.s_addr) & c[i].mask) == c[i].net)
-			return true;
-	return false;
-}
 
 static void usage(FILE *f)
 {
@@ -236,7 +200,7 @@ static int serve(int argc, char **argv)
 		{ "allow", required_argument, NULL, 'a' },
 		{},
 	};
-	struct cidr allow[MAX_ALLOW];
+	struct eh_cidr allow[MAX_ALLOW];
 	int nallow = 0;
 	struct store s = { .dir = ".", .max_bytes = 64ull << 20, .keep = 5,
 			   .fd_line = -1, .fd_json = -1 };
@@ -252,7 +216,7 @@ static int serve(int argc, char **argv)
 		case 'm': s.max_bytes = strtoull(optarg, NULL, 10); break;
 		case 'k': s.keep = atoi(optarg); break;
 		case 'a':
-			if (nallow >= MAX_ALLOW || parse_cidr(optarg, &allow[nallow])) {
+			if (nallow >= MAX_ALLOW || eh_cidr_parse(optarg, &allow[nallow])) {
 				fprintf(stderr, "logrepo: bad --allow '%s' (want A.B.C.D/N, at most %d)\n",
 					optarg, MAX_ALLOW);
 				return 2;
@@ -264,7 +228,7 @@ static int serve(int argc, char **argv)
 	}
 	if (!nallow)
 		for (size_t i = 0; i < sizeof(default_allow) / sizeof(default_allow[0]); i++)
-			parse_cidr(default_allow[i], &allow[nallow++]);
+			eh_cidr_parse(default_allow[i], &allow[nallow++]);
 	if (optind != argc || port <= 0 || port > 65535 || s.max_bytes < 4096 ||
 	    s.keep < 0 || s.keep > 1000) {
 		fprintf(stderr, "logrepo: serve needs --udp PORT (1-65535); --max-bytes >= 4096, --keep 0..1000\n");
@@ -326,7 +290,7 @@ static int serve(int argc, char **argv)
 		}
 		s.received++;
 		if (slen < sizeof(src) || src.sin_family != AF_INET ||
-		    !allowed(allow, nallow, src.sin_addr)) {
+		    !eh_cidr_match(allow, nallow, src.sin_addr)) {
 			if (!s.refused++) {
 				inet_ntop(AF_INET, &src.sin_addr, from, INET_ADDRSTRLEN);
 				fprintf(stderr, "logrepo: refusing events from %s (not in --allow); "

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "eh_log.h"
+#include "eh_stats.h"
 #include "lr_report.h"
 
 void lr_report_init(struct lr_report *r)
@@ -360,30 +361,11 @@ static void match_answers(struct lr_run *run)
 		run->fwd += run->reqs[k].fwd;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int cmp_mark(const void *a, const void *b)
 {
 	const struct lr_marker *x = a, *y = b;
 
 	return x->t_ns < y->t_ns ? -1 : x->t_ns > y->t_ns;
-}
-
-double lr_pct(const double *v, size_t n, double q)
-{
-	size_t rank;
-
-	if (!n)
-		return 0;
-	rank = (size_t)ceil(q * n);
-	if (rank < 1)
-		rank = 1;
-	return v[rank - 1];
 }
 
 static struct lr_run *run_at(struct lr_report *r, const struct lr_marker *m)
@@ -511,14 +493,14 @@ int lr_report_compute(struct lr_report *r)
 			for (size_t k = 0; k < run->nreq; k++)
 				if (run->reqs[k].phase == p)
 					v[n++] = run->reqs[k].rtt_ns / 1e6;
-			sort(v, n, sizeof(double), cmp_double);
+			eh_sort_doubles(v, n);
 			for (size_t k = 0; k < n; k++)
 				sum += v[k];
 			snprintf(ps->name, sizeof(ps->name), "%s", run->phase_names[p]);
 			ps->n = (uint32_t)n;
-			ps->p50 = lr_pct(v, n, 0.5);
-			ps->p90 = lr_pct(v, n, 0.9);
-			ps->p99 = lr_pct(v, n, 0.99);
+			ps->p50 = eh_pct(v, n, 0.5);
+			ps->p90 = eh_pct(v, n, 0.9);
+			ps->p99 = eh_pct(v, n, 0.99);
 			ps->max = n ? v[n - 1] : 0;
 			ps->mean = n ? sum / n : 0;
 		}

@@ -104,8 +104,6 @@ void lr_report_free(struct lr_report *r);
 int lr_report_load(struct lr_report *r, const char *path);
 /* Sort, pair migrations, compute per-phase statistics. */
 int lr_report_compute(struct lr_report *r);
-/* Nearest-rank percentile over sorted @v (the MUD uses the same). */
-double lr_pct(const double *v, size_t n, double q);
 
 void lr_report_print(const struct lr_report *r, FILE *f);
 void lr_report_json(const struct lr_report *r, FILE *f);

@@ -1,7 +1,6 @@
 # logrepo/: the event log repository and its report.
 
-LOGREPO_OBJS := $(OUT)/obj/logrepo/logrepo.o $(OUT)/obj/logrepo/lr_report.o \
-		$(OUT)/obj/logrepo/eh_log.o
+LOGREPO_OBJS := $(OUT)/obj/logrepo/logrepo.o $(OUT)/obj/logrepo/lr_report.o $(EH_COMMON)
 
 PROGS += $(OUT)/bin/edgehop-logrepo
 $(OUT)/bin/edgehop-logrepo: $(LOGREPO_OBJS) | $(OUT)/bin
@@ -9,7 +8,8 @@ $(OUT)/bin/edgehop-logrepo: $(LOGREPO_OBJS) | $(OUT)/bin
 	$(Q)$(CC) $(LDFLAGS) $^ -ljansson -lm -o $@
 
 UNIT_TESTS += $(OUT)/tests/unit_logrepo
+$(OUT)/obj/tests/unit/test_logrepo.o: CFLAGS += -Ilogrepo
 $(OUT)/tests/unit_logrepo: $(OUT)/obj/tests/unit/test_logrepo.o \
-		$(OUT)/obj/logrepo/lr_report.o $(OUT)/obj/logrepo/eh_log.o | $(OUT)/tests
+		$(OUT)/obj/logrepo/lr_report.o $(EH_COMMON) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -ljansson -lm -o $@

@@ -33,6 +33,9 @@
 
 #include "eh_digest.h"
 #include "eh_log.h"
+#include "eh_parse.h"
+#include "eh_stats.h"
+#include "eh_time.h"
 #include "mud_route.h"
 
 #define MAX_APS		16
@@ -133,22 +136,6 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 /* Who the MUD talks through: its AP, or without one the service address. */
 static const char *cur_ap_name(struct mud *m)
 {
@@ -216,19 +203,6 @@ static int parse_ap(struct mud *m, const char *arg)
 	return 0;
 }
 
-static int parse_u32(const char *s, uint32_t max, uint32_t *out)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || v > max)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int parse_args(struct mud *m, int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -273,31 +247,31 @@ static int parse_args(struct mud *m, int argc, char **argv)
 
 		switch (c) {
 		case 's': svc = optarg; break;
-		case 'i': bad = parse_u32(optarg, UINT32_MAX, &m->mud_id); break;
-		case 'c': bad = parse_u32(optarg, MAX_COUNT, &m->count); break;
+		case 'i': bad = eh_parse_u32(optarg, UINT32_MAX, &m->mud_id); break;
+		case 'c': bad = eh_parse_u32(optarg, MAX_COUNT, &m->count); break;
 		case 'r':
 			m->rate = strtod(optarg, &end);
 			bad = *end || end == optarg || !(m->rate >= 0) || m->rate > 1e7;
 			break;
 		case 'W':
-			bad = parse_u32(optarg, MAX_WINDOW, &m->window) || !m->window;
+			bad = eh_parse_u32(optarg, MAX_WINDOW, &m->window) || !m->window;
 			break;
 		case 't':
-			bad = parse_u32(optarg, 3600000, &v) || !v;
+			bad = eh_parse_u32(optarg, 3600000, &v) || !v;
 			m->timeout_ms = v;
 			break;
 		case 'g':
-			bad = parse_u32(optarg, 86400000, &v) || !v;
+			bad = eh_parse_u32(optarg, 86400000, &v) || !v;
 			m->give_up_ms = v;
 			break;
 		case 'A':
-			bad = parse_u32(optarg, 3600000, &v) || !v;
+			bad = eh_parse_u32(optarg, 3600000, &v) || !v;
 			m->assoc_timeout_ms = v;
 			break;
-		case 'S': bad = parse_u32(optarg, UINT32_MAX, &m->start_seq); break;
+		case 'S': bad = eh_parse_u32(optarg, UINT32_MAX, &m->start_seq); break;
 		case 'D': bad = eh_digest_parse(optarg, m->init_digest); break;
 		case 'b':
-			bad = parse_u32(optarg, EH_BODY_MAX, &v);
+			bad = eh_parse_u32(optarg, EH_BODY_MAX, &v);
 			m->payload_bytes = v;
 			break;
 		case 'j': m->json_path = optarg; break;
@@ -338,7 +312,7 @@ static int parse_args(struct mud *m, int argc, char **argv)
 		}
 		*colon = '\0';
 		ap = find_ap(m, colon + 1);
-		if (parse_u32(handoffs[i], UINT32_MAX, &m->ho[i].seq) || ap < 0) {
+		if (eh_parse_u32(handoffs[i], UINT32_MAX, &m->ho[i].seq) || ap < 0) {
 			fprintf(stderr, "edgehop-mud: --handoff %s:%s: bad seq or AP not given with --ap\n",
 				handoffs[i], colon + 1);
 			return -EINVAL;
@@ -406,7 +380,7 @@ static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 	uint8_t want = reassoc ? EH_T_REASSOC_READY : EH_T_ASSOC_READY;
 	struct sockaddr_in local;
 	socklen_t llen = sizeof(local);
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = eh_mono_ns();
 	uint64_t end = t0 + m->assoc_timeout_ms * 1000000ull;
 	unsigned int every = m->assoc_timeout_ms < ASSOC_RETRY_MS ?
 			     m->assoc_timeout_ms : ASSOC_RETRY_MS;
@@ -438,26 +412,26 @@ static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 		b->prev_ap_addr = m->aps[m->cur_ap].agent.sin_addr.s_addr;
 	snprintf(b->mud_name, sizeof(b->mud_name), "%s", m->name);
 
-	for (tries = 0; mono_ns() < end && !stop; tries++) {
+	for (tries = 0; eh_mono_ns() < end && !stop; tries++) {
 		uint64_t deadline;
 
 		h->seq = htonl(tries);
-		h->send_ns = htobe64(real_ns());
+		h->send_ns = htobe64(eh_real_ns());
 		if (send(m->agent_fd, pkt, sizeof(pkt), 0) < 0 &&
 		    errno != ECONNREFUSED)
 			return -errno;
 		eh_log_event(&m->log, ap->name, m->name, ev, NULL, "sent",
 			     "run=%s mud=%u try=%d", m->run, m->mud_id, tries);
-		deadline = mono_ns() + every * 1000000ull;
+		deadline = eh_mono_ns() + every * 1000000ull;
 		if (deadline > end)
 			deadline = end;
-		while (mono_ns() < deadline && !stop) {
+		while (eh_mono_ns() < deadline && !stop) {
 			struct pollfd pfd = { .fd = m->agent_fd, .events = POLLIN };
 			uint8_t in[1500];
 			struct eh_hdr *r = (void *)in;
 			ssize_t n;
 
-			if (poll(&pfd, 1, (int)((deadline - mono_ns()) / 1000000) + 1) <= 0)
+			if (poll(&pfd, 1, (int)((deadline - eh_mono_ns()) / 1000000) + 1) <= 0)
 				continue;
 			n = recv(m->agent_fd, in, sizeof(in), 0);
 			if (n < (ssize_t)sizeof(*r) || ntohl(r->magic) != EH_MAGIC ||
@@ -472,7 +446,7 @@ static int associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 			}
 			if (r->type != want)
 				continue;
-			*ms = (mono_ns() - t0) / 1e6;
+			*ms = (eh_mono_ns() - t0) / 1e6;
 			eh_log_event(&m->log, agent, ap->name,
 				     reassoc ? "REASSOC-READY" : "READY", NULL,
 				     "recvd", "run=%s mud=%u ms=%.3f", m->run,
@@ -589,7 +563,7 @@ static int send_try(struct mud *m, uint32_t idx)
 	struct req *r = &m->reqs[idx];
 	uint32_t seq = m->start_seq + idx;
 	char arg[16];
-	uint64_t now = mono_ns();
+	uint64_t now = eh_mono_ns();
 
 	memset(h, 0, sizeof(*h));
 	h->magic = htonl(EH_MAGIC);
@@ -598,7 +572,7 @@ static int send_try(struct mud *m, uint32_t idx)
 	h->flags = htons(r->tries ? EH_F_RETRY : 0);
 	h->mud_id = htonl(m->mud_id);
 	h->seq = htonl(seq);
-	r->last_wire_ns = real_ns();
+	r->last_wire_ns = eh_real_ns();
 	h->send_ns = htobe64(r->last_wire_ns);
 	h->len = htonl(m->payload_bytes);
 	eh_payload_fill(m->mud_id, seq, pkt + sizeof(*h), m->payload_bytes);
@@ -713,7 +687,7 @@ static void handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 	uint32_t seq, idx;
 	bool mismatch, dup, late, fwd = false;
 	struct req *r;
-	uint64_t now = mono_ns();
+	uint64_t now = eh_mono_ns();
 
 	if (src->sin_addr.s_addr != m->svc.sin_addr.s_addr ||
 	    src->sin_port != m->svc.sin_port) {
@@ -806,7 +780,7 @@ static void handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 
 static void check_timeouts(struct mud *m)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = eh_mono_ns();
 	uint32_t i = 0;
 
 	while (i < m->nout) {
@@ -850,7 +824,7 @@ static bool window_open(const struct mud *m)
 /* Next instant (mono ns) at which something is due; 0: now. */
 static uint64_t next_due(struct mud *m, uint64_t t0)
 {
-	uint64_t due = UINT64_MAX, now = mono_ns();
+	uint64_t due = UINT64_MAX, now = eh_mono_ns();
 
 	if (window_open(m)) {
 		uint64_t t = m->rate > 0 ?
@@ -872,11 +846,11 @@ static uint64_t next_due(struct mud *m, uint64_t t0)
 
 static int run(struct mud *m)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = eh_mono_ns();
 	int hk = 0;
 
 	while (!stop && (m->next < m->count || m->nout)) {
-		uint64_t now = mono_ns(), due;
+		uint64_t now = eh_mono_ns(), due;
 		struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
 		int wait_ms;
 
@@ -885,7 +859,7 @@ static int run(struct mud *m)
 		    !m->ho[hk].done) {
 			do_handoff(m, &m->ho[hk], hk + 1);
 			hk++;
-			now = mono_ns();
+			now = eh_mono_ns();
 		}
 		if (window_open(m) &&
 		    (m->rate == 0 ||
@@ -896,7 +870,7 @@ static int run(struct mud *m)
 		}
 		check_timeouts(m);
 		due = next_due(m, t0);
-		now = mono_ns();
+		now = eh_mono_ns();
 		wait_ms = due == UINT64_MAX ? 1000 : due <= now ? 0 :
 			  (int)((due - now + 999999) / 1000000);
 		if (poll(&pfd, 1, wait_ms) > 0) {
@@ -920,26 +894,6 @@ static int run(struct mud *m)
 
 /* ---- report ----------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile (the same definition logrepo's report uses). */
-static double pct(const double *v, uint32_t n, double q)
-{
-	uint32_t rank;
-
-	if (!n)
-		return 0;
-	rank = (uint32_t)ceil(q * n);
-	if (rank < 1)
-		rank = 1;
-	return v[rank - 1];
-}
-
 static void build_phases(struct mud *m)
 {
 	uint32_t i;
@@ -957,8 +911,7 @@ static void build_phases(struct mud *m)
 	}
 	for (int p = 0; p < m->nphases; p++)
 		if (m->phases[p].rtt_ms)
-			qsort(m->phases[p].rtt_ms, m->phases[p].n, sizeof(double),
-			      cmp_double);
+			eh_sort_doubles(m->phases[p].rtt_ms, m->phases[p].n);
 }
 
 static double fwd_pct(const struct mud *m)
@@ -1005,8 +958,8 @@ static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 			for (uint32_t i = 0; i < ph->n; i++)
 				sum += ph->rtt_ms[i];
 			fprintf(f, "  %-10s %8u %10.3f %10.3f %10.3f %10.3f %10.3f\n",
-				ph->name, ph->n, pct(ph->rtt_ms, ph->n, 0.5),
-				pct(ph->rtt_ms, ph->n, 0.9), pct(ph->rtt_ms, ph->n, 0.99),
+				ph->name, ph->n, eh_pct(ph->rtt_ms, ph->n, 0.5),
+				eh_pct(ph->rtt_ms, ph->n, 0.9), eh_pct(ph->rtt_ms, ph->n, 0.99),
 				ph->n ? ph->rtt_ms[ph->n - 1] : 0, ph->n ? sum / ph->n : 0);
 		}
 		fprintf(f, "  next seq %u, digest after seq %u: %s\n",
@@ -1066,8 +1019,8 @@ static void report(struct mud *m, double elapsed_s, FILE *f, bool json)
 			sum += ph->rtt_ms[i];
 		fprintf(f, "%s{\"name\":\"%s\",\"requests\":%u,\"p50_ms\":%.3f,"
 			"\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f}",
-			p ? "," : "", ph->name, ph->n, pct(ph->rtt_ms, ph->n, 0.5),
-			pct(ph->rtt_ms, ph->n, 0.9), pct(ph->rtt_ms, ph->n, 0.99),
+			p ? "," : "", ph->name, ph->n, eh_pct(ph->rtt_ms, ph->n, 0.5),
+			eh_pct(ph->rtt_ms, ph->n, 0.9), eh_pct(ph->rtt_ms, ph->n, 0.99),
 			ph->n ? ph->rtt_ms[ph->n - 1] : 0, ph->n ? sum / ph->n : 0);
 	}
 	fprintf(f, "]}\n");
@@ -1092,7 +1045,7 @@ int main(int argc, char **argv)
 	}
 	if (!m->run) {
 		snprintf(runbuf, sizeof(runbuf), "%u-%llu", m->mud_id,
-			 (unsigned long long)(real_ns() / 1000000));
+			 (unsigned long long)(eh_real_ns() / 1000000));
 		m->run = runbuf;
 	}
 	memset(&sig, 0, sizeof(sig));
@@ -1129,9 +1082,9 @@ int main(int argc, char **argv)
 			goto cleanup;
 	}
 
-	t0 = mono_ns();
+	t0 = eh_mono_ns();
 	err = run(m);
-	elapsed = (mono_ns() - t0) / 1e9;
+	elapsed = (eh_mono_ns() - t0) / 1e9;
 	build_phases(m);
 	eh_log_event(&m->log, NULL, NULL, "MUD REPORT", NULL, NULL,
 		     "run=%s mud=%u sent=%u answered=%llu lost=%llu dups=%llu mismatches=%llu",

@@ -100,14 +100,8 @@ start_svc() {
 	wait_for 10 in_ns "$ns" "$BIN/edgehop-svcctl" status 127.0.0.1:"$port"
 }
 
-# wait_for SECONDS CMD...: poll CMD until it succeeds or the deadline passes.
-wait_for() {
-	local deadline=$((SECONDS + $1)); shift
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || { echo "timed out waiting for: $*" >&2; return 1; }
-		sleep 0.05
-	done
-}
+# shellcheck source=tests/helpers/wait.bash
+source "$TOP/tests/helpers/wait.bash"
 
 # counter PIN NAME: a dataplane counter (EH_C_<NAME>), summed over CPUs, read
 # with bpftool; the index comes from the enum in the shared header.

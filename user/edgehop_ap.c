@@ -31,6 +31,7 @@
 #include "eh_dp.h"
 #include "eh_replay.h"
 #include "eh_log.h"
+#include "eh_parse.h"
 
 static const char *pin;
 static bool json, verbose;
@@ -62,41 +63,26 @@ static int parse_addr(const char *s, struct in_addr *a)
 	return 0;
 }
 
-static int parse_addr_port(const char *s, struct in_addr *a, uint16_t *port)
+/* IPV4:PORT of a command-line argument, said when it is not one. */
+static int addr_port_arg(const char *s, struct in_addr *a, uint16_t *port)
 {
-	char buf[64], *colon, *end;
-	unsigned long p;
+	struct sockaddr_in sa;
 
-	if (!s || strlen(s) >= sizeof(buf))
-		goto bad;
-	strcpy(buf, s);
-	colon = strrchr(buf, ':');
-	if (!colon)
-		goto bad;
-	*colon = '\0';
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (errno || *end || !p || p > 65535 || inet_pton(AF_INET, buf, a) != 1)
-		goto bad;
-	*port = p;
+	if (eh_parse_ipv4_port(s, &sa)) {
+		fprintf(stderr, "edgehop-ap: '%s' is not IPV4:PORT\n", s ? s : "");
+		return -EINVAL;
+	}
+	*a = sa.sin_addr;
+	*port = ntohs(sa.sin_port);
 	return 0;
-bad:
-	fprintf(stderr, "edgehop-ap: '%s' is not IPV4:PORT\n", s ? s : "");
-	return -EINVAL;
 }
 
-static int parse_u32(const char *s, uint32_t *v)
+static int u32_arg(const char *s, uint32_t *v)
 {
-	char *end;
-	unsigned long long x;
-
-	errno = 0;
-	x = strtoull(s, &end, 0);
-	if (errno || *end || x > UINT32_MAX) {
+	if (eh_parse_u32(s, UINT32_MAX, v)) {
 		fprintf(stderr, "edgehop-ap: '%s' is not a number\n", s);
 		return -EINVAL;
 	}
-	*v = x;
 	return 0;
 }
 
@@ -150,12 +136,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case O_RADIO: a->radio = optarg; break;
 		case O_WAN: a->wan = optarg; break;
 		case O_VIP: a->vip = optarg; break;
-		case O_RING: err = parse_u32(optarg, &a->ring_bytes); break;
+		case O_RING: err = u32_arg(optarg, &a->ring_bytes); break;
 		case O_MODE: a->mode = optarg; break;
 		case O_BACKEND: a->backend = optarg; break;
-		case O_MUDID: err = parse_u32(optarg, &a->mud_id); break;
-		case O_COUNT: err = parse_u32(optarg, &a->count); break;
-		case O_TIMEOUT: err = parse_u32(optarg, &a->timeout_ms); break;
+		case O_MUDID: err = u32_arg(optarg, &a->mud_id); break;
+		case O_COUNT: err = u32_arg(optarg, &a->count); break;
+		case O_TIMEOUT: err = u32_arg(optarg, &a->timeout_ms); break;
 		case O_TO: a->to = optarg; break;
 		case O_FASTRET: a->fast_return = optarg; break;
 		case O_ATTACH: a->attach = optarg; break;
@@ -207,7 +193,7 @@ static int cmd_load(struct eh_dp *dp, struct args *a)
 		fprintf(stderr, "edgehop-ap: --attach takes auto, xdp or tc\n");
 		return -EINVAL;
 	}
-	err = parse_addr_port(a->vip, &o.vip, &o.vip_port);
+	err = addr_port_arg(a->vip, &o.vip, &o.vip_port);
 	if (err)
 		return err;
 	err = eh_dp_load(&o);
@@ -252,7 +238,7 @@ static int cmd_set(struct eh_dp *dp, struct args *a)
 		return -EINVAL;
 	}
 	if (a->backend) {
-		err = parse_addr_port(a->backend, &backend, &port);
+		err = addr_port_arg(a->backend, &backend, &port);
 		if (err)
 			return err;
 	}
@@ -494,7 +480,7 @@ static int cmd_replay(struct eh_dp *dp, struct args *a, bool cutover)
 			cutover ? "cutover" : "replay");
 		return -EINVAL;
 	}
-	err = parse_addr_port(a->to, &o.backend, &o.backend_port);
+	err = addr_port_arg(a->to, &o.backend, &o.backend_port);
 	if (err)
 		return err;
 	err = eh_log_open(&log, a->logrepo, a->role ? a->role : "AP");

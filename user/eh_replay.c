@@ -18,6 +18,7 @@
 
 #include "eh_digest.h"
 #include "eh_replay.h"
+#include "eh_time.h"
 #include "edgehop_proto.h"
 
 uint16_t eh_csum(const void *buf, size_t len, uint32_t sum)
@@ -146,14 +147,6 @@ static int relay_to_mud(struct eh_replayer *r, __be32 mud_addr, __be16 mud_port,
 	return 0;
 }
 
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 static bool ours(const struct eh_replayer *r, const struct eh_replay_rec *rec)
 {
@@ -620,7 +613,7 @@ static long replay_loop(struct eh_replayer *r, unsigned long limit)
 		struct pollfd pfd = { .fd = r->usock, .events = POLLIN };
 		const struct eh_replay_rec *head;
 		unsigned long pos = eh_ring_consumed(&r->ring);
-		uint64_t now = mono_ns();
+		uint64_t now = eh_mono_ns();
 		uint8_t buf[2048];
 		bool busy;
 		ssize_t n;
@@ -709,7 +702,7 @@ long eh_replayer_drain(struct eh_replayer *r)
  */
 static long drain_settled(struct eh_replayer *r)
 {
-	uint64_t end = mono_ns() + (uint64_t)r->o.settle_ms * 1000000ull;
+	uint64_t end = eh_mono_ns() + (uint64_t)r->o.settle_ms * 1000000ull;
 	long total = 0, n;
 
 	for (int quiet = 0; quiet < 3;) {
@@ -723,7 +716,7 @@ static long drain_settled(struct eh_replayer *r)
 			quiet++;
 		else
 			quiet = 0;
-		if (mono_ns() >= end) {
+		if (eh_mono_ns() >= end) {
 			fprintf(stderr, "edgehop: replay buffer not settled after %d ms (%zu bytes left)\n",
 				r->o.settle_ms, eh_ring_backlog(&r->ring));
 			break;
@@ -787,7 +780,7 @@ int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id)
 	 * its own, or takes the one given (a record's id is not a check).
 	 */
 	entry_id = before.mud_id ? before.mud_id : mud_id;
-	r->deadline_ns = mono_ns() + (uint64_t)r->o.deadline_ms * 1000000ull;
+	r->deadline_ns = eh_mono_ns() + (uint64_t)r->o.deadline_ms * 1000000ull;
 
 	/*
 	 * 1. Catch up while the old container still answers: up to what was

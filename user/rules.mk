@@ -1,24 +1,18 @@
 # user/: the AP dataplane's loader and command, and the library the controller reuses.
 EH_DP_OBJS := $(OUT)/obj/user/eh_dp.o $(OUT)/obj/user/eh_replay.o
-# The replayer checks the new container's digest chain (control/svc/eh_digest).
-$(OUT)/obj/user/eh_replay.o: CFLAGS += -Icontrol/svc
-$(OUT)/obj/user/eh_replay.o: control/svc/eh_digest.h
 
 PROGS += $(OUT)/bin/edgehop-ap
-$(OUT)/bin/edgehop-ap: $(OUT)/obj/user/edgehop_ap.o $(EH_DP_OBJS) $(OUT)/obj/logrepo/eh_log.o \
-		$(OUT)/obj/control/svc/eh_digest.o | $(OUT)/bin
+$(OUT)/bin/edgehop-ap: $(OUT)/obj/user/edgehop_ap.o $(EH_DP_OBJS) $(EH_COMMON) | $(OUT)/bin
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcrypto -o $@
 
 UNIT_TESTS += $(OUT)/tests/bpf_dataplane
-$(OUT)/tests/bpf_dataplane: $(OUT)/obj/tests/unit/bpf_dataplane.o $(EH_DP_OBJS) \
-		$(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
+$(OUT)/tests/bpf_dataplane: $(OUT)/obj/tests/unit/bpf_dataplane.o $(EH_DP_OBJS) $(EH_COMMON) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcrypto -o $@
 
 # The fuzz target of the programs (bpf tier): random and mutated frames, an oracle.
 UNIT_TESTS += $(OUT)/tests/bpf_fuzz
-$(OUT)/tests/bpf_fuzz: $(OUT)/obj/tests/unit/bpf_fuzz.o $(EH_DP_OBJS) \
-		$(OUT)/obj/control/svc/eh_digest.o | $(OUT)/tests
+$(OUT)/tests/bpf_fuzz: $(OUT)/obj/tests/unit/bpf_fuzz.o $(EH_DP_OBJS) $(EH_COMMON) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) -lcrypto -o $@

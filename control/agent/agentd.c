@@ -31,6 +31,7 @@
 #include "agentd.h"
 #include "assoc_wire.h"
 #include "dk.h"
+#include "eh_time.h"
 #include "edgehop_proto.h"
 #include "eh_dp.h"
 #include "eh_log.h"
@@ -105,22 +106,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stopping = 1;
-}
-
-static uint64_t rt_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static double mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 __attribute__((format(printf, 1, 2)))
@@ -268,7 +253,7 @@ static void mud_send(const struct sockaddr_in *to, uint8_t type, uint32_t mud_id
 /* Sends the pending answer of @m: READY/REASSOC_READY, or ASSOC_FAIL with @why. A.lock held. */
 static void mud_answer(struct mud *m, const char *why)
 {
-	m->assoc_ms = (rt_ns() - m->req_ns) / 1e6;
+	m->assoc_ms = (eh_real_ns() - m->req_ns) / 1e6;
 	if (why) {
 		snprintf(m->error, sizeof(m->error), "%s", why);
 		mud_send(&m->pend_to, EH_T_ASSOC_FAIL, m->id, m->pend_seq, m->pend_ns, why,
@@ -613,7 +598,7 @@ static void on_mud_datagram(void)
 	m->pend_type = reassoc ? EH_T_REASSOC_READY : EH_T_ASSOC_READY;
 	if (m->busy)
 		goto out;	/* a retransmission while we work on it */
-	m->req_ns = rt_ns();
+	m->req_ns = eh_real_ns();
 	memcpy(m->name, q.name, sizeof(m->name));
 	m->addr = q.mud_addr.s_addr ? q.mud_addr : src.sin_addr;
 	event(inet_ntoa(src.sin_addr), id, reassoc ? "REASSOC-REQ" : "ASSOC-REQ", "name=%.32s",
@@ -930,7 +915,7 @@ struct prog_ctx {
 static void progress(void *vctx, const char *step, uint64_t bytes, uint64_t total)
 {
 	struct prog_ctx *p = vctx;
-	double t = mono_ms(), rate;
+	double t = eh_mono_ms(), rate;
 	json_t *j;
 
 	rate = t > p->t0 ? bytes / ((t - p->t0) / 1e3) : 0;
@@ -948,7 +933,7 @@ static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 	struct migr_src s = { .mud_id = j->mud_id, .method = j->method, .node = A.c.node,
 			      .state_dir = A.c.state_dir,
 			      .docker_checkpoint = A.c.docker_checkpoint };
-	struct prog_ctx pg = { .fd = j->ctl_fd, .mud_id = j->mud_id, .t0 = mono_ms() };
+	struct prog_ctx pg = { .fd = j->ctl_fd, .mud_id = j->mud_id, .t0 = eh_mono_ms() };
 	char ct_id[65], image[128];
 	struct migr_report rep;
 	struct peer_conn *pc = NULL;

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "eh_parse.h"
 
 void ag_config_defaults(struct ag_config *c)
 {
@@ -42,32 +43,6 @@ int ag_method_parse(const char *s, enum ag_method *m)
 	return 0;
 }
 
-static int parse_port(const char *s, uint16_t *p)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (!*s || *end || v == 0 || v > 65535)
-		return -EINVAL;
-	*p = (uint16_t)v;
-	return 0;
-}
-
-static int parse_addr_port(const char *s, struct in_addr *a, uint16_t *p)
-{
-	char tmp[64], *colon;
-
-	if (snprintf(tmp, sizeof(tmp), "%s", s) >= (int)sizeof(tmp))
-		return -EINVAL;
-	colon = strrchr(tmp, ':');
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	if (inet_pton(AF_INET, tmp, a) != 1)
-		return -EINVAL;
-	return parse_port(colon + 1, p);
-}
-
 #define SETSTR(dst, v) (snprintf(dst, sizeof(dst), "%s", v) >= (int)sizeof(dst) ? -ENAMETOOLONG : 0)
 
 static int set_key(struct ag_config *c, const char *k, char *v)
@@ -78,14 +53,21 @@ static int set_key(struct ag_config *c, const char *k, char *v)
 		return SETSTR(c->radio, v);
 	if (!strcmp(k, "WAN"))
 		return SETSTR(c->wan, v);
-	if (!strcmp(k, "VIP"))
-		return parse_addr_port(v, &c->vip, &c->vip_port);
+	if (!strcmp(k, "VIP")) {
+		struct sockaddr_in sa;
+
+		if (eh_parse_ipv4_port(v, &sa))
+			return -EINVAL;
+		c->vip = sa.sin_addr;
+		c->vip_port = ntohs(sa.sin_port);
+		return 0;
+	}
 	if (!strcmp(k, "AGENT_ADDR"))
 		return inet_pton(AF_INET, v, &c->agent_addr) == 1 ? 0 : -EINVAL;
 	if (!strcmp(k, "AGENT_PORT"))
-		return parse_port(v, &c->agent_port);
+		return eh_parse_port(v, &c->agent_port);
 	if (!strcmp(k, "PEER_PORT"))
-		return parse_port(v, &c->peer_port);
+		return eh_parse_port(v, &c->peer_port);
 	if (!strcmp(k, "KEY"))
 		return SETSTR(c->key, v);
 	if (!strcmp(k, "IMAGE"))

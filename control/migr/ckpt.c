@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "eh_time.h"
 
 /* CRIU's image framing (criu/include/magic.h): the stats file is a service image. */
 #define IMG_COMMON_MAGIC	0x54564319u
@@ -35,14 +36,6 @@
 #define LOG_ERR_TAIL		400	/* CRIU's last error lines kept */
 
 extern char **environ;
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -114,7 +107,7 @@ static int run(const char *const *argv, int timeout_ms, char *out, size_t outcap
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, def;
-	double deadline = now_ms() + timeout_ms;
+	double deadline = eh_mono_ms() + timeout_ms;
 	size_t len = 0;
 	int p[2], r, ws;
 	bool eof = false;
@@ -145,7 +138,7 @@ static int run(const char *const *argv, int timeout_ms, char *out, size_t outcap
 		return -r;
 	}
 	for (;;) {
-		double left = deadline - now_ms();
+		double left = deadline - eh_mono_ms();
 		struct pollfd pf = { .fd = p[0], .events = POLLIN };
 		char buf[4096];
 		ssize_t k;
@@ -455,9 +448,9 @@ int ckpt_dump(const char *ct_id, const char *image_dir, const char *work_dir,
 		snprintf(path, sizeof(path), "%s/%s", work_dir, *f);
 		unlink(path);
 	}
-	t0 = now_ms();
+	t0 = eh_mono_ms();
 	r = run(argv, tmo, out, sizeof(out), &ws);
-	st->wall_ms = now_ms() - t0;
+	st->wall_ms = eh_mono_ms() - t0;
 	squeeze(out);
 	snprintf(path, sizeof(path), "%s/%s", work_dir, o->pre_dump ? "pre-dump.log" : "dump.log");
 	if (access(path, F_OK))

@@ -16,6 +16,7 @@
 
 #include "ckpt.h"
 #include "dk.h"
+#include "eh_time.h"
 #include "layer.h"
 #include "migr.h"
 #include "peer.h"
@@ -42,14 +43,6 @@ static const char *const step_names[MS_MAX] = {
 const char *migr_step_name(enum migr_step s)
 {
 	return s < MS_MAX ? step_names[s] : "?";
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -304,7 +297,7 @@ static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum 
 {
 	struct wctx c = { .progress = s->progress, .pctx = s->pctx, .step = op, .total = total };
 	struct peer_xfer x = {};
-	double t0 = now_ms();
+	double t0 = eh_mono_ms();
 	int r;
 
 	r = send_op(pc, json_pack("{s:s}", "op", op));
@@ -345,7 +338,7 @@ static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum 
 		s->progress(s->pctx, op, x.raw_bytes, x.raw_bytes);
 	st->raw_bytes += x.raw_bytes;
 	st->wire_bytes += x.wire_bytes;
-	st->ms += now_ms() - t0;
+	st->ms += eh_mono_ms() - t0;
 	/* ES-y acknowledges every stream once it holds it (or says why not). */
 	return expect(pc, "ok", NULL, err, errlen);
 }
@@ -388,7 +381,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	struct stat sb;
 	json_t *m = NULL;
 	bool paused = false, ckpt = false, staged = false, committed = false;
-	double t0 = now_ms(), tp = 0, t;
+	double t0 = eh_mono_ms(), tp = 0, t;
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
@@ -438,7 +431,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		fail(err, errlen, "marker in %s: %s", s->state_dir, strerror(-r));
 		goto abort;
 	}
-	tp = now_ms();
+	tp = eh_mono_ms();
 	r = dk_pause(d, s->ct_id);
 	if (r) {
 		fail(err, errlen, "pause CT-x: %s", dk_err(d));
@@ -464,7 +457,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		rep->ckpt_pages = cs.pages_written;
 		rep->step[MS_T1_CHECKPOINT].raw_bytes = cs.image_bytes;
 	}
-	t = now_ms();
+	t = eh_mono_ms();
 	rep->step[MS_T1_CHECKPOINT].ms = t - tp;
 	if (r)
 		goto abort;
@@ -494,14 +487,14 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		}
 		committed = true;
 	}
-	rep->step[MS_T3_CAPTURE].ms = now_ms() - t;
+	rep->step[MS_T3_CAPTURE].ms = eh_mono_ms() - t;
 	r = dk_unpause(d, s->ct_id);
 	if (r) {
 		fail(err, errlen, "unpause CT-x: %s", dk_err(d));
 		goto abort;
 	}
 	paused = false;
-	rep->pause_ms = now_ms() - tp;
+	rep->pause_ms = eh_mono_ms() - tp;
 
 	/* T4 (C-Migr: the image comes first, CT-y is created from it), T2, T4 (P-Migr). */
 	if (s->method == METHOD_C) {
@@ -567,9 +560,9 @@ cleanup:
 	if (committed && dk_image_remove(d, tag, true))
 		fprintf(stderr, "edgehop-agent: image %s not removed: %s\n", tag, dk_err(d));
 	if (tp && paused)
-		rep->pause_ms = now_ms() - tp;
+		rep->pause_ms = eh_mono_ms() - tp;
 	marker_clear(s->state_dir, ckname, "out");
-	rep->total_ms = now_ms() - t0;
+	rep->total_ms = eh_mono_ms() - t0;
 	return r;
 }
 
@@ -605,7 +598,7 @@ static int recv_into_dir(struct peer_conn *pc, const char *dir, struct migr_step
 	struct peer_rstream *rs = NULL;
 	struct layer_stats ls = {};
 	struct peer_xfer x = {};
-	double t0 = now_ms();
+	double t0 = eh_mono_ms();
 	int r = peer_rstream_begin(pc, &rs);
 
 	if (r)
@@ -644,7 +637,7 @@ static int recv_into_dir(struct peer_conn *pc, const char *dir, struct migr_step
 		return fail(err, errlen, "stream into %s ended badly: %s", dir, strerror(-r)), r;
 	st->raw_bytes += x.raw_bytes;
 	st->wire_bytes += x.wire_bytes;
-	st->ms += now_ms() - t0;
+	st->ms += eh_mono_ms() - t0;
 	return 0;
 }
 
@@ -752,7 +745,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	char idy[65] = "", upper[512], root[512], ckdir[700], name[64], loaded[256];
 	struct svc_mud_state ss;
 	bool created = false;
-	double t0 = now_ms(), t;
+	double t0 = eh_mono_ms(), t;
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
@@ -805,7 +798,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			struct peer_rstream *rs = NULL;
 			struct peer_xfer x = {};
 
-			t = now_ms();
+			t = eh_mono_ms();
 			r = injected(h, "image", err, errlen);
 			if (r) {
 				drain_stream(pc);
@@ -828,7 +821,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			}
 			rep->step[MS_T4_SEND_FS].raw_bytes = x.raw_bytes;
 			rep->step[MS_T4_SEND_FS].wire_bytes = x.wire_bytes;
-			rep->step[MS_T4_SEND_FS].ms = now_ms() - t;
+			rep->step[MS_T4_SEND_FS].ms = eh_mono_ms() - t;
 			image = json_string_value(json_object_get(m, "ref")) ?: image;
 			/* The committed image's reference as docker load reported it. */
 			if (loaded[0])
@@ -884,7 +877,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	}
 
 	/* T5: docker start --checkpoint; the service answers with the snapshot's state. */
-	t = now_ms();
+	t = eh_mono_ms();
 	r = injected(h, "restore", err, errlen);
 	if (r)
 		goto failed;
@@ -910,10 +903,10 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		     "answers but holds no state for the MUD" : "does not answer");
 		goto failed;
 	}
-	rep->step[MS_T5_RESTORE].ms = now_ms() - t;
+	rep->step[MS_T5_RESTORE].ms = eh_mono_ms() - t;
 
 	/* T7 + T8 */
-	t = now_ms();
+	t = eh_mono_ms();
 	r = injected(h, "replay", err, errlen);
 	if (r)
 		goto failed;
@@ -921,10 +914,10 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		       err, errlen);
 	if (r)
 		goto failed;
-	rep->step[MS_T7_REPLAY].ms = now_ms() - t;
+	rep->step[MS_T7_REPLAY].ms = eh_mono_ms() - t;
 	snprintf(rep->ct_y_id, sizeof(rep->ct_y_id), "%s", idy);
 	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s", name);
-	rep->total_ms = now_ms() - t0;
+	rep->total_ms = eh_mono_ms() - t0;
 	marker_clear(state_dir, ckname, "in");
 	send_op(pc, json_pack("{s:s, s:f, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
 			      "restore_ms", rep->step[MS_T5_RESTORE].ms,
@@ -945,7 +938,7 @@ failed:
 	if (ckname)
 		marker_clear(state_dir, ckname, "in");
 	send_op(pc, json_pack("{s:s, s:s}", "op", "failed", "reason", err));
-	rep->total_ms = now_ms() - t0;
+	rep->total_ms = eh_mono_ms() - t0;
 	return r ?: -EIO;
 }
 

@@ -9,15 +9,8 @@
 #include <sys/socket.h>
 
 #include "edgehop_proto.h"
+#include "eh_time.h"
 #include "svcprobe.h"
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* One page of the status answer starting at entry @first: 1 answered, 0 not (yet). */
 static int ask(int fd, const struct sockaddr_in *dst, uint32_t first, uint32_t mud_id,
@@ -26,16 +19,16 @@ static int ask(int fd, const struct sockaddr_in *dst, uint32_t first, uint32_t m
 	uint8_t buf[2048];
 	struct eh_hdr q = {}, *h = (void *)buf;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	uint64_t end = mono_ms() + wait_ms;
+	uint64_t end = eh_mono_ns() / 1000000 + wait_ms;
 
 	q.magic = htonl(EH_MAGIC);
 	q.version = EH_VERSION;
 	q.type = EH_T_STATUS_REQ;
 	q.seq = htonl(first);
-	q.send_ns = htobe64(mono_ms());
+	q.send_ns = htobe64(eh_mono_ns() / 1000000);
 	if (sendto(fd, &q, sizeof(q), 0, (const struct sockaddr *)dst, sizeof(*dst)) < 0)
 		return -errno;
-	for (uint64_t now; (now = mono_ms()) < end;) {
+	for (uint64_t now; (now = eh_mono_ns() / 1000000) < end;) {
 		ssize_t n;
 		uint32_t len, cnt;
 
@@ -70,7 +63,7 @@ int svc_probe(struct in_addr addr, uint16_t port, uint32_t mud_id, int deadline_
 	      struct svc_mud_state *st)
 {
 	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = addr };
-	uint64_t end = mono_ms() + deadline_ms;
+	uint64_t end = eh_mono_ns() / 1000000 + deadline_ms;
 	uint32_t first = 0, next;
 	int fd, r, err = -ETIMEDOUT;
 
@@ -78,7 +71,7 @@ int svc_probe(struct in_addr addr, uint16_t port, uint32_t mud_id, int deadline_
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	while (mono_ms() < end) {
+	while (eh_mono_ns() / 1000000 < end) {
 		r = ask(fd, &dst, first, mud_id, 300, st, &next);
 		if (r < 0 && r != -ECONNREFUSED && r != -EHOSTUNREACH && r != -ENETUNREACH) {
 			err = r;

@@ -45,6 +45,7 @@
 #include <zstd.h>
 
 #include "peer.h"
+#include "eh_time.h"
 #include "peer_wire.h"
 
 #define PSK_LEN			32
@@ -178,22 +179,6 @@ int peer_frame_check(uint32_t type, uint32_t len, const char **why)
 
 /* --- small helpers ---------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 static int wait_fd(int fd, short events, int64_t deadline)
 {
 	struct pollfd p = { .fd = fd, .events = events };
@@ -201,7 +186,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	int r;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - (int64_t)(eh_mono_ns() / 1000000);
 		if (left <= 0)
 			return -ETIMEDOUT;
 		r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
@@ -773,7 +758,7 @@ static int handshake(struct peer_conn *pc, int server, int64_t deadline)
 
 static int64_t deadline_of(int timeout_ms)
 {
-	return now_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
+	return (int64_t)(eh_mono_ns() / 1000000) + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
 }
 
 int peer_accept_fd(struct peer_ctx *c, int fd, int timeout_ms, struct peer_conn **out)
@@ -828,7 +813,7 @@ cleanup:
 
 int peer_accept(struct peer_ctx *c, int lfd, int timeout_ms, struct peer_conn **out)
 {
-	int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : (int64_t)(eh_mono_ns() / 1000000) + timeout_ms;
 	int fd, err;
 
 	*out = NULL;
@@ -1263,7 +1248,7 @@ int peer_wstream_begin(struct peer_conn *pc, int zstd_level, struct peer_wstream
 	}
 	w->out.dst = w->frame + PEER_HDR_LEN;
 	w->out.size = WS_OUT_CAP;
-	w->t0 = now_ns();
+	w->t0 = eh_mono_ns();
 	w->pc = pc;
 	pc->wbusy = 1;
 	*out = w;
@@ -1359,7 +1344,7 @@ int peer_wstream_end(struct peer_wstream *w, struct peer_xfer *st)
 	if (st) {
 		st->raw_bytes = w->raw;
 		st->wire_bytes = w->wire;
-		st->ns = now_ns() - w->t0;
+		st->ns = eh_mono_ns() - w->t0;
 	}
 	ws_free(w);
 	return err;
@@ -1422,7 +1407,7 @@ int peer_rstream_begin(struct peer_conn *pc, struct peer_rstream **out)
 	}
 	r->in.src = r->in_buf;
 	r->zret = 1;
-	r->t0 = now_ns();
+	r->t0 = eh_mono_ns();
 	r->pc = pc;
 	pc->rbusy = 1;
 	*out = r;
@@ -1493,7 +1478,7 @@ static int rs_next_frame(struct peer_rstream *r)
 			return rs_fail(r, -EPROTO, "SHA-256 of the %llu bytes does not match END's",
 				       (unsigned long long)r->raw);
 		r->state = 1;
-		r->t1 = now_ns();
+		r->t1 = eh_mono_ns();
 		return 0;
 	case PEER_F_ABORT: {
 		uint8_t text[PEER_ABORT_MAX];
@@ -1569,7 +1554,7 @@ int peer_rstream_end(struct peer_rstream *r, struct peer_xfer *st)
 	if (st) {
 		st->raw_bytes = r->raw;
 		st->wire_bytes = r->wire;
-		st->ns = (r->t1 ? r->t1 : now_ns()) - r->t0;
+		st->ns = (r->t1 ? r->t1 : eh_mono_ns()) - r->t0;
 	}
 	r->pc->rbusy = 0;
 	ZSTD_freeDCtx(r->z);

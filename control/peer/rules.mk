@@ -19,7 +19,7 @@ $(OUT)/tests/unit_peer: $(OUT)/obj/tests/unit/test_peer.o $(PEER_OBJS) | $(OUT)/
 # Not part of make test (docs/peer.md): clang libFuzzer on the frame parser.
 FUZZ_CC ?= clang
 PEER_FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -DPEER_FUZZ -D_GNU_SOURCE \
-	-Icontrol/peer
+	-Icontrol/peer -Icontrol/common
 .PHONY: fuzz-peer
 fuzz-peer: $(OUT)/fuzz/fuzz_peer_frames
 $(OUT)/fuzz/fuzz_peer_frames: tests/fuzz/fuzz_peer_frames.c control/peer/peer.c $(PEER_HDRS)

@@ -19,6 +19,7 @@
 
 #include "eh_digest.h"
 #include "eh_log.h"
+#include "eh_parse.h"
 #include "svc_state.h"
 
 static volatile sig_atomic_t stop, dump;
@@ -40,7 +41,7 @@ struct svc_opts {
 	bool bound;		/* --mud-id given */
 	unsigned long mud_id;
 	unsigned long log_max_kb;
-	struct svc_cidr status_from[SVC_MAX_CIDRS];
+	struct eh_cidr status_from[SVC_MAX_CIDRS];
 	int nstatus_from;	/* 0: the default list */
 };
 
@@ -176,17 +177,6 @@ cleanup:
 	return err;
 }
 
-static int parse_ulong(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	if (errno || *end || end == s || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct svc_opts *o)
 {
 	static const struct option lopts[] = {
@@ -204,6 +194,7 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 		{},
 	};
 	unsigned long v;
+	uint32_t u;
 	int c;
 
 	o->port = EH_SVC_PORT_DEFAULT;
@@ -211,39 +202,44 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (parse_ulong(optarg, 65535, &v) || !v)
+			if (eh_parse_u32(optarg, 65535, &u) || !u)
 				goto bad;
-			o->port = (int)v;
+			o->port = (int)u;
 			break;
 		case 'n': o->name = optarg; break;
 		case 'd': o->state_dir = optarg; break;
 		case 'm':
-			if (parse_ulong(optarg, 1 << 16, &o->mem_mb))
+			if (eh_parse_u32(optarg, 1 << 16, &u))
 				goto bad;
+			o->mem_mb = u;
 			break;
 		case 'f':
-			if (parse_ulong(optarg, 1 << 16, &o->fs_mb))
+			if (eh_parse_u32(optarg, 1 << 16, &u))
 				goto bad;
+			o->fs_mb = u;
 			break;
 		case 'w':
-			if (parse_ulong(optarg, 10000000, &o->work_us))
+			if (eh_parse_u32(optarg, 10000000, &u))
 				goto bad;
+			o->work_us = u;
 			break;
 		case 'l': o->logrepo = optarg; break;
 		case 'i':
-			if (parse_ulong(optarg, UINT32_MAX, &o->mud_id))
+			if (eh_parse_u32(optarg, UINT32_MAX, &u))
 				goto bad;
+			o->mud_id = u;
 			o->bound = true;
 			break;
 		case 'S':
 			if (o->nstatus_from >= SVC_MAX_CIDRS ||
-			    svc_parse_cidr(optarg, &o->status_from[o->nstatus_from]))
+			    eh_cidr_parse(optarg, &o->status_from[o->nstatus_from]))
 				goto bad;
 			o->nstatus_from++;
 			break;
 		case 'L':
-			if (parse_ulong(optarg, 1 << 20, &o->log_max_kb) || !o->log_max_kb)
+			if (eh_parse_u32(optarg, 1 << 20, &u) || !u)
 				goto bad;
+			o->log_max_kb = u;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;

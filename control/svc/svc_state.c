@@ -10,49 +10,12 @@
 #include <endian.h>
 
 #include "eh_digest.h"
+#include "eh_time.h"
 #include "svc_state.h"
 
 static uint64_t mono_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
-}
-
-int svc_parse_cidr(const char *str, struct svc_cidr *c)
-{
-	char addr[INET_ADDRSTRLEN], *end;
-	const char *slash = strchr(str, '/');
-	unsigned long bits = 32;
-	struct in_addr a;
-	size_t alen = slash ? (size_t)(slash - str) : strlen(str);
-
-	if (!alen || alen >= sizeof(addr))
-		return -EINVAL;
-	memcpy(addr, str, alen);
-	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, &a) != 1)
-		return -EINVAL;
-	if (slash) {
-		errno = 0;
-		bits = strtoul(slash + 1, &end, 10);
-		if (errno || *end || end == slash + 1 || bits > 32)
-			return -EINVAL;
-	}
-	c->mask = bits ? ~0u << (32 - bits) : 0;
-	c->net = ntohl(a.s_addr) & c->mask;
-	return 0;
-}
-
-bool svc_cidr_match(const struct svc_cidr *c, int n, struct in_addr a)
-{
-	uint32_t h = ntohl(a.s_addr);
-
-	for (int i = 0; i < n; i++)
-		if ((h & c[i].mask) == c[i].net)
-			return true;
-	return false;
+	return eh_mono_ns() / 1000000000ull;
 }
 
 int svc_state_init(struct svc_state *s, const char *name)
@@ -70,7 +33,7 @@ int svc_state_init(struct svc_state *s, const char *name)
 	    sizeof(s->hash_key))
 		s->hash_key = (uint32_t)time(NULL) * 2654435761u ^ (uint32_t)getpid();
 	for (size_t i = 0; i < sizeof(dflt) / sizeof(dflt[0]); i++)
-		svc_parse_cidr(dflt[i], &s->status_from[s->nstatus_from++]);
+		eh_cidr_parse(dflt[i], &s->status_from[s->nstatus_from++]);
 	s->now_s = mono_s;
 	return 0;
 }
@@ -382,7 +345,7 @@ static int handle_status(struct svc_state *s, const struct eh_hdr *h, size_t req
 	}
 	len = sizeof(*o) + k * sizeof(*ent) + EH_NAME_LEN;
 	if (len > reqlen &&
-	    !(src && svc_cidr_match(s->status_from, s->nstatus_from, src->sin_addr))) {
+	    !(src && eh_cidr_match(s->status_from, s->nstatus_from, src->sin_addr))) {
 		s->cnt.status_refused++;
 		return 0;
 	}

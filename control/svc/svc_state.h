@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 
 #include "edgehop_proto.h"
+#include "eh_parse.h"
 
 #define SVC_MAX_MUDS	4096	/* MUDs one service holds */
 #define SVC_BUCKETS	8192	/* hash chains (keyed hash: no chosen collisions) */
@@ -58,10 +59,6 @@ struct svc_mud {
 
 struct svc_lru {
 	struct svc_mud *head, *tail;
-};
-
-struct svc_cidr {
-	uint32_t net, mask;	/* host byte order */
 };
 
 /* Every datagram lands in exactly one of these (plus fs_errors, evicted). */
@@ -104,7 +101,7 @@ struct svc_state {
 	struct svc_mud *sorted[SVC_MAX_MUDS];	/* by mud_id, for STATUS */
 	uint32_t nmuds;
 	/* who may get a STATUS answer larger than its request */
-	struct svc_cidr status_from[SVC_MAX_CIDRS];
+	struct eh_cidr status_from[SVC_MAX_CIDRS];
 	int nstatus_from;
 	struct svc_counters cnt;
 	svc_apply_cb on_apply;
@@ -117,10 +114,6 @@ struct svc_state {
 int svc_state_init(struct svc_state *s, const char *name);
 void svc_state_free(struct svc_state *s);
 struct svc_mud *svc_find(struct svc_state *s, uint32_t mud_id);
-
-/* "A.B.C.D/N" (or a bare address, /32) into @c; -EINVAL when it is not one. */
-int svc_parse_cidr(const char *str, struct svc_cidr *c);
-bool svc_cidr_match(const struct svc_cidr *c, int n, struct in_addr a);
 
 /*
  * Handle one datagram from @src. Every SVCQ of a MUD served is answered:

@@ -19,6 +19,8 @@
 
 #include "eh_digest.h"
 #include "eh_log.h"
+#include "eh_parse.h"
+#include "eh_time.h"
 
 #define MAX_ENTS 4096
 /*
@@ -31,14 +33,6 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: edgehop-svcctl status IP:PORT [--json] [--timeout-ms T]\n");
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 /* Fetch the page starting at @first; returns entries copied or -errno. */
@@ -58,14 +52,14 @@ static int fetch_page(int fd, const struct sockaddr_in *dst, uint32_t first,
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		uint64_t deadline;
 
-		q.send_ns = htobe64(now_ns());
+		q.send_ns = htobe64(eh_real_ns());
 		memcpy(qbuf, &q, sizeof(q));	/* len 0: the padding is ignored */
 		if (sendto(fd, qbuf, sizeof(qbuf), 0, (const struct sockaddr *)dst,
 			   sizeof(*dst)) < 0)
 			return -errno;
-		deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
-		while (now_ns() < deadline) {
-			int left = (int)((deadline - now_ns()) / 1000000) + 1;
+		deadline = eh_real_ns() + (uint64_t)timeout_ms * 1000000ull;
+		while (eh_real_ns() < deadline) {
+			int left = (int)((deadline - eh_real_ns()) / 1000000) + 1;
 			uint32_t blen, n;
 			ssize_t len;
 

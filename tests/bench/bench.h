@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Small helpers shared by the dataplane benchmark's programs (eh-blast,
- * eh-relay, eh-echo): address parsing, clocks, socket buffers, header checks.
- * Header-only: each program is one object plus this file.
+ * eh-relay, eh-echo): socket buffers, header checks. Address parsing and
+ * clocks are control/common's (eh_parse.h, eh_time.h): each program is one
+ * object plus this file, linked with $(EH_COMMON).
  */
 #ifndef EH_BENCH_H
 #define EH_BENCH_H
@@ -18,6 +19,8 @@
 #include <sys/socket.h>
 
 #include "edgehop_proto.h"
+#include "eh_parse.h"
+#include "eh_time.h"
 
 /* Datagrams moved per recvmmsg/sendmmsg call. */
 #define EH_BENCH_BATCH	64
@@ -25,39 +28,6 @@
 #define EH_BENCH_MTU	2048
 /* Socket buffers: deep enough that a full window never overflows them. */
 #define EH_BENCH_SOCKBUF (8 << 20)
-
-static inline uint64_t eh_now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-/* "a.b.c.d:port" -> sockaddr_in. Returns 0 or -EINVAL. */
-static inline int eh_parse_sin(const char *s, struct sockaddr_in *sin)
-{
-	char buf[64], *colon, *end;
-	unsigned long port;
-
-	if (!s || strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	colon = strrchr(buf, ':');
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || !port || port > 65535)
-		return -EINVAL;
-	memset(sin, 0, sizeof(*sin));
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(port);
-	if (inet_pton(AF_INET, buf, &sin->sin_addr) != 1)
-		return -EINVAL;
-	return 0;
-}
 
 /*
  * Ask for big socket buffers. The *FORCE variants ignore rmem_max/wmem_max

@@ -110,7 +110,7 @@ int main(int argc, char **argv)
 		default: goto usage;
 		}
 	}
-	if (optind != argc || eh_parse_sin(to_arg, &to) || (!window == !(rate > 0)) ||
+	if (optind != argc || eh_parse_ipv4_port(to_arg, &to) || (!window == !(rate > 0)) ||
 	    window > SLOTS / 4 || body > EH_BODY_MAX || duration <= 0 || warmup < 0 ||
 	    !timeout_ms)
 		goto usage;
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
 	if (rate > 0)
 		interval_ns = (uint64_t)(1e9 / rate);
 	outstanding = 0;
-	t_start = eh_now_ns(CLOCK_MONOTONIC);
+	t_start = eh_mono_ns();
 	t_meas = t_start + (uint64_t)(warmup * 1e9);
 	t_end = t_meas + (uint64_t)(duration * 1e9);
 	next_ns = t_start;
@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 		uint64_t wait_ns;
 		int want = 0, sent;
 
-		now = eh_now_ns(CLOCK_MONOTONIC);
+		now = eh_mono_ns();
 		/* Lost requests: the oldest outstanding one has timed out. */
 		while (oldest != seq) {
 			struct slot *s = &slots[oldest & (SLOTS - 1)];
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
 				want = EH_BENCH_BATCH;
 		}
 		if (want > 0) {
-			uint64_t wall = eh_now_ns(CLOCK_REALTIME);
+			uint64_t wall = eh_real_ns();
 
 			for (i = 0; i < want; i++) {
 				struct eh_hdr *h = (struct eh_hdr *)txbuf[i];
@@ -212,7 +212,7 @@ int main(int argc, char **argv)
 				h->seq = htonl(seq + i);
 				h->send_ns = htobe64(wall);
 			}
-			now = eh_now_ns(CLOCK_MONOTONIC);
+			now = eh_mono_ns();
 			sent = sendmmsg(fd, tx, want, 0);
 			if (sent < 0) {
 				if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR &&
@@ -244,7 +244,7 @@ int main(int argc, char **argv)
 		 * the next request is due (fixed rate), or, once the measured
 		 * interval is over, for the last answers.
 		 */
-		now = eh_now_ns(CLOCK_MONOTONIC);
+		now = eh_mono_ns();
 		if (now >= t_end || (window && outstanding >= max_out))
 			wait_ns = timeout_ns;
 		else if (!window && next_ns + tick_ns > now)
@@ -269,7 +269,7 @@ int main(int argc, char **argv)
 			perror("eh-blast: recvmmsg");
 			return 1;
 		}
-		now = eh_now_ns(CLOCK_MONOTONIC);
+		now = eh_mono_ns();
 		for (i = 0; i < n; i++) {
 			const struct eh_hdr *h = (const struct eh_hdr *)rxbuf[i];
 			struct slot *s;

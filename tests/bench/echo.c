@@ -33,7 +33,7 @@ int main(int argc, char **argv)
 	int fd, one = 1, i, n, k, sent, lost;
 
 	if (argc != 3 || strcmp(argv[1], "--listen") ||
-	    eh_parse_sin(argv[2], &listen_sin)) {
+	    eh_parse_ipv4_port(argv[2], &listen_sin)) {
 		fprintf(stderr, "usage: eh-echo --listen IP:PORT\n");
 		return 2;
 	}

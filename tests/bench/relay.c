@@ -229,8 +229,8 @@ int main(int argc, char **argv)
 		else
 			break;
 	}
-	if (i != argc || eh_parse_sin(listen_arg, &listen_sin) ||
-	    eh_parse_sin(backend_arg, &backend)) {
+	if (i != argc || eh_parse_ipv4_port(listen_arg, &listen_sin) ||
+	    eh_parse_ipv4_port(backend_arg, &backend)) {
 		fprintf(stderr, "usage: eh-relay --listen VIP:PORT --backend IP:PORT\n");
 		return 2;
 	}

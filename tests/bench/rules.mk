@@ -13,7 +13,7 @@ PROGS += $(BENCH_PROGS)
 $(OUT)/obj/tests/bench/blast.o $(OUT)/obj/tests/bench/relay.o \
 $(OUT)/obj/tests/bench/echo.o: $(BENCH_HDRS)
 
-$(OUT)/bench/eh-%: $(OUT)/obj/tests/bench/%.o
+$(OUT)/bench/eh-%: $(OUT)/obj/tests/bench/%.o $(EH_COMMON)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@

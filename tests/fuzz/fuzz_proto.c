@@ -2,7 +2,7 @@
 /*
  * libFuzzer target for the text helpers around the wire protocol: IPv4:PORT
  * addresses (eh_parse_ipv4_port), digests in hex (eh_digest_parse, which
- * must round-trip through eh_digest_hex) and CIDRs (svc_parse_cidr).
+ * must round-trip through eh_digest_hex) and CIDRs (eh_cidr_parse).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,15 +10,14 @@
 #include <arpa/inet.h>
 
 #include "eh_digest.h"
-#include "eh_log.h"
-#include "svc_state.h"
+#include "eh_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t d[EH_DIGEST_LEN];
 	char hex[2 * EH_DIGEST_LEN + 1];
 	struct sockaddr_in sa;
-	struct svc_cidr c;
+	struct eh_cidr c;
 	char *s;
 
 	if (size > 4096)
@@ -35,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strcasecmp(hex, s))
 			abort();	/* accepted something that is not 64 hex digits */
 	}
-	if (!svc_parse_cidr(s, &c) && (c.net & ~c.mask))
+	if (!eh_cidr_parse(s, &c) && (c.net & ~c.mask))
 		abort();
 	free(s);
 	return 0;

@@ -6,14 +6,8 @@ EHS_BIN=$EHS_TOP/build/bin
 # shellcheck source=scripts/netdev.sh
 source "$EHS_TOP/scripts/netdev.sh"
 
-# wait_for <seconds> <command...>: poll the command until it succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1)); shift
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.05
-	done
-}
+# shellcheck source=tests/helpers/wait.bash
+source "$EHS_TOP/tests/helpers/wait.bash"
 
 # ehs_pair <nsA> <nsB> <ipA> <ipB> [ifA ifB]: two namespaces joined by a veth
 # pair, addresses in 10.x/24, loopbacks up.

@@ -21,19 +21,12 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "eh_time.h"
 #include "tap.h"
 
 #define DATA "tests/unit/data"
 
 static char tmp[256];
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void print_stats(const struct ckpt_stats *s)
 {
@@ -280,9 +273,9 @@ static void test_fake_runc(void)
 	script("runc-hang", body);
 	snprintf(runc, sizeof(runc), "%s/runc-hang", tmp);
 	o.timeout_ms = 500;
-	t0 = now_ms();
+	t0 = eh_mono_ms();
 	r = ckpt_dump("abc", img, work, &o, &s, err, sizeof(err));
-	ms = now_ms() - t0;
+	ms = eh_mono_ms() - t0;
 	tap_ok(r == -ETIMEDOUT && ms < 3000 && strstr(err, "no end after 500 ms") &&
 	       strstr(err, "started"),
 	       "fake runc that hangs: ETIMEDOUT after %.0f ms (%s)", ms, err);

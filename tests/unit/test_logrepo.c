@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "eh_log.h"
+#include "eh_stats.h"
 #include "lr_report.h"
 #include "tap.h"
 
@@ -219,9 +220,9 @@ int main(void)
 	tap_ok(!strcmp(r2->id, "R2") && r2->answered == 4 && r2->nmigs == 0 &&
 	       phase(r2, "all") && near(phase(r2, "all")->mean, 10),
 	       "R2: 4 answered, no migration, mean 10 ms");
-	tap_ok(near(lr_pct((double[]){ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, 10, 0.9), 9) &&
-	       near(lr_pct((double[]){ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, 10, 0.99), 10) &&
-	       near(lr_pct((double[]){ 5 }, 1, 0.5), 5) && lr_pct(NULL, 0, 0.5) == 0,
+	tap_ok(near(eh_pct((double[]){ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, 10, 0.9), 9) &&
+	       near(eh_pct((double[]){ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, 10, 0.99), 10) &&
+	       near(eh_pct((double[]){ 5 }, 1, 0.5), 5) && eh_pct(NULL, 0, 0.5) == 0,
 	       "nearest-rank percentiles");
 
 	{

@@ -346,15 +346,15 @@ int main(void)
 		svc_handle(s, pkt, n, &near, out, &outlen);
 		tap_ok(outlen == SVC_STATUS_MAX,
 		       "32-byte STATUS_REQ from 10.91.2.1 (default --status-from): full page");
-		svc_parse_cidr("10.91.2.0/24", &s->status_from[0]);
+		eh_cidr_parse("10.91.2.0/24", &s->status_from[0]);
 		s->nstatus_from = 1;
 		svc_handle(s, pkt, n, &far, out, &outlen);
 		ok = outlen == 0;
 		svc_handle(s, pkt, n, &near, out, &outlen);
 		tap_ok(ok && outlen == SVC_STATUS_MAX, "--status-from 10.91.2.0/24 trusts only it");
-		tap_ok(svc_parse_cidr("10.0.0.0/33", &s->status_from[1]) == -EINVAL &&
-		       svc_parse_cidr("nonsense", &s->status_from[1]) == -EINVAL &&
-		       svc_parse_cidr("1.2.3.4", &s->status_from[1]) == 0 &&
+		tap_ok(eh_cidr_parse("10.0.0.0/33", &s->status_from[1]) == -EINVAL &&
+		       eh_cidr_parse("nonsense", &s->status_from[1]) == -EINVAL &&
+		       eh_cidr_parse("1.2.3.4", &s->status_from[1]) == 0 &&
 		       s->status_from[1].mask == ~0u, "CIDR parsing refuses junk, bare address is /32");
 	}
 	svc_state_free(s);

@@ -69,7 +69,7 @@ setup() {
 	sleep 1
 	# bash's /dev/tcp: busybox nc drops what is still queued when its stdin ends.
 	on node-x "timeout 90 bash -c 'head -c 5000000 /dev/zero >/dev/tcp/${NODE_WAN[node-y]}/5001'"
-	wait_for 60 "node-y received the transfer" on node-y test -s /tmp/rx
+	wait_for 60 on node-y test -s /tmp/rx	# node-y received the transfer
 	read -r bytes ns < <(on node-y cat /tmp/rx)
 	mbit=$((bytes * 8 * 1000000 / ns))         # Mbit/s x 1000
 	echo "bulk: $bytes bytes in $((ns / 1000000)) ms = $((mbit / 1000)).$((mbit % 1000 / 100)) Mbit/s"
@@ -104,7 +104,7 @@ svc_args() { echo "--port $SVC_PORT --name $1 --state-dir /var/lib/edgehop-svc";
 	done
 	on node-x docker run -d --name ct-x --security-opt seccomp=unconfined edgehop-svc:small $(svc_args CT-x)
 	ipx=$(ct_ip node-x ct-x)
-	wait_for 30 "CT-x answers" on node-x "$BIN/edgehop-svcctl" status "$ipx:$SVC_PORT"
+	wait_for 30 on node-x "$BIN/edgehop-svcctl" status "$ipx:$SVC_PORT"	# CT-x answers
 	run -0 on node-x "$BIN/edgehop-mud" --svc "$ipx:$SVC_PORT" --mud-id 5 --count 200 --rate 0 --quiet --json /tmp/m1.json
 	run -0 on node-x cat /tmp/m1.json
 	local m1=$output
@@ -133,7 +133,7 @@ svc_args() { echo "--port $SVC_PORT --name $1 --state-dir /var/lib/edgehop-svc";
 	on node-y "tar -C '$upper_y' -xf -" <"$BATS_TEST_TMPDIR/layer.tar"
 	on node-y docker start --checkpoint "$cp" ct-y
 	ipy=$(ct_ip node-y ct-y)
-	wait_for 30 "CT-y answers" on node-y "$BIN/edgehop-svcctl" status "$ipy:$SVC_PORT"
+	wait_for 30 on node-y "$BIN/edgehop-svcctl" status "$ipy:$SVC_PORT"	# CT-y answers
 	run -0 on node-y "$BIN/edgehop-svcctl" status "$ipy:$SVC_PORT" --json
 	echo "CT-y restored: $output"
 	assert_equal "$(jq -c .muds <<<"$output")" "$(jq -c .muds <<<"$st_x")"
@@ -162,7 +162,7 @@ svc_args() { echo "--port $SVC_PORT --name $1 --state-dir /var/lib/edgehop-svc";
 	on node-x "docker rm -f ct-4 >/dev/null 2>&1; $SHARE/control/image/svc-image.sh small" >&3
 	on node-x docker run -d --name ct-4 --security-opt seccomp=unconfined edgehop-svc:small $(svc_args CT-x)
 	ipx=$(ct_ip node-x ct-4)
-	wait_for 30 "CT-x answers" on node-x "$BIN/edgehop-svcctl" status "$ipx:$SVC_PORT"
+	wait_for 30 on node-x "$BIN/edgehop-svcctl" status "$ipx:$SVC_PORT"	# CT-x answers
 	mudy=$(cd "$TOP" && source vm/lib.sh && mud_ip node-y)
 	on node-y "$BIN/edgehop-ap" set "$mudy" --mode forward --backend "$ipx:$SVC_PORT" --mud-id 9
 	# Associated to node-y: the VIP is reached through node-y's radio address.

@@ -143,7 +143,7 @@ migrate_case() {
 	on node-y "$AGENT wan del radio0"
 	cat "$j2" >&3
 	mud_ok "$j2" 800
-	wait_for 300 "the migration ended" migr_is node-y "$id" none
+	wait_for 300 migr_is node-y "$id" none	# the migration ended
 	run -0 status_of node-y "$id"
 	echo "# node-y: $output" >&3
 	assert_equal "$(jq -r .ct_node <<<"$output")" node-y
@@ -182,20 +182,20 @@ migrate_case() {
 	agents --migrate p
 	mud "$id" "$j" --count 1200 --rate 20 --handoff 40:node-y &
 	pid=$!
-	wait_for 120 "the migration began" migr_is node-x "$id" out
+	wait_for 120 migr_is node-x "$id" out	# the migration began
 	on node-y "systemctl kill -s KILL edgehop-agent.service"
 	local rc=0
 	wait "$pid" || rc=$?
 	cat "$j" >&3
 	echo "# MUD exit status $rc" >&3
 	mud_ok "$j" 1200
-	wait_for 120 "node-x saw the failure" migr_is node-x "$id" none
+	wait_for 120 migr_is node-x "$id" none	# node-x saw the failure
 	run -0 status_of node-x "$id"
 	echo "# node-x: $output" >&3
 	assert_equal "$(jq -r .ct_node <<<"$output")" node-x
 	assert [ -n "$(ct_of node-x "$id")" ]
 	# The restarted agent on node-y removed what the killed one had staged.
-	wait_for 60 "node-y's agent is back" on node-y "$AGENT status"
+	wait_for 60 on node-y "$AGENT status"	# node-y's agent is back
 	run -0 on node-y "docker ps -aq --filter label=edgehop.mud=$id"
 	assert_output ""
 	run -0 on node-y "$AGENT status --json"
@@ -213,7 +213,7 @@ migrate_case() {
 		run mud "$id" "$j" --count 500 --rate 20 --window 2 --handoff 20:node-y
 		echo "# fault at $step: $(jq -c '{answered, lost, mismatches, foreign}' "$j")" >&3
 		mud_ok "$j" 500
-		wait_for 300 "node-x's migration of $id ended" migr_is node-x "$id" none
+		wait_for 300 migr_is node-x "$id" none	# node-x's migration of $id ended
 		run -0 status_of node-x "$id"
 		echo "# node-x after the fault at $step: $(jq -c '{ct_node, error}' <<<"$output")" >&3
 		assert_equal "$(jq -r .ct_node <<<"$output")" node-x
@@ -236,8 +236,8 @@ migrate_case() {
 	run mud "$id" "$j" --count 600 --rate 20 --window 2 --handoff 20:node-y --handoff 60:node-x
 	cat "$j" >&3
 	mud_ok "$j" 600
-	wait_for 300 "no migration of $id under way" migr_is node-x "$id" none
-	wait_for 300 "no migration of $id under way on node-y" migr_is node-y "$id" none
+	wait_for 300 migr_is node-x "$id" none	# no migration of $id under way
+	wait_for 300 migr_is node-y "$id" none	# no migration of $id under way on node-y
 	# Exactly one container, holding the MUD's final state, wherever it ended.
 	run -0 status_of node-x "$id"
 	echo "# node-x: $output" >&3
@@ -262,7 +262,7 @@ migrate_case() {
 	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
 	run mud "$id" "$j" --count 300 --rate 20 --handoff 20:node-y
 	mud_ok "$j" 300
-	wait_for 120 "node-x's migration of $id ended" migr_is node-x "$id" none
+	wait_for 120 migr_is node-x "$id" none	# node-x's migration of $id ended
 	run -0 status_of node-x "$id"
 	echo "# $(jq -r .error <<<"$output")" >&3
 	assert_equal "$(jq -r .ct_node <<<"$output")" node-x

@@ -60,7 +60,7 @@ all_idle() {
 	assert_equal "$(jq -r .handoff_failures "$j")" 0
 	[ "$(jq -r .foreign "$j")" -eq 0 ] || echo "# KNOWN FAULT: $(jq -r .foreign "$j") foreign datagram(s)" >&3
 	assert [ "$(jq -r .foreign "$j")" -le 4 ]
-	wait_for 600 "no migration of $id under way" all_idle "$id"
+	wait_for 600 all_idle "$id"	# no migration of $id under way
 	for n in node-x node-y node-z; do
 		ct=$(on "$n" "docker ps -aq --filter label=edgehop.mud=$id")
 		echo "# $n: $(on "$n" "$AGENT status --json" | jq -c ".muds[] | select(.mud_id == $id) | {here, ct_node, error}") containers: ${ct:-none}" >&3

@@ -4,7 +4,7 @@
 #   testbed_teardown_file          bring it down (keep it with EH_TESTBED_KEEP=1)
 #   on NODE CMD...                 run a shell command on a node (with a timeout)
 #   copy SRC DST                   copy a file/folder; NODE:PATH on one side
-#   wait_for SECS WHAT CMD...      poll CMD until it succeeds or the deadline passes
+#   wait_for SECS CMD...           poll CMD until it succeeds or the deadline passes
 #   collect_logs [NAME]            consoles, journals, dmesg, docker state -> build/test-logs/vm/
 #   needs_bin NAME...              fail (never skip: CI counts skips as failures) without build/bin/NAME
 #
@@ -31,16 +31,9 @@ on() {
 
 copy() { timeout "${ON_TIMEOUT:-180}" "$TESTBED" cp "$1" "$2"; }
 
-wait_for() {
-	local secs=$1 what=$2 t0=$SECONDS; shift 2
-	until "$@" >/dev/null 2>&1; do
-		if [ $((SECONDS - t0)) -ge "$secs" ]; then
-			echo "wait_for: '$what' not true after ${secs}s" >&2
-			return 1
-		fi
-		sleep 1
-	done
-}
+# shellcheck source=tests/helpers/wait.bash
+source "$TOP/tests/helpers/wait.bash"
+WAIT_FOR_POLL=1		# each poll is an ssh round trip
 
 collect_logs() {
 	local dir=$TOP/build/test-logs/vm/${1:-$(basename "$BATS_TEST_FILENAME" .bats)}-$(date +%H%M%S)

@@ -10,32 +10,8 @@
 #include <sys/socket.h>
 
 #include "eh_log.h"
-
-int eh_parse_ipv4_port(const char *s, struct sockaddr_in *sa)
-{
-	char host[INET_ADDRSTRLEN];
-	const char *colon;
-	unsigned long port;
-	char *end;
-
-	if (!s)
-		return -EINVAL;
-	colon = strrchr(s, ':');
-	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, colon - s);
-	host[colon - s] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port == 0 || port > 65535)
-		return -EINVAL;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-		return -EINVAL;
-	return 0;
-}
+#include "eh_parse.h"
+#include "eh_time.h"
 
 int eh_log_open(struct eh_log *l, const char *hostport, const char *role)
 {
@@ -77,15 +53,13 @@ int eh_log_event(struct eh_log *l, const char *peer, const char *subject,
 {
 	char buf[EH_LOG_DGRAM_MAX];
 	struct eh_logrec r;
-	struct timespec ts;
 	va_list ap;
 	int n, err;
 
 	if (l->fd < 0)
 		return 0;
 	memset(&r, 0, sizeof(r));
-	clock_gettime(CLOCK_REALTIME, &ts);
-	r.t_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	r.t_ns = eh_real_ns();
 	strcpy(r.role, l->role);
 	if ((err = copy_field(r.peer, peer)) || (err = copy_field(r.subject, subject)) ||
 	    (err = copy_field(r.event, event)) || (err = copy_field(r.arg, arg)) ||

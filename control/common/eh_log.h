@@ -52,9 +52,6 @@ struct eh_log {
 	uint64_t dropped;	/* would block, unreachable, or invalid */
 };
 
-/* "A.B.C.D:PORT" (numeric IPv4) -> @sa. Returns 0 or -EINVAL. */
-int eh_parse_ipv4_port(const char *s, struct sockaddr_in *sa);
-
 /* @hostport NULL or "" disables logging (every call becomes a no-op). */
 int eh_log_open(struct eh_log *l, const char *hostport, const char *role);
 void eh_log_close(struct eh_log *l);
