@@ -52,6 +52,13 @@ struct eh_steer_ctl {
 	__u16 pad2;
 	__u64 ack_overflow;	/* eh_mud_dp.overflow at the last clear-flags */
 	__u64 ack_too_big;	/* eh_mud_dp.too_big at the last clear-flags */
+	/*
+	 * Size of the MUD's replay buffer when userspace creates it (on
+	 * entering FWD_BUF/BUF_ONLY); 0: the AP's (eh_cfg.ring_bytes). Not
+	 * read by the programs.
+	 */
+	__u32 ring_bytes;
+	__u32 pad3;
 };
 
 struct eh_mud_dp {
@@ -85,6 +92,9 @@ struct eh_steer {
 	__u64 buffered;		/* copied into the replay buffer */
 	__u64 lost_buf;		/* could not be buffered (ring full / too big) */
 	__u64 last_seq;		/* seq of the last request seen */
+	__u32 ring_bytes;	/* its replay buffer's size (the ring it has, else the one it gets) */
+	__u32 has_ring;		/* 1 while it has a replay buffer (FWD_BUF, BUF_ONLY) */
+	__u64 ring_used;	/* bytes its replay buffer holds, not yet consumed */
 };
 
 /* Dataplane configuration (single-entry array map eh_config). */
@@ -95,7 +105,7 @@ struct eh_cfg {
 	__u32 wan_ifindex;	/* FORWARD: the only interface redirected to */
 	__u32 radio_ifindex;	/* fast return: the only interface redirected to */
 	__u32 flags;		/* EH_CFG_* */
-	__u32 ring_bytes;	/* size of each MUD's replay buffer */
+	__u32 ring_bytes;	/* size of a MUD's replay buffer unless set per MUD */
 };
 
 #define EH_CFG_TC_HOOK_OURS	0x1	/* loader created the radio clsact qdisc */
@@ -158,5 +168,6 @@ struct eh_datarec {
 #define EH_STEER_MAX	4096	/* MUDs per AP */
 #define EH_RING_DEFAULT	(16u << 20)	/* replay buffer bytes per MUD (~11,000 records) */
 #define EH_RINGS_MAX	256	/* MUDs buffering (migrating into an AP) at once */
+#define EH_RING_MAX_BYTES (1u << 30)	/* largest replay buffer of one MUD */
 
 #endif /* EDGEHOP_KERN_USER_H */

@@ -474,6 +474,41 @@ buffered() { ap_y show --json | jq ".[]|select(.mud_id==$1)|.buffered"; }
 	assert_equal $(( $(counter $PIN_Y BUFFERED) - buf_before )) "$consumed"
 }
 
+@test "ring sizes per MUD: a 16 KiB ring overflows for one MUD, flagged and counted for it only; the other's default ring replays whole" {
+	ap_y del $MUD_IP
+	ap_y del $MUD2_IP
+	run -1 ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 122 --ring-bytes 10000
+	assert_output --partial 'Invalid replay buffer size 10000'
+	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 122 --ring-bytes 16384
+	ap_y set $MUD2_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 123
+	run -0 ap_y show --json
+	assert_equal "$(echo "$output" | jq -c '.[]|select(.mud_id==122)|[.ring,.ring_bytes]')" '[true,16384]'
+	assert_equal "$(echo "$output" | jq -c '.[]|select(.mud_id==123)|[.ring,.ring_bytes]')" "[true,$((16 << 20))]"
+	full_before=$(counter $PIN_Y RING_FULL)
+	mud 122 300 & p1=$!
+	mud2 123 300 & p2=$!
+	wait "$p1"
+	wait "$p2"
+	# 16 KiB hold 10 records of 1512 bytes: 290 lost for that MUD, none for the other.
+	run -0 ap_y show --json
+	assert_equal "$(echo "$output" | jq -c '.[]|select(.mud_id==122)|[.overflow,.buffered,.lost_buf,.ring_used]')" \
+		'[true,10,290,15120]'
+	assert_equal "$(echo "$output" | jq -c '.[]|select(.mud_id==123)|[.overflow,.buffered,.lost_buf]')" '[false,300,0]'
+	assert_equal $(( $(counter $PIN_Y RING_FULL) - full_before )) 290
+	run -0 ap_y cutover $MUD2_IP --to $CTY_IP:$VPORT --json
+	cut=$output
+	echo "$cut"
+	assert_equal "$(echo "$cut" | jq -c '[.ok,.replayed,.verified,.first_seq,.last_seq]')" '[true,300,300,0,299]'
+	assert_equal "$(ydigest 123)" "$(jq -c '[299,300,.final_digest]' "$BATS_TEST_TMPDIR/mud-123.json")"
+	run -1 ap_y cutover $MUD_IP --to $CTY_IP:$VPORT
+	assert_output --partial 'lost requests from the replay buffer'
+	run -0 ap_y show --json
+	assert_equal "$(echo "$output" | jq -c '.[]|select(.mud_id==122)|[.mode,.ring_bytes,.overflow]')" '["fwd-buf",16384,true]'
+	assert_equal "$(echo "$output" | jq -c '.[]|select(.mud_id==123)|[.mode,.ring,.overflow]')" '["local",false,false]'
+	ap_y del $MUD_IP
+	ap_y del $MUD2_IP
+}
+
 @test "the other hook: AP-y reloaded at XDP (then TC) forwards and returns the same way, same counters, entries kept" {
 	other=xdp
 	[ "${EH_ATTACH:-auto}" = xdp ] && other=tc

@@ -5,7 +5,9 @@
  *   edgehop-ap load --radio IF --wan IF --vip IP:PORT [--ring-bytes N]
  *                   [--fast-return auto|on|off] [--attach auto|xdp|tc]
  *   edgehop-ap unload --radio IF --wan IF
- *   edgehop-ap set MUD_IP --mode MODE [--backend IP:PORT] [--mud-id N]
+ *   edgehop-ap set MUD_IP --mode MODE [--backend IP:PORT] [--mud-id N] [--ring-bytes N]
+ *                                     (--ring-bytes: this MUD's replay buffer,
+ *                                     default the load's --ring-bytes)
  *   edgehop-ap del MUD_IP | clear-flags MUD_IP
  *   edgehop-ap show [--json]          steering entries and per-MUD counts
  *   edgehop-ap stats [--json]         dataplane counters
@@ -44,6 +46,7 @@ static void usage(FILE *f)
 		"       [--attach auto|xdp|tc]\n"
 		"  unload --radio IF --wan IF\n"
 		"  set MUD_IP --mode none|local|forward|fwd-buf|buf-only [--backend IP:PORT] [--mud-id N]\n"
+		"      [--ring-bytes N]\n"
 		"  del MUD_IP\n"
 		"  clear-flags MUD_IP\n"
 		"  show [--json]\n"
@@ -242,7 +245,7 @@ static int cmd_set(struct eh_dp *dp, struct args *a)
 		if (err)
 			return err;
 	}
-	return eh_dp_steer_set(dp, mud, mode, backend, port, a->mud_id);
+	return eh_dp_steer_set_ring(dp, mud, mode, backend, port, a->mud_id, a->ring_bytes);
 }
 
 /* Which hook each side's program runs at. */
@@ -280,21 +283,24 @@ static int show_one(void *c, struct in_addr mud, const struct eh_steer *st)
 	if (json)
 		printf("%s{\"mud\":\"%s\",\"mud_id\":%u,\"mode\":\"%s\",\"backend\":\"%s:%u\","
 		       "\"prev_backend\":\"%s:%u\",\"flags\":%u,\"overflow\":%s,\"too_big\":%s,\"rx\":%llu,\"delivered\":%llu,"
-		       "\"buffered\":%llu,\"lost_buf\":%llu,\"last_seq\":%llu}",
+		       "\"buffered\":%llu,\"lost_buf\":%llu,\"last_seq\":%llu,\"ring\":%s,"
+		       "\"ring_bytes\":%u,\"ring_used\":%llu}",
 		       ctx->n ? "," : "", mb, st->mud_id, eh_mode_name(st->mode), bb,
 		       ntohs(st->backend_port), pbb, ntohs(st->prev_port), st->flags,
 		       st->flags & EH_SF_OVERFLOW ? "true" : "false",
 		       st->flags & EH_SF_TOO_BIG ? "true" : "false",
 		       (unsigned long long)st->rx, (unsigned long long)st->delivered,
 		       (unsigned long long)st->buffered, (unsigned long long)st->lost_buf,
-		       (unsigned long long)st->last_seq);
+		       (unsigned long long)st->last_seq, st->has_ring ? "true" : "false",
+		       st->ring_bytes, (unsigned long long)st->ring_used);
 	else
-		printf("%-15s %8u %-9s %15s:%-5u %5s %10llu %10llu %10llu %8llu %10llu\n",
+		printf("%-15s %8u %-9s %15s:%-5u %5s %10llu %10llu %10llu %8llu %10llu %8u%s\n",
 		       mb, st->mud_id, eh_mode_name(st->mode), bb, ntohs(st->backend_port),
 		       st->flags & EH_SF_OVERFLOW ? "OVF" : st->flags & EH_SF_TOO_BIG ? "BIG" : "-",
 		       (unsigned long long)st->rx, (unsigned long long)st->delivered,
 		       (unsigned long long)st->buffered, (unsigned long long)st->lost_buf,
-		       (unsigned long long)st->last_seq);
+		       (unsigned long long)st->last_seq, st->ring_bytes >> 10,
+		       st->has_ring ? "" : " (none)");
 	ctx->n++;
 	return 0;
 }
@@ -310,9 +316,9 @@ static int cmd_show(struct eh_dp *dp, struct args *a)
 	else
 		print_hooks(dp);
 	if (!json)
-		printf("%-15s %8s %-9s %21s %5s %10s %10s %10s %8s %10s\n", "MUD", "MUD-ID",
+		printf("%-15s %8s %-9s %21s %5s %10s %10s %10s %8s %10s %8s\n", "MUD", "MUD-ID",
 		       "MODE", "BACKEND", "FLAGS", "RX", "DELIVERED", "BUFFERED", "LOST-BUF",
-		       "LAST-SEQ");
+		       "LAST-SEQ", "RING-KIB");
 	err = eh_dp_steer_foreach(dp, show_one, &ctx);
 	if (json)
 		printf("]\n");

@@ -480,15 +480,9 @@ int eh_dp_load(const struct eh_load_opts *o)
 		 * the kernel does not hold inner ring buffers to the
 		 * template's size.
 		 */
-		err = 0;
-		if (o->ring_bytes < (uint32_t)sysconf(_SC_PAGESIZE) ||
-		    (o->ring_bytes & (o->ring_bytes - 1)))
-			err = -EINVAL;
-		if (err) {
-			pr_err("Invalid replay buffer size %u: must be a power of two multiple of the page size\n",
-			       o->ring_bytes);
+		err = eh_ring_bytes_check(o->ring_bytes);
+		if (err)
 			goto cleanup;
-		}
 	}
 	err = edgehop_bpf__load(skel);
 	if (err) {
@@ -689,22 +683,63 @@ static bool buffering(__u32 mode)
 	return mode == EH_MODE_FWD_BUF || mode == EH_MODE_BUF_ONLY;
 }
 
-/* A new, empty ring for the MUD; replaces its ring if @replace, else keeps it. */
-static int ring_create(struct eh_dp *dp, struct in_addr mud, bool replace)
+int eh_ring_bytes_check(uint32_t bytes)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts);
+	if (bytes < (uint32_t)sysconf(_SC_PAGESIZE) || (bytes & (bytes - 1)) ||
+	    bytes > EH_RING_MAX_BYTES) {
+		pr_err("Invalid replay buffer size %u: must be a power of two multiple of the page size, at most %u\n",
+		       bytes, EH_RING_MAX_BYTES);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The size a MUD's ring gets: its own, else the AP's. */
+static uint32_t ring_size(struct eh_dp *dp, const struct eh_steer_ctl *c)
+{
 	struct eh_cfg cfg = {};
 	__u32 zero = 0;
+
+	if (c && c->ring_bytes)
+		return c->ring_bytes;
+	bpf_map_lookup_elem(dp->config_fd, &zero, &cfg);
+	return cfg.ring_bytes ? cfg.ring_bytes : EH_RING_DEFAULT;
+}
+
+/* The size of the MUD's ring, 0 if it has none. */
+static uint32_t ring_now(struct eh_dp *dp, struct in_addr mud)
+{
+	struct bpf_map_info info = {};
+	__u32 id, len = sizeof(info);
+	int fd;
+
+	if (bpf_map_lookup_elem(dp->rings_fd, &mud.s_addr, &id))
+		return 0;
+	fd = bpf_map_get_fd_by_id(id);
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.max_entries = 0;
+	close(fd);
+	return info.max_entries;
+}
+
+/*
+ * A new, empty ring of @bytes for the MUD; replaces its ring if @replace,
+ * else keeps it.
+ */
+static int ring_create(struct eh_dp *dp, struct in_addr mud, bool replace, uint32_t bytes)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts);
 	int fd, err = 0;
 
 	if (!replace && !bpf_map_lookup_elem(dp->rings_fd, &mud.s_addr, &fd))
 		return 0;
-	bpf_map_lookup_elem(dp->config_fd, &zero, &cfg);
-	fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "eh_ring", 0, 0,
-			    cfg.ring_bytes ? cfg.ring_bytes : EH_RING_DEFAULT, &opts);
+	fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "eh_ring", 0, 0, bytes, &opts);
 	if (fd < 0) {
 		err = -errno;
-		pr_err("Couldn't create a replay buffer for %s: %s\n", inet_ntoa(mud), strerror(errno));
+		pr_err("Couldn't create a replay buffer of %u bytes for %s: %s\n", bytes,
+		       inet_ntoa(mud), strerror(errno));
 		return err;
 	}
 	if (bpf_map_update_elem(dp->rings_fd, &mud.s_addr, &fd, replace ? BPF_ANY : BPF_NOEXIST) &&
@@ -725,11 +760,13 @@ static void ring_release(struct eh_dp *dp, struct in_addr mud)
 
 int eh_dp_ring_reset(struct eh_dp *dp, struct in_addr mud)
 {
+	struct eh_steer_ctl c = {};
 	int fd;
 
 	if (bpf_map_lookup_elem(dp->rings_fd, &mud.s_addr, &fd))
 		return errno == ENOENT ? 0 : -errno;
-	return ring_create(dp, mud, true);
+	bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &c);
+	return ring_create(dp, mud, true, ring_size(dp, &c));
 }
 
 int eh_dp_ring_open(struct eh_dp *dp, struct in_addr mud, struct eh_ring *r)
@@ -771,12 +808,22 @@ int eh_dp_ring_foreach(struct eh_dp *dp, int (*fn)(void *ctx, struct in_addr mud
 int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 		    struct in_addr backend, uint16_t backend_port, uint32_t mud_id)
 {
+	return eh_dp_steer_set_ring(dp, mud, mode, backend, backend_port, mud_id, 0);
+}
+
+int eh_dp_steer_set_ring(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
+			 struct in_addr backend, uint16_t backend_port, uint32_t mud_id,
+			 uint32_t ring_bytes)
+{
 	int err;
+	uint32_t has;
 
 	struct eh_steer_ctl st = {};
 	struct eh_mud_dp zero = {};
 
 	if ((unsigned int)mode >= EH_MODE_MAX)
+		return -EINVAL;
+	if (ring_bytes && eh_ring_bytes_check(ring_bytes))
 		return -EINVAL;
 	if (mode != EH_MODE_NONE && mode != EH_MODE_BUF_ONLY &&
 	    (!backend.s_addr || !backend_port)) {
@@ -789,6 +836,16 @@ int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 	 * rewrite cannot erase anything the XDP program set.
 	 */
 	bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &st);
+	if (ring_bytes) {
+		/* A ring holding records is never swapped for another size. */
+		has = ring_now(dp, mud);
+		if (has && has != ring_bytes && buffering(mode)) {
+			pr_err("%s already has a replay buffer of %u bytes: its size changes when it next enters fwd-buf or buf-only\n",
+			       inet_ntoa(mud), has);
+			return -EBUSY;
+		}
+		st.ring_bytes = ring_bytes;
+	}
 	st.mode = mode;
 	st.mud_id = mud_id;
 	if (backend.s_addr && (backend.s_addr != st.backend_addr ||
@@ -809,7 +866,7 @@ int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 	}
 	/* The ring exists before the program can see a buffering mode. */
 	if (buffering(mode)) {
-		err = ring_create(dp, mud, false);
+		err = ring_create(dp, mud, false, ring_size(dp, &st));
 		if (err)
 			return err;
 	}
@@ -848,11 +905,19 @@ int eh_dp_steer_get(struct eh_dp *dp, struct in_addr mud, struct eh_steer *st)
 {
 	struct eh_steer_ctl c;
 	struct eh_mud_dp md = {};
+	struct eh_ring r;
 
 	if (bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &c))
 		return -errno;
 	bpf_map_lookup_elem(dp->mud_dp_fd, &mud.s_addr, &md);	/* none: no packet yet */
 	steer_view(&c, &md, st);
+	st->ring_bytes = ring_size(dp, &c);
+	if (!eh_dp_ring_open(dp, mud, &r)) {
+		st->has_ring = 1;
+		st->ring_bytes = r.size;
+		st->ring_used = eh_ring_backlog(&r);
+		eh_ring_close(&r);
+	}
 	return 0;
 }
 
@@ -874,7 +939,7 @@ int eh_dp_steer_restore(struct eh_dp *dp, struct in_addr mud, const struct eh_st
 			c.ack_too_big = now.ack_too_big;
 	}
 	if (buffering(c.mode)) {
-		err = ring_create(dp, mud, false);
+		err = ring_create(dp, mud, false, ring_size(dp, &c));
 		if (err)
 			return err;
 	}

@@ -89,6 +89,19 @@ void eh_dp_close(struct eh_dp *dp);
  */
 int eh_dp_steer_set(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
 		    struct in_addr backend, uint16_t backend_port, uint32_t mud_id);
+/*
+ * The same, and the size of the MUD's replay buffer (@ring_bytes: a power of
+ * two multiple of the page size; 0 keeps the MUD's, whose 0 is the AP's
+ * --ring-bytes). The size applies when the ring is created (entering
+ * FWD_BUF/BUF_ONLY, a reset, a rollback): a MUD whose ring exists with
+ * another size and stays buffering is refused (-EBUSY) rather than losing
+ * what its ring holds. Overflow is counted and flagged per MUD as ever.
+ */
+int eh_dp_steer_set_ring(struct eh_dp *dp, struct in_addr mud, enum eh_mode mode,
+			 struct in_addr backend, uint16_t backend_port, uint32_t mud_id,
+			 uint32_t ring_bytes);
+/* 0 if @bytes can be a replay buffer's size, else -EINVAL (said on stderr). */
+int eh_ring_bytes_check(uint32_t bytes);
 int eh_dp_steer_get(struct eh_dp *dp, struct in_addr mud, struct eh_steer *st);
 /*
  * The controller's part of an entry as it is (save), and put back exactly

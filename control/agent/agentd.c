@@ -1061,11 +1061,13 @@ static int status_steer(void *ctx, struct in_addr mud, const struct eh_steer *st
 	char ma[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &mud, ma, sizeof(ma));
-	json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I}",
+	json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:b, s:I}",
 		"mud_addr", ma, "mode", eh_mode_name(st->mode), "backend", inet_ntoa(b),
 		"backend_port", ntohs(st->backend_port), "mud_id", st->mud_id, "flags", st->flags,
 		"rx", (json_int_t)st->rx, "buffered", (json_int_t)st->buffered,
-		"delivered", (json_int_t)st->delivered));
+		"delivered", (json_int_t)st->delivered, "lost_buf", (json_int_t)st->lost_buf,
+		"ring_bytes", (json_int_t)st->ring_bytes, "ring", (int)st->has_ring,
+		"ring_used", (json_int_t)st->ring_used));
 	return 0;
 }
 

@@ -712,6 +712,75 @@ static void t_rings_per_mud(void)
 	steer(EH_MODE_LOCAL, MUDID);
 }
 
+/* Each MUD's ring has its own size; overflow is counted and flagged per MUD. */
+static void t_ring_sizes(void)
+{
+	uint8_t in[2048], out[4096];
+	struct in_addr m = { ip4(MUD) }, m2 = { ip4(MUD2) }, b = { ip4(BACKEND) };
+	__u64 full = counter(EH_C_RING_FULL);
+	struct eh_steer st2 = {};
+	struct eh_steer_ctl saved;
+	struct eh_ring r2 = {};
+	struct pkt_spec s;
+	size_t len, n2 = 0;
+	__u32 olen;
+
+	eh_dp_steer_del(&dp, m);
+	eh_dp_steer_del(&dp, m2);
+	tap_ok(eh_dp_steer_set_ring(&dp, m, EH_MODE_FWD_BUF, b, BPORT, MUDID, 3000) == -EINVAL &&
+	       eh_dp_steer_set_ring(&dp, m, EH_MODE_FWD_BUF, b, BPORT, MUDID, 2048) == -EINVAL,
+	       "a ring size that is no power-of-two multiple of the page is refused");
+	/* MUD 1: one page (two records); MUD 2: the AP's default. */
+	eh_dp_steer_set_ring(&dp, m, EH_MODE_FWD_BUF, b, BPORT, MUDID, 4096);
+	ring_reopen();
+	eh_dp_steer_set(&dp, m2, EH_MODE_FWD_BUF, b, BPORT, MUDID + 1);
+	eh_dp_ring_open(&dp, m2, &r2);
+	tap_ok(entry().ring_bytes == 4096 && entry().has_ring && ring.size == 4096 &&
+	       !eh_dp_steer_get(&dp, m2, &st2) && st2.ring_bytes == EH_RING_DEFAULT &&
+	       st2.has_ring && r2.size == EH_RING_DEFAULT,
+	       "per-MUD ring sizes: 4096 for one MUD, the AP's %u for the other (%u, %u)",
+	       EH_RING_DEFAULT, entry().ring_bytes, st2.ring_bytes);
+	for (uint32_t seq = 0; seq < 5; seq++) {
+		s = req(seq);
+		len = build(in, &s);
+		xdp(in, len, out, &olen);
+		s.src = MUD2;
+		s.mud_id = MUDID + 1;
+		len = build(in, &s);
+		xdp(in, len, out, &olen);
+	}
+	eh_dp_steer_get(&dp, m2, &st2);
+	tap_ok(entry().buffered == 2 && entry().lost_buf == 3 && (entry().flags & EH_SF_OVERFLOW) &&
+	       entry().ring_used == 2 * ((sizeof(struct eh_replay_rec) + 8 + 7) & ~7ul),
+	       "the small ring overflows: 2 buffered, 3 lost, its MUD flagged OVERFLOW");
+	tap_ok(st2.buffered == 5 && st2.lost_buf == 0 && !(st2.flags & EH_SF_OVERFLOW) &&
+	       counter(EH_C_RING_FULL) == full + 3,
+	       "the other MUD's ring holds all 5, unflagged; ring_full counts only the 3 lost");
+	while (r2.consumer_pos && eh_ring_peek(&r2)) {
+		n2++;
+		eh_ring_commit(&r2);
+	}
+	tap_ok(n2 == 5, "the bigger ring replays whole: %zu records", n2);
+	eh_ring_close(&r2);
+	tap_ok(eh_dp_steer_set_ring(&dp, m, EH_MODE_BUF_ONLY, b, BPORT, MUDID, 8192) == -EBUSY &&
+	       entry().mode == EH_MODE_FWD_BUF && ring.size == 4096,
+	       "another size for a MUD whose ring holds records is refused (EBUSY)");
+	tap_ok(!eh_dp_steer_save(&dp, m, &saved) && !eh_dp_ring_reset(&dp, m) &&
+	       entry().ring_bytes == 4096 && entry().ring_used == 0,
+	       "a ring reset keeps the MUD's size");
+	eh_dp_steer_set(&dp, m, EH_MODE_LOCAL, b, BPORT, MUDID);
+	tap_ok(!entry().has_ring && entry().ring_bytes == 4096 &&
+	       !eh_dp_steer_restore(&dp, m, &saved) && entry().has_ring &&
+	       entry().ring_bytes == 4096,
+	       "a rollback recreates the ring with the MUD's size");
+	eh_dp_steer_set(&dp, m, EH_MODE_LOCAL, b, BPORT, MUDID);
+	tap_ok(!eh_dp_steer_set_ring(&dp, m, EH_MODE_FWD_BUF, b, BPORT, MUDID, 16384) &&
+	       entry().ring_bytes == 16384 && entry().has_ring,
+	       "a MUD entering fwd-buf again gets the new size");
+	eh_dp_steer_del(&dp, m2);
+	steer(EH_MODE_LOCAL, MUDID);
+}
+
 /*
  * The redirect paths need a FIB answer: a private network namespace with a
  * "WAN" veth towards the backend and a "radio" veth towards the MUD, both
@@ -980,7 +1049,7 @@ int main(void)
 {
 	int err;
 
-	tap_plan(103);
+	tap_plan(112);
 	if (geteuid()) {
 		tap_diag("needs root (BPF_PROG_TEST_RUN)");
 		return 1;
@@ -997,6 +1066,7 @@ int main(void)
 	t_hostile();
 	t_tc_egress();
 	t_rings_per_mud();
+	t_ring_sizes();
 	t_tc_radio();
 	t_redirect_paths();
 	teardown();
