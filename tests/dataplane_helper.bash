@@ -33,6 +33,15 @@ ap_y() { in_ns ehd-apy "$BIN/edgehop-ap" --pin "$PIN_Y" "$@"; }
 # unload the dataplanes, delete the namespaces (every veth has both ends in them;
 # one already gone is fine). Safe to repeat.
 topo_down() {
+	local many
+	# The many-MUD namespaces (many_up) first: their macvlans hang off ehd-mud's veths.
+	many=$(ls /run/netns 2>/dev/null | grep -E '^ehd-m[0-9]+$' || true)
+	if [ -n "$many" ]; then
+		# shellcheck disable=SC2086
+		netns_kill 5 $many
+		# shellcheck disable=SC2086
+		netns_del $many || true
+	fi
 	netns_kill 5 "${NSS[@]}"
 	[ -e /run/netns/ehd-apx ] && nsenter --net=/run/netns/ehd-apx "$BIN/edgehop-ap" --pin "$PIN_X" unload --radio radio0 --wan wan0 >/dev/null 2>&1 || true
 	[ -e /run/netns/ehd-apy ] && nsenter --net=/run/netns/ehd-apy "$BIN/edgehop-ap" --pin "$PIN_Y" unload --radio radio0 --wan wan0 >/dev/null 2>&1 || true
@@ -117,4 +126,108 @@ counter() {
 	[ -n "$idx" ] || { echo "no counter $2" >&2; return 1; }
 	bpftool -j map lookup pinned "$1/eh_counters" key $((idx - 1)) 0 0 0 \
 		| jq '[.formatted.values[].value.packets] | add'
+}
+
+# --- many MUDs (tests/11-many-muds.bats, tests/bench/cutover) --------------
+# MUD i (1..N) lives in namespace ehd-mNN with a leg on each AP's radio
+# (macvlans on ehd-mud's mud0 and mudx0): 10.91.0.(110+i) at AP-y,
+# 10.91.3.(110+i) at AP-x; mud id 200+i. It associates with AP-x and hands
+# off to AP-y through the test-double agents (tests/helpers/fake-agent.py).
+many_ns() { printf 'ehd-m%02d' "$1"; }
+many_ip_y() { echo "10.91.0.$((110 + $1))"; }
+many_ip_x() { echo "10.91.3.$((110 + $1))"; }
+many_id() { echo $((${MANY_ID_BASE:-200} + $1)); }	# fresh ids per run: MANY_ID_BASE
+
+many_up() {
+	local n=$1 i ns
+	for i in $(seq 1 "$n"); do
+		ns=$(many_ns "$i")
+		ip netns add "$ns"
+		ip -n "$ns" link set lo up
+		ip -n ehd-mud link add "ry$i" link mud0 type macvlan mode bridge
+		ip -n ehd-mud link set "ry$i" netns "$ns"
+		ip -n ehd-mud link add "rx$i" link mudx0 type macvlan mode bridge
+		ip -n ehd-mud link set "rx$i" netns "$ns"
+		ip -n "$ns" addr add "$(many_ip_y "$i")/24" dev "ry$i"
+		ip -n "$ns" addr add "$(many_ip_x "$i")/24" dev "rx$i"
+		ip -n "$ns" link set "ry$i" up
+		ip -n "$ns" link set "rx$i" up
+		# Answers of around the handoff arrive on the other leg.
+		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
+			net.ipv4.conf."ry$i".rp_filter=0 net.ipv4.conf."rx$i".rp_filter=0
+	done
+}
+
+# many_agents DIR: the test-double agents of AP-x and AP-y (READY to any MUD).
+many_agents() {
+	local dir=$1
+	nsenter --net=/run/netns/ehd-apx python3 "$TOP/tests/helpers/fake-agent.py" \
+		--addr 10.91.3.1 --name AP-x --vip "$VIP:$VPORT" >"$dir/agent-x.out" 2>&1 &
+	nsenter --net=/run/netns/ehd-apy python3 "$TOP/tests/helpers/fake-agent.py" \
+		--addr 10.91.0.1 --name AP-y --vip "$VIP:$VPORT" >"$dir/agent-y.out" 2>&1 &
+	wait_for 10 grep -q ready "$dir/agent-x.out"
+	wait_for 10 grep -q ready "$dir/agent-y.out"
+}
+
+# ap_show_all PIN FILTER: 0 if jq FILTER holds on AP's show --json.
+ap_show_holds() {
+	local ns=$1 pin=$2 filter=$3
+	timeout 20 nsenter --net=/run/netns/"$ns" "$BIN/edgehop-ap" --pin "$pin" show --json |
+		jq -e "$filter" >/dev/null
+}
+
+# many_run N COUNT HANDOFF DIR [RUN-PREFIX]: N MUDs at 10 req/s for COUNT
+# requests, associated with AP-x (buffering towards CT-x, which stands in for
+# the container being checkpointed), handing off to AP-y before request
+# HANDOFF; AP-y forwards to CT-x and buffers; once every MUD is at AP-y,
+# CT-y is "restored" from AP-x's buffers (the stand-in for T1-T5, as in
+# scripts/run-demo) and all N are cut over to CT-y at once. Writes
+# DIR/mud-ID.json, DIR/cut-ID.json, DIR/cut-ID.end (ns, end of its cut-over),
+# DIR/cut.start (ns). Returns non-zero if a step failed (the checks are the
+# caller's).
+many_run() {
+	local n=$1 count=$2 handoff=$3 dir=$4 run=${5:-many} i id ns pids=() cuts=() rc=0 ids=()
+	for i in $(seq 1 "$n"); do
+		id=$(many_id "$i")
+		ids+=("$id")
+		ap_x set "$(many_ip_x "$i")" --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id "$id" || return 1
+		ap_y set "$(many_ip_y "$i")" --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id "$id" || return 1
+	done
+	for i in $(seq 1 "$n"); do
+		id=$(many_id "$i")
+		ns=$(many_ns "$i")
+		timeout 300 nsenter --net=/run/netns/"$ns" "$BIN/edgehop-mud" --svc $VIP:$VPORT \
+			--mud-id "$id" --count "$count" --rate 10 --timeout-ms 500 --name "MUD-$id" \
+			--ap AP-x=10.91.3.1:7778,10.91.3.1 --ap AP-y=10.91.0.1:7778,10.91.0.1 \
+			--handoff "$handoff:AP-y" --run "$run-$id" --logrepo 10.91.0.1:7779 \
+			--quiet --json "$dir/mud-$id.json" >"$dir/mud-$id.out" 2>&1 &
+		pids+=($!)
+	done
+	# Every MUD at AP-y: its requests arrive there (it sends the next one
+	# only after READY and the route moved; window 1: nothing left at AP-x).
+	local all_y
+	all_y=$(printf '%s\n' "${ids[@]}" | jq -sc .)
+	wait_for 120 ap_show_holds ehd-apy "$PIN_Y" \
+		"[.[]|select(.mud_id as \$m | $all_y | index(\$m))|select(.rx > 0)]|length == $n" || rc=1
+	# CT-y restored: what CT-x applied before the handoff, from AP-x's buffers.
+	for i in $(seq 1 "$n"); do
+		[ $rc -eq 0 ] || break
+		ap_x replay "$(many_ip_x "$i")" --to $CTY_IP:$VPORT >"$dir/restore-$(many_id "$i").out" 2>&1 || rc=1
+	done
+	ap_y show --json >"$dir/show-before-cut.json"
+	date +%s%N >"$dir/cut.start"
+	for i in $(seq 1 "$n"); do
+		[ $rc -eq 0 ] || break
+		id=$(many_id "$i")
+		( ap_y cutover "$(many_ip_y "$i")" --to $CTY_IP:$VPORT --mud-id "$id" --json \
+			--logrepo 127.0.0.1:7779 --role AP-y --run "$run-$id" >"$dir/cut-$id.json" 2>"$dir/cut-$id.err"
+		  r=$?; date +%s%N >"$dir/cut-$id.end"; exit $r ) &
+		cuts+=($!)
+	done
+	for i in "${cuts[@]}"; do wait "$i" || rc=1; done
+	for i in "${pids[@]}"; do wait "$i" || rc=1; done
+	for i in $(seq 1 "$n"); do
+		ap_x del "$(many_ip_x "$i")" >/dev/null 2>&1
+	done
+	return $rc
 }
