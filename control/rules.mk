@@ -31,7 +31,7 @@ $(OUT)/tests/unit_svc: $(OUT)/obj/tests/unit/test_svc.o \
 # DK_OBJS, PEER_OBJS, NL_OBJS, MIGR_OBJS come from control/<part>/rules.mk.
 AGENT_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard control/agent/*.c))
 $(AGENT_OBJS): CFLAGS += -Icontrol -Icontrol/agent -Icontrol/docker -Icontrol/peer \
-	-Icontrol/nl -Icontrol/migr
+	-Icontrol/nl -Icontrol/migr -Icontrol/runtime
 $(AGENT_OBJS): $(wildcard control/*/*.h)
 PROGS += $(OUT)/bin/edgehop-agent
 $(OUT)/bin/edgehop-agent: $(AGENT_OBJS) $(DK_OBJS) $(PEER_OBJS) $(NL_OBJS) $(MIGR_OBJS) \

@@ -37,6 +37,7 @@
 #include "eh_log.h"
 #include "eh_nl.h"
 #include "eh_replay.h"
+#include "ehrt.h"
 #include "migr.h"
 #include "peer.h"
 #include "svcprobe.h"
@@ -341,7 +342,7 @@ static void *assoc_thread(void *arg)
 		json_decref(ins);
 		dk_remove(d, name, true);
 	}
-	cfg = migr_ct_config(A.c.image, cmd, mud_id);
+	cfg = migr_ct_config(A.c.image, cmd, mud_id, NULL);
 	err = cfg ? dk_create(d, name, cfg, id) : -ENOMEM;
 	if (err) {
 		snprintf(why, sizeof(why), "creating the container from %s: %s", A.c.image, dk_err(d));
@@ -781,6 +782,36 @@ static void dst_rollback(void *vctx, uint32_t mud_id)
 	event(A.c.node, mud_id, "migr rolled back", "ct_x=%s", inet_ntoa(c->ct_x));
 }
 
+/*
+ * Where T5 restores CT-y from: edgehop-runc's staging root when Docker knows
+ * the runtime "edgehop" (RESTORE = runc or auto), else NULL (Docker's own
+ * start --checkpoint). RESTORE = runc without the runtime is an error.
+ */
+static int restore_path(struct dk *d, const char **stage, char *err, size_t errlen)
+{
+	json_t *info = NULL;
+	bool have;
+
+	*stage = NULL;
+	if (A.c.restore == AG_RESTORE_DOCKER)
+		return 0;
+	if (dk_info(d, &info)) {
+		snprintf(err, errlen, "Docker's info: %s", dk_err(d));
+		return -EIO;
+	}
+	have = json_object_get(json_object_get(info, "Runtimes"), EHRT_RUNTIME) != NULL;
+	json_decref(info);
+	if (have)
+		*stage = EHRT_STAGE_DIR;
+	else if (A.c.restore == AG_RESTORE_RUNC) {
+		snprintf(err, errlen, "RESTORE = runc, but Docker has no runtime '%s' "
+			 "(daemon.json: \"runtimes\": { \"%s\": { \"path\": "
+			 "\"/usr/local/sbin/edgehop-runc\" } })", EHRT_RUNTIME, EHRT_RUNTIME);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 static void peer_migr_begin(struct peer_conn *pc, json_t *req)
 {
 	uint32_t id = json_integer_value(json_object_get(req, "mud_id"));
@@ -824,6 +855,8 @@ static void peer_migr_begin(struct peer_conn *pc, json_t *req)
 	if (r) {
 		snprintf(err, sizeof(err), "Docker: %s", d ? dk_err(d) : strerror(-r));
 		send_new(pc, json_pack("{s:s, s:s}", "op", "error", "reason", err));
+	} else if ((r = restore_path(d, &h.restore_stage, err, sizeof(err)))) {
+		send_new(pc, json_pack("{s:s, s:s}", "op", "error", "reason", err));
 	} else {
 		r = migr_dest(d, pc, req, A.c.node, A.c.state_dir, &h, &rep, err, sizeof(err));
 	}
@@ -836,9 +869,10 @@ static void peer_migr_begin(struct peer_conn *pc, json_t *req)
 		json_decref(m->report);
 		m->report = migr_report_json(&rep);
 		m->error[0] = '\0';
-		event(A.c.node, id, "migr finished", "replayed=%llu relayed=%llu restore_ms=%.1f replay_ms=%.1f",
+		event(A.c.node, id, "migr finished", "replayed=%llu relayed=%llu restore_ms=%.1f replay_ms=%.1f restore_via=%s",
 		      (unsigned long long)rep.replayed, (unsigned long long)rep.relayed,
-		      rep.step[MS_T5_RESTORE].ms, rep.step[MS_T7_REPLAY].ms);
+		      rep.step[MS_T5_RESTORE].ms, rep.step[MS_T7_REPLAY].ms,
+		      h.restore_stage ? "runc" : "docker");
 	} else {
 		snprintf(m->error, sizeof(m->error), "migration in from %s: %s", peer_name(pc), err);
 		event(A.c.node, id, "migr failed", "side=dest");
@@ -1367,7 +1401,7 @@ int agentd_run(const struct ag_config *cfg, int verbose)
 		struct dk *d = NULL;
 
 		if (dk_open(&d, A.c.docker) == 0)
-			migr_recover(d, A.c.state_dir, say);
+			migr_recover(d, A.c.state_dir, EHRT_STAGE_DIR, say);
 		else
 			say("Docker at %s: %s (associations will fail until it answers)", A.c.docker,
 			    d ? dk_err(d) : "unreachable");

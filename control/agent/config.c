@@ -103,6 +103,17 @@ static int set_key(struct ag_config *c, const char *k, char *v)
 		c->docker_checkpoint = !strcmp(v, "docker");
 		return 0;
 	}
+	if (!strcmp(k, "RESTORE")) {
+		if (!strcmp(v, "auto"))
+			c->restore = AG_RESTORE_AUTO;
+		else if (!strcmp(v, "runc"))
+			c->restore = AG_RESTORE_RUNC;
+		else if (!strcmp(v, "docker"))
+			c->restore = AG_RESTORE_DOCKER;
+		else
+			return -EINVAL;
+		return 0;
+	}
 	if (!strcmp(k, "FAULT")) {
 		static const char *const steps[] = { "", "image", "checkpoint", "layer", "restore",
 						     "replay" };

@@ -23,6 +23,10 @@
  *					requests in the WAN's qdisc, e.g. netem; XDP_REDIRECT skips it)
  *	CHECKPOINT = runc		T1 by runc directly (default) or docker (Engine API:
  *					~7x slower, containerd's content store; docs/migration-speed.md)
+ *	RESTORE = auto			T5 by edgehop-runc (runc restore of the staged image,
+ *					around containerd's content store; Docker's runtime
+ *					"edgehop"), docker (start --checkpoint), or auto: runc
+ *					when Docker knows the runtime "edgehop", else docker
  *	FAULT = restore			test hook: migrations into this node fail on
  *					purpose at image|checkpoint|layer|restore|replay
  */
@@ -37,6 +41,7 @@
 #define AG_PATH_MAX	256
 
 enum ag_method { AG_MIGR_NONE = 0, AG_MIGR_P, AG_MIGR_C };
+enum ag_restore { AG_RESTORE_AUTO = 0, AG_RESTORE_RUNC, AG_RESTORE_DOCKER };
 
 struct ag_peer_cfg {
 	char name[AG_NAME_MAX];
@@ -65,6 +70,7 @@ struct ag_config {
 	char docker[AG_PATH_MAX];
 	char fault[16];
 	int docker_checkpoint;		/* CHECKPOINT = docker */
+	int restore;			/* enum ag_restore */
 	int attach;			/* enum eh_attach */
 	int load_dataplane;		/* DATAPLANE = yes|no (no: tests without BPF) */
 };

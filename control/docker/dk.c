@@ -691,6 +691,16 @@ int dk_inspect(struct dk *d, const char *id, json_t **out)
 	return err ? err : dk_get_json(d, path, out);
 }
 
+int dk_info(struct dk *d, json_t **out)
+{
+	char path[DK_PATH_MAX];
+	int err;
+
+	*out = NULL;
+	err = dk_pathf(d, path, sizeof(path), "/info");
+	return err ? err : dk_get_json(d, path, out);
+}
+
 /* --- checkpoints ---------------------------------------------------------------- */
 
 int dk_checkpoint_create(struct dk *d, const char *id, const char *name, bool leave_running)

@@ -55,6 +55,7 @@ int dk_pause(struct dk *d, const char *id);
 int dk_unpause(struct dk *d, const char *id);
 int dk_wait(struct dk *d, const char *id, int *exit_code);	/* until not running */
 int dk_inspect(struct dk *d, const char *id, json_t **out);   /* caller json_decref()s */
+int dk_info(struct dk *d, json_t **out);	/* GET /info (Runtimes, Driver...); caller json_decref()s */
 
 /* checkpoints (experimental API: dockerd with "experimental": true) */
 int dk_checkpoint_create(struct dk *d, const char *id, const char *name, bool leave_running);

@@ -17,6 +17,7 @@
 #include "ckpt.h"
 #include "dk.h"
 #include "eh_time.h"
+#include "ehrt.h"
 #include "layer.h"
 #include "migr.h"
 #include "peer.h"
@@ -108,15 +109,22 @@ out:
 	return err;
 }
 
-json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id)
+json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const char *runtime)
 {
 	char mud[16];
+	json_t *c;
 
 	snprintf(mud, sizeof(mud), "%u", mud_id);
 	/* seccomp=unconfined: CRIU's restore needs syscalls Docker's default profile refuses. */
-	return json_pack("{s:s, s:O, s:{s:s}, s:{s:[s]}}",
-			 "Image", image, "Cmd", cmd, "Labels", "edgehop.mud", mud,
-			 "HostConfig", "SecurityOpt", "seccomp=unconfined");
+	c = json_pack("{s:s, s:O, s:{s:s}, s:{s:[s]}}",
+		      "Image", image, "Cmd", cmd, "Labels", "edgehop.mud", mud,
+		      "HostConfig", "SecurityOpt", "seccomp=unconfined");
+	if (c && runtime &&
+	    json_object_set_new(json_object_get(c, "HostConfig"), "Runtime", json_string(runtime))) {
+		json_decref(c);
+		return NULL;
+	}
+	return c;
 }
 
 /* ---- staging ---------------------------------------------------------------- */
@@ -169,14 +177,41 @@ static void marker_clear(const char *dir, const char *ck, const char *ext)
 	unlink(p);
 }
 
-int migr_recover(struct dk *d, const char *state_dir, int (*say)(const char *fmt, ...))
+/*
+ * edgehop-runc's staging dirs: one per CT-y being restored. At agent start no
+ * migration is under way, so each is what a crash left (used or not).
+ */
+static int recover_stage(const char *stage, int (*say)(const char *fmt, ...))
 {
-	DIR *dir = opendir(state_dir);
+	DIR *dir = opendir(stage);
 	struct dirent *e;
 	int n = 0;
 
 	if (!dir)
-		return errno == ENOENT ? 0 : -errno;
+		return 0;
+	while ((e = readdir(dir))) {
+		char p[700];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", stage, e->d_name);
+		rm_tree(p);
+		say("recovered: restore staging %s removed", p);
+		n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
+		 int (*say)(const char *fmt, ...))
+{
+	DIR *dir = opendir(state_dir);
+	struct dirent *e;
+	int n = restore_stage ? recover_stage(restore_stage, say) : 0;
+
+	if (!dir)
+		return errno == ENOENT ? n : -errno;
 	while ((e = readdir(dir))) {
 		char p[700], ct[128] = "", ck[256];
 		size_t len = strlen(e->d_name);
@@ -533,6 +568,8 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	if (r)
 		goto cleanup;
 	rep->step[MS_T5_RESTORE].ms = json_real_value(json_object_get(m, "restore_ms"));
+	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
+		 json_string_value(json_object_get(m, "restore_via")) ?: "");
 	rep->step[MS_T7_REPLAY].ms = json_real_value(json_object_get(m, "replay_ms"));
 	rep->replayed = json_integer_value(json_object_get(m, "replayed"));
 	rep->relayed = json_integer_value(json_object_get(m, "relayed"));
@@ -694,7 +731,8 @@ static void criu_error(const char *dkerr, char *out, size_t cap)
 
 /* Creates CT-y (not started), marks it for crash recovery, finds its UpperDir. */
 static int create_cty(struct dk *d, const char *name, const char *image, json_t *cmd,
-		      uint32_t mud_id, const char *state_dir, const char *ckname, char idy[65],
+		      uint32_t mud_id, const char *runtime, const char *state_dir,
+		      const char *ckname, char idy[65],
 		      char *upper, size_t ucap, char *root, size_t rcap, char *err, size_t errlen)
 {
 	json_t *cfg;
@@ -706,7 +744,7 @@ static int create_cty(struct dk *d, const char *name, const char *image, json_t 
 		fail(err, errlen, "marker in %s: %s", state_dir, strerror(-r));
 		return r;
 	}
-	cfg = migr_ct_config(image, cmd, mud_id);
+	cfg = migr_ct_config(image, cmd, mud_id, runtime);
 	r = cfg ? dk_create(d, name, cfg, idy) : -ENOMEM;
 	json_decref(cfg);
 	if (r) {
@@ -743,6 +781,9 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	uint32_t mud_id = json_integer_value(json_object_get(begin, "mud_id"));
 	int method = json_integer_value(json_object_get(begin, "method"));
 	char idy[65] = "", upper[512], root[512], ckdir[700], name[64], loaded[256];
+	/* edgehop-runc's staging dir of CT-y ("" until CT-y exists, or Docker's path) */
+	char stage[600] = "";
+	const char *runtime = h->restore_stage ? EHRT_RUNTIME : NULL;
 	struct svc_mud_state ss;
 	bool created = false;
 	double t0 = eh_mono_ms(), t;
@@ -769,7 +810,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	}
 	if (method == METHOD_P) {
 		/* The base image is here: CT-y now, so the streams go straight into it. */
-		r = create_cty(d, name, image, cmd, mud_id, state_dir, ckname, idy, upper,
+		r = create_cty(d, name, image, cmd, mud_id, runtime, state_dir, ckname, idy, upper,
 			       sizeof(upper), root, sizeof(root), err, errlen);
 		if (r)
 			goto failed;
@@ -827,8 +868,13 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			if (loaded[0])
 				image = loaded;
 		} else if (!strcmp(op, "checkpoint") && created) {
-			snprintf(ckdir, sizeof(ckdir), "%s/containers/%s/checkpoints/%s", root, idy,
-				 ckname);
+			if (h->restore_stage) {
+				snprintf(stage, sizeof(stage), "%s/%s", h->restore_stage, idy);
+				snprintf(ckdir, sizeof(ckdir), "%s/img", stage);
+			} else {
+				snprintf(ckdir, sizeof(ckdir), "%s/containers/%s/checkpoints/%s",
+					 root, idy, ckname);
+			}
 			r = injected(h, "checkpoint", err, errlen);
 			if (r) {
 				drain_stream(pc);
@@ -865,7 +911,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		m = NULL;
 		/* C-Migr: CT-y exists as soon as its image does. */
 		if (!created) {
-			r = create_cty(d, name, image, cmd, mud_id, state_dir, ckname, idy, upper,
+			r = create_cty(d, name, image, cmd, mud_id, runtime, state_dir, ckname, idy, upper,
 				       sizeof(upper), root, sizeof(root), err, errlen);
 			if (r)
 				goto failed;
@@ -876,12 +922,18 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			goto failed;
 	}
 
-	/* T5: docker start --checkpoint; the service answers with the snapshot's state. */
+	/*
+	 * T5: the service answers with the snapshot's state. Docker's path: start
+	 * --checkpoint (containerd tars the checkpoint into its content store and
+	 * out again). edgehop-runc's: a plain start, which its create turns into
+	 * runc restore of the staged image; the image is renamed img.used once the
+	 * container runs from it, so a fresh start cannot pass for a restore.
+	 */
 	t = eh_mono_ms();
 	r = injected(h, "restore", err, errlen);
 	if (r)
 		goto failed;
-	r = dk_start(d, idy, ckname);
+	r = dk_start(d, idy, h->restore_stage ? NULL : ckname);
 	if (r) {
 		char why[512];
 
@@ -889,6 +941,18 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		fail(err, errlen, "restore CT-y from checkpoint %s: %s%s%s", ckname, dk_err(d),
 		     why[0] ? "; CRIU: " : "", why);
 		goto failed;
+	}
+	if (h->restore_stage) {
+		char used[700];
+
+		snprintf(used, sizeof(used), "%s/img.used", stage);
+		if (access(used, F_OK)) {
+			r = -ENOEXEC;
+			fail(err, errlen, "CT-y started without restoring %s (is Docker's runtime "
+			     "'%s' edgehop-runc?)", ckdir, EHRT_RUNTIME);
+			goto failed;
+		}
+		rm_tree(stage);
 	}
 	r = ct_facts(d, idy, NULL, NULL, 0, &rep->ct_y_addr);
 	if (r || !rep->ct_y_addr.s_addr) {
@@ -904,6 +968,8 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		goto failed;
 	}
 	rep->step[MS_T5_RESTORE].ms = eh_mono_ms() - t;
+	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
+		 h->restore_stage ? "runc" : "docker");
 
 	/* T7 + T8 */
 	t = eh_mono_ms();
@@ -919,8 +985,9 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s", name);
 	rep->total_ms = eh_mono_ms() - t0;
 	marker_clear(state_dir, ckname, "in");
-	send_op(pc, json_pack("{s:s, s:f, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
+	send_op(pc, json_pack("{s:s, s:f, s:s, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
 			      "restore_ms", rep->step[MS_T5_RESTORE].ms,
+			      "restore_via", rep->restore_via,
 			      "replay_ms", rep->step[MS_T7_REPLAY].ms,
 			      "replayed", (json_int_t)rep->replayed,
 			      "relayed", (json_int_t)rep->relayed, "ct_id", idy,
@@ -932,6 +999,8 @@ failed:
 	h->rollback(h->ctx, mud_id);
 	if (created && dk_remove(d, idy, true))
 		fprintf(stderr, "edgehop-agent: CT-y %s not removed: %s\n", idy, dk_err(d));
+	if (stage[0])
+		rm_tree(stage);
 	if (method == METHOD_C && loaded[0] && strcmp(loaded, image ?: "") == 0 &&
 	    dk_image_remove(d, loaded, true))
 		fprintf(stderr, "edgehop-agent: image %s not removed: %s\n", loaded, dk_err(d));
@@ -951,8 +1020,9 @@ json_t *migr_report_json(const struct migr_report *rep)
 			"step", step_names[i], "ms", rep->step[i].ms,
 			"raw_bytes", (json_int_t)rep->step[i].raw_bytes,
 			"wire_bytes", (json_int_t)rep->step[i].wire_bytes));
-	j = json_pack("{s:s, s:o, s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:s}",
-		      "method", rep->method == METHOD_C ? "C-Migr" : "P-Migr", "steps", steps,
+	j = json_pack("{s:s, s:s, s:o, s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:s}",
+		      "method", rep->method == METHOD_C ? "C-Migr" : "P-Migr",
+		      "restore_via", rep->restore_via, "steps", steps,
 		      "pause_ms", rep->pause_ms, "criu_frozen_ms", rep->criu_frozen_ms,
 		      "ckpt_pages", (json_int_t)rep->ckpt_pages, "total_ms", rep->total_ms,
 		      "replayed", (json_int_t)rep->replayed, "relayed", (json_int_t)rep->relayed,

@@ -55,6 +55,7 @@ struct migr_report {
 	uint64_t ckpt_pages;		/* pages CRIU wrote */
 	double total_ms;
 	uint64_t replayed, relayed;
+	char restore_via[8];		/* T5 by "runc" (edgehop-runc) or "docker" */
 	char ct_y_id[65];
 	char ct_y_name[64];
 	struct in_addr ct_y_addr;
@@ -102,6 +103,13 @@ struct migr_dst_hooks {
 	 * image, checkpoint, layer, restore, replay; NULL in service.
 	 */
 	const char *fault;
+	/*
+	 * T5 through edgehop-runc (control/runtime/ehrt.h): CT-y is created with
+	 * Docker's runtime "edgehop", its checkpoint staged in
+	 * <restore_stage>/<CT-y id>/img, and a plain start restores it. NULL:
+	 * Docker's own start --checkpoint.
+	 */
+	const char *restore_stage;
 };
 
 /*
@@ -114,14 +122,16 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	      struct migr_report *rep, char *err, size_t errlen);
 
 /* The create body of a service container for one MUD (agent and CT-y share it). */
-json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id);
+json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const char *runtime);
 
 /*
  * At agent start: undoes what a crashed migration left (CT-x unpaused and its
- * checkpoint removed, a half-restored CT-y removed, staged tars deleted).
+ * checkpoint removed, a half-restored CT-y removed, staged tars deleted, and
+ * edgehop-runc's staging dirs under @restore_stage, if not NULL).
  * Returns how many were found, or -errno.
  */
-int migr_recover(struct dk *d, const char *state_dir, int (*say)(const char *fmt, ...));
+int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
+		 int (*say)(const char *fmt, ...));
 
 /* The report as JSON (steps with ms and bytes, pause, total). */
 json_t *migr_report_json(const struct migr_report *rep);

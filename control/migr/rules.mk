@@ -23,7 +23,7 @@ $(OUT)/fuzz/fuzz_layer: tests/fuzz/fuzz_layer.c control/migr/layer.c control/mig
 
 # migration engine (migr.c over the Docker client, the peer channel and the layer tar)
 MIGR_OBJS += $(OUT)/obj/control/migr/migr.o $(OUT)/obj/control/migr/svcprobe.o
-$(OUT)/obj/control/migr/migr.o: CFLAGS += -Icontrol/docker -Icontrol/peer
+$(OUT)/obj/control/migr/migr.o: CFLAGS += -Icontrol/docker -Icontrol/peer -Icontrol/runtime
 $(OUT)/obj/control/migr/migr.o $(OUT)/obj/control/migr/svcprobe.o: \
 	$(wildcard control/migr/*.h control/docker/*.h control/peer/*.h)
 

@@ -58,7 +58,7 @@ int main(void)
 	char a[INET_ADDRSTRLEN];
 	size_t n;
 
-	tap_plan(20);
+	tap_plan(22);
 
 	/* Configuration */
 	tap_ok(load("# a node\nNODE = node-x\nRADIO = radio0\nWAN = wan0\nVIP = 10.77.100.1:7777\n"
@@ -91,6 +91,13 @@ int main(void)
 	tap_ok(load("RADIO = r\n", &c) == -EINVAL, "NODE is required");
 	tap_ok(load("NODE = n\n", &c) == -EINVAL, "with a dataplane, RADIO, WAN and VIP are required");
 	tap_ok(load("NODE = n\nDATAPLANE = no\nMIGRATE = z\n", &c) == -EINVAL, "MIGRATE is p, c or none");
+	tap_ok(load("NODE = n\nDATAPLANE = no\n", &c) == 0 && c.restore == AG_RESTORE_AUTO &&
+	       load("NODE = n\nDATAPLANE = no\nRESTORE = docker\n", &c) == 0 &&
+	       c.restore == AG_RESTORE_DOCKER &&
+	       load("NODE = n\nDATAPLANE = no\nRESTORE = runc\n", &c) == 0 &&
+	       c.restore == AG_RESTORE_RUNC, "RESTORE: auto by default, runc and docker read");
+	tap_ok(load("NODE = n\nDATAPLANE = no\nRESTORE = criu\n", &c) == -EINVAL,
+	       "RESTORE is auto, runc or docker");
 
 	/* MUD datagrams */
 	n = mk(buf, EH_T_REASSOC_REQ, 42, sizeof(struct eh_assoc_body), sizeof(struct eh_assoc_body),

@@ -164,7 +164,12 @@ migrate_case() {
 	run -0 on node-y "$BIN/edgehop-svcctl status $ipy:$SVC_PORT --json"
 	assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$(jq -r .final_digest "$j2")"
 	check_files node-y "$cty"
-	# The per-step report, as ES-x logged it.
+	# The per-step report, as ES-x logged it; T5 went around containerd's
+	# content store (edgehop-runc), and CT-y is Docker's like any other.
+	run -0 status_of node-x "$id"
+	assert_equal "$(jq -r .last_migration.restore_via <<<"$output")" runc
+	run -0 on node-y "docker inspect -f '{{.HostConfig.Runtime}} {{.State.Status}}' $cty"
+	assert_output "edgehop running"
 	run -0 status_of node-x "$id"
 	echo "# $method report: $(jq -c .last_migration <<<"$output")" >&3
 }

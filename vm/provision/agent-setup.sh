@@ -3,7 +3,8 @@
 # topology (vm/testbed.conf) and (re)starts the node agent (edgehop-agent.service).
 #
 #   agent-setup.sh [--migrate p|c|none] [--svc-args "..."] [--image IMG]
-#                  [--logrepo IP:PORT|""] [--fault STEP] [--attach auto|xdp|tc] [--stop]
+#                  [--logrepo IP:PORT|""] [--fault STEP] [--attach auto|xdp|tc]
+#                  [--restore auto|runc|docker] [--stop]
 #
 # --fault: test hook, migrations into this node fail on purpose at STEP
 # (image, checkpoint, layer, restore, replay).
@@ -14,7 +15,7 @@ set -euo pipefail
 share=$(cd "$(dirname "$0")/../.." && pwd)
 source "$share/vm/testbed.conf"
 name=$(hostname)
-migrate=p svc_args= image=edgehop-svc:small logrepo="$LOGREPO_IP:7779" stop=0 fault= attach=auto
+migrate=p svc_args= image=edgehop-svc:small logrepo="$LOGREPO_IP:7779" stop=0 fault= attach=auto restore=auto
 while [ $# -gt 0 ]; do
 	case $1 in
 	--migrate)  migrate=$2; shift 2 ;;
@@ -23,6 +24,7 @@ while [ $# -gt 0 ]; do
 	--logrepo)  logrepo=$2; shift 2 ;;
 	--fault)    fault=$2; shift 2 ;;
 	--attach)   attach=$2; shift 2 ;;
+	--restore)  restore=$2; shift 2 ;;
 	--stop)     stop=1; shift ;;
 	*) echo "agent-setup: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -30,6 +32,8 @@ done
 [ -n "${NODE_RADIO[$name]:-}" ] || { echo "agent-setup: $name is not in testbed.conf" >&2; exit 1; }
 systemctl stop edgehop-agent.service 2>/dev/null || true
 [ "$stop" = 1 ] && exit 0
+# The restore runtime of this build (node-setup.sh installed the one of boot time).
+[ -x "$share/build/bin/edgehop-runc" ] && install -m 0755 "$share/build/bin/edgehop-runc" /usr/local/sbin/edgehop-runc
 mkdir -p /etc/edgehop
 {
 	echo "# written by vm/provision/agent-setup.sh"
@@ -44,6 +48,7 @@ mkdir -p /etc/edgehop
 	echo "LOGREPO = $logrepo"
 	[ -z "$fault" ] || echo "FAULT = $fault"
 	echo "ATTACH = $attach"
+	echo "RESTORE = $restore"
 	for o in $NODES_ALL; do
 		[ "$o" = "$name" ] && continue
 		echo "PEER = $o ${NODE_WAN[$o]} ${NODE_RADIO[$o]}"

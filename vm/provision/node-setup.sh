@@ -95,12 +95,23 @@ fi
 mkdir -p /etc/criu
 echo "manage-cgroups=ignore" >/etc/criu/runc.conf
 
+# The runtime Docker runs restored containers with, on the node's own disk (a
+# binary run from the 9p share goes stale when the host relinks it). Without
+# a build the agent restores through Docker's own path.
+share=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -x "$share/build/bin/edgehop-runc" ]; then
+	install -m 0755 "$share/build/bin/edgehop-runc" /usr/local/sbin/edgehop-runc
+fi
+
 if [ -n "$bip" ]; then
 	# cgroupfs, not systemd: a container restored from a checkpoint under the
 	# systemd driver loses its scope (systemd collects it once runc's CRIU
 	# helper leaves it), so it can be neither paused nor checkpointed again -
 	# and a MUD that moves on needs its restored container migrated again.
-	new=$(printf '{ "iptables": false, "ip-forward": true, "experimental": true, "log-driver": "json-file", "exec-opts": ["native.cgroupdriver=cgroupfs"], "bip": "%s" }\n' "$bip")
+	# "edgehop": runc, except that the create of a container the agent staged
+	# a CRIU image for restores it (control/runtime/; docs/migration-speed.md):
+	# restores that go around containerd's content store.
+	new=$(printf '{ "iptables": false, "ip-forward": true, "experimental": true, "log-driver": "json-file", "exec-opts": ["native.cgroupdriver=cgroupfs"], "runtimes": { "edgehop": { "path": "/usr/local/sbin/edgehop-runc" } }, "bip": "%s" }\n' "$bip")
 	if [ "$(cat /etc/docker/daemon.json 2>/dev/null)" != "$new" ]; then
 		echo "$new" >/etc/docker/daemon.json
 		if systemctl is-active -q docker 2>/dev/null; then
