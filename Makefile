@@ -5,6 +5,7 @@
 #   make fuzz           every libFuzzer target for FUZZ_SECONDS (default 300) each
 #   make run            the main job: the paper's experiment on the VM testbed (scripts/run-paper)
 #   make demo           the handoff scenario in namespaces on this host (scripts/run-demo)
+#   make bench          the dataplane benchmark (tests/bench/run); make bench-cutover: cut-over of 1, 5, 20 MUDs
 #   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop] [CONFIG=file]
 #   make unload RADIO=<if> WAN=<if> [PIN=...]
 #   make V=1            show full commands
@@ -123,6 +124,11 @@ fuzz:
 
 bench: build-all
 	$(Q)./tests/bench/run
+
+# Cut-over of 1, 5 and 20 MUDs at once (docs/bench.md; the ns tier's namespaces).
+.PHONY: bench-cutover
+bench-cutover: build-all
+	$(Q)./tests/bench/cutover
 
 clean:
 	$(call msg,CLEAN,$(OUT))

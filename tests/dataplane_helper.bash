@@ -177,6 +177,7 @@ ap_show_holds() {
 }
 
 # many_run N COUNT HANDOFF DIR [RUN-PREFIX]: N MUDs at 10 req/s for COUNT
+# (ids from MANY_ID_BASE + 1; cut over once each has MANY_BUFFERED at AP-y)
 # requests, associated with AP-x (buffering towards CT-x, which stands in for
 # the container being checkpointed), handing off to AP-y before request
 # HANDOFF; AP-y forwards to CT-x and buffers; once every MUD is at AP-y,
@@ -190,6 +191,9 @@ many_run() {
 	for i in $(seq 1 "$n"); do
 		id=$(many_id "$i")
 		ids+=("$id")
+		# Fresh entries: the per-MUD counters waited on below start at 0.
+		ap_x del "$(many_ip_x "$i")" >/dev/null 2>&1
+		ap_y del "$(many_ip_y "$i")" >/dev/null 2>&1
 		ap_x set "$(many_ip_x "$i")" --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id "$id" || return 1
 		ap_y set "$(many_ip_y "$i")" --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id "$id" || return 1
 	done
@@ -204,11 +208,13 @@ many_run() {
 		pids+=($!)
 	done
 	# Every MUD at AP-y: its requests arrive there (it sends the next one
-	# only after READY and the route moved; window 1: nothing left at AP-x).
+	# only after READY and the route moved; window 1: nothing left at AP-x),
+	# and AP-y buffered MANY_BUFFERED of each (default 1): what it holds
+	# when the migration's restore is done.
 	local all_y
 	all_y=$(printf '%s\n' "${ids[@]}" | jq -sc .)
 	wait_for 120 ap_show_holds ehd-apy "$PIN_Y" \
-		"[.[]|select(.mud_id as \$m | $all_y | index(\$m))|select(.rx > 0)]|length == $n" || rc=1
+		"[.[]|select(.mud_id as \$m | $all_y | index(\$m))|select(.buffered >= ${MANY_BUFFERED:-1})]|length == $n" || rc=1
 	# CT-y restored: what CT-x applied before the handoff, from AP-x's buffers.
 	for i in $(seq 1 "$n"); do
 		[ $rc -eq 0 ] || break
