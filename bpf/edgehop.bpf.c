@@ -258,7 +258,11 @@ static __always_inline enum parse_res parse_request(void *data, void *data_end,
  *     redirect (it cannot see the checksum state); TC uses the checksum
  *     helpers, which keep the skb's state (CHECKSUM_PARTIAL or COMPLETE)
  *     right, so nothing is summed whole. Helpers that write invalidate packet
- *     pointers: everything needed afterwards is read first.
+ *     pointers: everything needed afterwards is read first;
+ *   - leaving: XDP redirects the frame to the interface's transmit; TC enters
+ *     a veth peer's ingress directly when the loader says the peer is in
+ *     another namespace (bpf_redirect_peer), and lets the kernel resolve a
+ *     next hop not resolved yet (bpf_redirect_neigh) instead of passing.
  */
 #define V_PASS(tc)	((tc) ? TC_ACT_OK : XDP_PASS)
 #define V_DROP(tc)	((tc) ? TC_ACT_SHOT : XDP_DROP)
@@ -408,6 +412,19 @@ static __always_inline int rewrite_dst(struct pkt *p, const bool tc, struct req_
 	return 0;
 }
 
+/* TC: TTL decremented, IP checksum kept (it forwards as the kernel would). */
+static __always_inline int tc_dec_ttl(struct __sk_buff *skb, __u8 ttl)
+{
+	__u32 ip_off = sizeof(struct ethhdr);
+	__u8 new_ttl = ttl - 1;
+
+	if (bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check),
+				bpf_htons((__u16)ttl << 8), bpf_htons((__u16)new_ttl << 8), 2) ||
+	    bpf_skb_store_bytes(skb, ip_off + offsetof(struct iphdr, ttl), &new_ttl, 1, 0))
+		return -1;
+	return 0;
+}
+
 /*
  * The frame is leaving by redirect: TTL decremented (as the kernel's
  * forwarding path would), the next hop's MACs, and in XDP the UDP checksum
@@ -419,17 +436,14 @@ static __always_inline int prepare_redirect(struct pkt *p, const bool tc,
 					    const struct bpf_fib_lookup *fib)
 {
 	if (tc) {
-		__u32 ip_off = sizeof(struct ethhdr);
-		__u8 ttl = fi->ttl - 1;
+		__u8 macs[2 * ETH_ALEN];
 
-		if (bpf_l3_csum_replace(p->ctx, ip_off + offsetof(struct iphdr, check),
-					bpf_htons((__u16)fi->ttl << 8), bpf_htons((__u16)ttl << 8),
-					2) ||
-		    bpf_skb_store_bytes(p->ctx, ip_off + offsetof(struct iphdr, ttl), &ttl, 1, 0) ||
-		    bpf_skb_store_bytes(p->ctx, offsetof(struct ethhdr, h_dest), fib->dmac,
-					ETH_ALEN, 0) ||
-		    bpf_skb_store_bytes(p->ctx, offsetof(struct ethhdr, h_source), fib->smac,
-					ETH_ALEN, 0))
+		/* h_dest and h_source are adjacent: one store for both. */
+		__builtin_memcpy(macs, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
+		if (tc_dec_ttl(p->ctx, fi->ttl) ||
+		    bpf_skb_store_bytes(p->ctx, offsetof(struct ethhdr, h_dest), macs,
+					sizeof(macs), 0))
 			return -1;
 		return 0;
 	} else {
@@ -454,9 +468,28 @@ static __always_inline int prepare_redirect(struct pkt *p, const bool tc,
 }
 
 /*
+ * Out of @ifindex, a frame prepared by prepare_redirect(). At TC, when the
+ * interface is a veth whose peer is in another namespace (@peer, from the
+ * loader), straight into the peer's ingress: no qdisc, no veth transmit, no
+ * backlog queue and second softirq pass, the cheapest hop between namespaces
+ * the kernel has. Otherwise an ordinary redirect to the interface's egress.
+ */
+static __always_inline int redirect_out(const bool tc, __u32 ifindex, bool peer,
+					__u32 peer_counter, __u64 bytes)
+{
+	if (tc && peer) {
+		count(peer_counter, bytes);
+		return bpf_redirect_peer(ifindex, 0);
+	}
+	return bpf_redirect(ifindex, 0);
+}
+
+/*
  * Send the rewritten request out of the WAN interface, in the kernel. The FIB
- * gives the next hop; if it is not on the WAN interface, or its neighbour is
- * not resolved yet, the kernel's forwarding path takes the packet (pass).
+ * gives the next hop. Its neighbour not resolved yet: at TC the kernel's
+ * neighbour code resolves it and sends the frame (bpf_redirect_neigh, with
+ * the FIB's gateway); at XDP the kernel's forwarding path takes it (pass), as
+ * it does anything whose next hop is not on the WAN interface.
  */
 static __always_inline int forward(struct pkt *p, const bool tc, const struct fwd_info *fi,
 				   __be32 daddr, const struct eh_cfg *cfg)
@@ -474,13 +507,28 @@ static __always_inline int forward(struct pkt *p, const bool tc, const struct fw
 
 	rc = bpf_fib_lookup(p->ctx, &fib, sizeof(fib), 0);
 	/* An expiring TTL goes the kernel's way too: it sends the ICMP error. */
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS || fib.ifindex != cfg->wan_ifindex ||
-	    fi->ttl <= 1 || prepare_redirect(p, tc, fi, &fib)) {
-		count(EH_C_FWD_SLOW, p->bytes);
-		return V_PASS(tc);
+	if (fib.ifindex != cfg->wan_ifindex || fi->ttl <= 1)
+		goto slow;
+	if (tc && rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		struct bpf_redir_neigh nh = {
+			.nh_family = AF_INET,
+			.ipv4_nh = fib.ipv4_dst,	/* the gateway, after the lookup */
+		};
+
+		if (tc_dec_ttl(p->ctx, fi->ttl))
+			goto slow;
+		count(EH_C_FORWARD, p->bytes);
+		count(EH_C_FWD_NEIGH, p->bytes);
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS || prepare_redirect(p, tc, fi, &fib))
+		goto slow;
 	count(EH_C_FORWARD, p->bytes);
-	return bpf_redirect(fib.ifindex, 0);
+	return redirect_out(tc, fib.ifindex, cfg->flags & EH_CFG_WAN_PEER, EH_C_FWD_PEER,
+			    p->bytes);
+slow:
+	count(EH_C_FWD_SLOW, p->bytes);
+	return V_PASS(tc);
 }
 
 /*
@@ -714,7 +762,8 @@ static __always_inline int wan(void *ctx, const bool tc)
 		}
 	}
 	count(EH_C_RET_FAST, p.bytes);
-	return bpf_redirect(fib.ifindex, 0);
+	return redirect_out(tc, fib.ifindex, cfg->flags & EH_CFG_RADIO_PEER, EH_C_RET_PEER,
+			    p.bytes);
 }
 
 SEC("xdp")

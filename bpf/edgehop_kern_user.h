@@ -113,6 +113,16 @@ struct eh_cfg {
 #define EH_CFG_RADIO_TC		0x4	/* radio program at TC ingress (else XDP) */
 #define EH_CFG_WAN_TC		0x8	/* WAN program at TC ingress (else XDP) */
 #define EH_CFG_WAN_HOOK_OURS	0x10	/* loader created the WAN clsact qdisc */
+/*
+ * The WAN (radio) interface is a veth whose peer is in another network
+ * namespace: at TC, a forwarded request (fast-return answer) enters the
+ * peer's ingress directly (bpf_redirect_peer), skipping this side's qdisc,
+ * the veth's transmit and the backlog queue. Set by the loader, which can see
+ * where the peer is; the program cannot (a redirect_peer to a peer in the
+ * same namespace, or to a device without one, is dropped by the kernel).
+ */
+#define EH_CFG_WAN_PEER		0x20
+#define EH_CFG_RADIO_PEER	0x40
 
 /*
  * Largest request (UDP payload: offload header + body) the replay buffer
@@ -157,6 +167,15 @@ enum eh_counter {
 	EH_C_TX_FOREIGN,	/* to a steered MUD from a service port, not from its
 				 * backend's address and port: passed, never rewritten */
 	EH_C_NO_RING,		/* to be buffered, but the MUD has no replay buffer */
+	/*
+	 * How the in-kernel redirects left, at TC (each is also one of the
+	 * forwarded or returned_fast above; the others went out by
+	 * bpf_redirect with the MACs from the FIB). No counter names in
+	 * comments here: tests/dataplane_helper.bash reads them off this enum.
+	 */
+	EH_C_FWD_PEER,		/* into the WAN veth peer's ingress (bpf_redirect_peer) */
+	EH_C_FWD_NEIGH,		/* next hop not resolved yet: bpf_redirect_neigh resolves it */
+	EH_C_RET_PEER,		/* into the radio veth peer's ingress (bpf_redirect_peer) */
 	EH_C_MAX,
 };
 

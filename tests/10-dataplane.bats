@@ -80,7 +80,10 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	run -0 ip netns exec ehd-rt tc filter show dev r0 egress
 	assert_output --partial 'eh_tc_radio_egr'
 	run -0 nsenter --net=/run/netns/ehd-rt "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-rt stats --json
-	assert_equal "$(echo "$output" | jq -c .hook)" '{"radio":"tc","wan":"tc","fast_return":true}'
+	# Both veths' peers are in the same namespace: no bpf_redirect_peer
+	# (the kernel would drop it), plain redirects.
+	assert_equal "$(echo "$output" | jq -c .hook)" \
+		'{"radio":"tc","wan":"tc","fast_return":true,"wan_peer":false,"radio_peer":false}'
 	# --attach xdp moves both sides to XDP, and the TC ingress filters go.
 	run -0 timeout 60 nsenter --net=/run/netns/ehd-rt "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-rt \
 		load --radio r0 --wan w0 --vip 10.92.0.1:7777 --attach xdp
@@ -145,6 +148,9 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	slow_before=$(counter $PIN_Y FWD_SLOW)
 	ret_before=$(counter $PIN_Y RET_FAST)
 	rw_before=$(counter $PIN_Y TX_REWRITE)
+	peer_before=$(counter $PIN_Y FWD_PEER)
+	rpeer_before=$(counter $PIN_Y RET_PEER)
+	neigh_before=$(counter $PIN_Y FWD_NEIGH)
 	run -0 mud 102 1000
 	assert_equal "$(mudj 102 .answered)" 1000
 	assert_equal "$(mudj 102 '.servers|join(",")')" ct-x
@@ -160,6 +166,52 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	assert [ "$ret" -ge 990 ]
 	run -0 svc_status ehd-esx
 	assert_equal "$(echo "$output" | jq '.muds[]|select(.mud_id==102)|.applied')" 1000
+	# At TC (auto on veth) both veths' peers are in other namespaces: each
+	# request entered AP-x's wan0, each answer the MUD's mud0, directly
+	# (bpf_redirect_peer), but for those that met AP-x's MAC unresolved
+	# (the first, on a fresh topology: bpf_redirect_neigh); at XDP there is
+	# no such thing.
+	run -0 ap_y stats --json
+	if [ "$(echo "$output" | jq -r .hook.radio)" = tc ]; then
+		assert_equal "$(echo "$output" | jq -c '[.hook.wan_peer,.hook.radio_peer]')" '[true,true]'
+		assert_equal $(( $(counter $PIN_Y FWD_PEER) - peer_before +
+			$(counter $PIN_Y FWD_NEIGH) - neigh_before )) "$fwd"
+		assert [ $(( $(counter $PIN_Y FWD_PEER) - peer_before )) -ge 990 ]
+		assert_equal $(( $(counter $PIN_Y RET_PEER) - rpeer_before )) "$ret"
+	else
+		assert_equal "$(echo "$output" | jq -c '[.hook.wan_peer,.hook.radio_peer]')" '[false,false]'
+		assert_equal "$(counter $PIN_Y FWD_PEER)" "$peer_before"
+	fi
+}
+
+@test "FORWARD with the next hop not resolved: TC has the kernel resolve it (bpf_redirect_neigh), XDP hands it to the kernel; nothing lost" {
+	ap_y set $MUD_IP --mode forward --backend $CTX_IP:$VPORT --mud-id 115
+	# AP-y forgets AP-x's MAC: the FIB lookup answers "no neighbour".
+	ip -n ehd-apy neigh flush dev wan0
+	run -0 ip -n ehd-apy neigh show dev wan0 nud reachable
+	assert_output ''
+	fwd_before=$(counter $PIN_Y FORWARD)
+	neigh_before=$(counter $PIN_Y FWD_NEIGH)
+	slow_before=$(counter $PIN_Y FWD_SLOW)
+	run -0 mud 115 200
+	assert_equal "$(mudj 115 '[.answered,.lost,.mismatches]|join(",")')" 200,0,0
+	assert_equal "$(mudj 115 '.servers|join(",")')" ct-x
+	neigh=$(( $(counter $PIN_Y FWD_NEIGH) - neigh_before ))
+	slow=$(( $(counter $PIN_Y FWD_SLOW) - slow_before ))
+	fwd=$(( $(counter $PIN_Y FORWARD) - fwd_before ))
+	assert_equal $((fwd + slow)) "$(mudj 115 .transmissions)"
+	run -0 ap_y stats --json
+	if [ "$(echo "$output" | jq -r .hook.radio)" = tc ]; then
+		# The first request waited in the neighbour's queue; the rest
+		# found AP-x's MAC in the FIB. None took the kernel's path.
+		assert [ "$neigh" -ge 1 ]
+		assert_equal "$slow" 0
+	else
+		assert [ "$slow" -ge 1 ]
+		assert_equal "$neigh" 0
+	fi
+	run -0 ip -n ehd-apy neigh show dev wan0 10.91.100.1
+	assert_output --partial lladdr
 }
 
 @test "FORWARD+BUFFER: the ring holds exactly the forwarded requests, in order" {

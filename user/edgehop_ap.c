@@ -248,25 +248,38 @@ static int cmd_set(struct eh_dp *dp, struct args *a)
 	return eh_dp_steer_set_ring(dp, mud, mode, backend, port, a->mud_id, a->ring_bytes);
 }
 
-/* Which hook each side's program runs at. */
-static void hooks(struct eh_dp *dp, const char **radio, const char **wan, bool *fast)
+/*
+ * Which hook each side's program runs at, and whether its redirects enter the
+ * other side's veth peer directly (bpf_redirect_peer, TC only).
+ */
+struct hooks {
+	const char *radio, *wan;
+	bool fast, wan_peer, radio_peer;
+};
+
+static void hooks(struct eh_dp *dp, struct hooks *h)
 {
 	struct eh_cfg cfg = {};
 
 	eh_dp_config(dp, &cfg);
-	*radio = cfg.flags & EH_CFG_RADIO_TC ? "tc" : "xdp";
-	*wan = cfg.flags & EH_CFG_WAN_TC ? "tc" : "xdp";
-	*fast = cfg.flags & EH_CFG_FAST_RETURN;
+	h->radio = cfg.flags & EH_CFG_RADIO_TC ? "tc" : "xdp";
+	h->wan = cfg.flags & EH_CFG_WAN_TC ? "tc" : "xdp";
+	h->fast = cfg.flags & EH_CFG_FAST_RETURN;
+	h->wan_peer = cfg.flags & EH_CFG_WAN_PEER;
+	h->radio_peer = cfg.flags & EH_CFG_RADIO_PEER;
 }
 
 static void print_hooks(struct eh_dp *dp)
 {
-	const char *radio, *wan;
-	bool fast;
+	struct hooks h;
 
-	hooks(dp, &radio, &wan, &fast);
-	printf("hooks: radio %s (+ tc egress), wan %s, fast return %s\n", radio, wan,
-	       fast ? "on" : "off");
+	hooks(dp, &h);
+	printf("hooks: radio %s (+ tc egress), wan %s, fast return %s", h.radio, h.wan,
+	       h.fast ? "on" : "off");
+	if (h.wan_peer || h.radio_peer)
+		printf("; redirects into the veth peer of%s%s", h.wan_peer ? " wan" : "",
+		       h.radio_peer ? " radio" : "");
+	printf("\n");
 }
 
 struct show_ctx { int n; };
@@ -337,12 +350,13 @@ static int cmd_stats(struct eh_dp *dp, struct args *a)
 		return err;
 	}
 	if (json) {
-		const char *radio, *wan;
-		bool fast;
+		struct hooks h;
 
-		hooks(dp, &radio, &wan, &fast);
-		printf("{\"hook\":{\"radio\":\"%s\",\"wan\":\"%s\",\"fast_return\":%s}", radio, wan,
-		       fast ? "true" : "false");
+		hooks(dp, &h);
+		printf("{\"hook\":{\"radio\":\"%s\",\"wan\":\"%s\",\"fast_return\":%s,"
+		       "\"wan_peer\":%s,\"radio_peer\":%s}", h.radio, h.wan,
+		       h.fast ? "true" : "false", h.wan_peer ? "true" : "false",
+		       h.radio_peer ? "true" : "false");
 		for (int i = 0; i < EH_C_MAX; i++)
 			printf(",\"%s\":{\"packets\":%llu,\"bytes\":%llu}",
 			       eh_counter_name(i), (unsigned long long)c[i].packets,

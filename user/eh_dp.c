@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
@@ -52,6 +54,9 @@ static const char *const counter_names[EH_C_MAX] = {
 	[EH_C_RET_FAST] = "returned_fast",
 	[EH_C_TX_FOREIGN] = "tx_foreign",
 	[EH_C_NO_RING] = "no_ring",
+	[EH_C_FWD_PEER] = "forwarded_peer",
+	[EH_C_FWD_NEIGH] = "forwarded_neigh",
+	[EH_C_RET_PEER] = "returned_peer",
 };
 
 const char *eh_mode_name(enum eh_mode m)
@@ -152,6 +157,61 @@ static void driver_of(const char *ifname, char *drv, size_t len)
 	if (!ioctl(fd, SIOCETHTOOL, &ifr))
 		snprintf(drv, len, "%s", info.driver);
 	close(fd);
+}
+
+/*
+ * Is @ifindex a veth whose peer lives in another network namespace? Then a
+ * TC program can hand a frame straight to the peer's ingress
+ * (bpf_redirect_peer); the kernel drops such a redirect when the peer is in
+ * the same namespace or the device has no peer, and the program cannot tell,
+ * so the loader asks rtnetlink: the link's kind, and IFLA_LINK_NETNSID, which
+ * the kernel reports only for a peer in another namespace. Any doubt (a
+ * failed query included) is "no": the plain redirect works everywhere.
+ */
+static bool veth_peer_elsewhere(int ifindex)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifinfomsg ifi;
+	} req = {
+		.nh = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
+			.nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 1 },
+		.ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex },
+	};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+	bool veth = false, elsewhere = false;
+	struct nlmsghdr *nh;
+	struct rtattr *rta;
+	ssize_t n;
+	int fd, len;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return false;
+	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out;
+	n = recv(fd, buf, sizeof(buf), 0);
+	nh = (struct nlmsghdr *)buf;
+	if (n < 0 || !NLMSG_OK(nh, (size_t)n) || nh->nlmsg_type != RTM_NEWLINK)
+		goto out;
+	len = IFLA_PAYLOAD(nh);
+	for (rta = IFLA_RTA(NLMSG_DATA(nh)); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+		if (rta->rta_type == IFLA_LINK_NETNSID) {
+			elsewhere = true;
+		} else if (rta->rta_type == IFLA_LINKINFO) {
+			struct rtattr *li = RTA_DATA(rta);
+			int lilen = RTA_PAYLOAD(rta);
+
+			for (; RTA_OK(li, lilen); li = RTA_NEXT(li, lilen))
+				if (li->rta_type == IFLA_INFO_KIND &&
+				    !strncmp(RTA_DATA(li), "veth", RTA_PAYLOAD(li)))
+					veth = true;
+		}
+	}
+out:
+	close(fd);
+	return veth && elsewhere;
 }
 
 static int ifindex_of(const char *name, const char *role)
@@ -550,6 +610,10 @@ int eh_dp_load(const struct eh_load_opts *o)
 			fprintf(stderr, "edgehop: %s is a veth: fast return path off (needs XDP or GRO on its peer; --fast-return on to force)\n",
 				o->radio);
 	}
+	if (use_tc && veth_peer_elsewhere(wan_idx))
+		cfg.flags |= EH_CFG_WAN_PEER;
+	if (use_tc && veth_peer_elsewhere(radio_idx))
+		cfg.flags |= EH_CFG_RADIO_PEER;
 	err = attach_tc(skel->progs.eh_tc_radio_egress, radio_idx, o->radio, BPF_TC_EGRESS, pin,
 			EH_PIN_PROG_TC, &hook_created);
 	if (err)

@@ -36,6 +36,7 @@
 #define MUD2	"10.0.0.101"
 #define NEWBACKEND	"10.1.0.3"
 #define NEWPORT	9999
+#define UNRESOLVED	"10.1.0.7"	/* on the WAN's subnet, no neighbour entry */
 #define MUDID	42
 
 static struct edgehop_bpf *skel;
@@ -195,13 +196,18 @@ static size_t ring_backlog(void)
 	return ring.consumer_pos ? eh_ring_backlog(&ring) : 0;
 }
 
-static void steer(enum eh_mode mode, uint32_t mud_id)
+static void steer_to(enum eh_mode mode, uint32_t mud_id, const char *backend, uint16_t port)
 {
-	struct in_addr m = { ip4(MUD) }, b = { ip4(BACKEND) };
+	struct in_addr m = { ip4(MUD) }, b = { ip4(backend) };
 
 	eh_dp_steer_del(&dp, m);
-	eh_dp_steer_set(&dp, m, mode, b, BPORT, mud_id);
+	eh_dp_steer_set(&dp, m, mode, b, port, mud_id);
 	ring_reopen();
+}
+
+static void steer(enum eh_mode mode, uint32_t mud_id)
+{
+	steer_to(mode, mud_id, BACKEND, BPORT);
 }
 
 static struct eh_steer entry(void)
@@ -831,6 +837,7 @@ static int run_from(int prog_fd, int ifindex, const void *in, size_t len, void *
 }
 
 static void t_tc_redirect(int wan, int radio);
+static void t_tc_peer_neigh(int wan, int radio);
 
 static void t_redirect_paths(void)
 {
@@ -846,7 +853,7 @@ static void t_redirect_paths(void)
 
 	err = make_fib_netns(&wan, &radio);
 	if (!tap_ok(!err, "private netns with WAN and radio veths (%s)", strerror(-err))) {
-		tap_skip(15, "no netns");
+		tap_skip(20, "no netns");
 		return;
 	}
 	cfg.wan_ifindex = wan;
@@ -1043,13 +1050,84 @@ static void t_tc_redirect(int wan, int radio)
 	rc = run_tc_on(bpf_program__fd(skel->progs.eh_tc_wan), wan, in, len, out, &olen);
 	tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len),
 	       "TC fast return: the backend's port from another address untouched");
+	t_tc_peer_neigh(wan, radio);
+}
+
+/*
+ * How the TC redirects leave: into the veth peer's ingress when the loader
+ * says the peer is in another namespace (the kernel's verdict is the same
+ * TC_ACT_REDIRECT: the counters tell the helpers apart), and through the
+ * kernel's neighbour resolution when the next hop is not resolved yet.
+ */
+static void t_tc_peer_neigh(int wan, int radio)
+{
+	uint8_t in[2048], out[4096];
+	struct iphdr *ip = (void *)(out + 14);
+	struct udphdr *udp = (void *)(out + 34);
+	struct eh_cfg cfg;
+	struct pkt_spec s;
+	__u64 fwd, peer, neigh, slow, ret, rpeer;
+	__u32 zero = 0, olen;
+	size_t len;
+	int rc;
+
+	bpf_map_lookup_elem(dp.config_fd, &zero, &cfg);
+	cfg.flags |= EH_CFG_WAN_PEER | EH_CFG_RADIO_PEER;
+	bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0);
+	steer(EH_MODE_FORWARD, MUDID);
+	s = req(32);
+	len = build(in, &s);
+	fwd = counter(EH_C_FORWARD);
+	peer = counter(EH_C_FWD_PEER);
+	rc = run_tc_on(bpf_program__fd(skel->progs.eh_tc_radio), radio, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_REDIRECT && counter(EH_C_FORWARD) == fwd + 1 &&
+	       counter(EH_C_FWD_PEER) == peer + 1 &&
+	       !memcmp(out, "\x02\0\0\0\0\xaa", 6) && ip->ttl == 63 &&
+	       ip->daddr == ip4(BACKEND) && udp->dest == htons(BPORT) && ip_csum_ok(ip) &&
+	       udp_csum_ok(ip, udp),
+	       "TC FORWARD, WAN peer elsewhere: into the peer (forwarded_peer), same rewrite (rc %d)",
+	       rc);
+	s = req(32);
+	s.src = BACKEND; s.sport = BPORT; s.dst = MUD; s.dport = MUDPORT; s.type = EH_T_SVCR;
+	len = build(in, &s);
+	ret = counter(EH_C_RET_FAST);
+	rpeer = counter(EH_C_RET_PEER);
+	rc = run_tc_on(bpf_program__fd(skel->progs.eh_tc_wan), wan, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_REDIRECT && counter(EH_C_RET_FAST) == ret + 1 &&
+	       counter(EH_C_RET_PEER) == rpeer + 1 && ip->saddr == ip4(VIP) &&
+	       udp->source == htons(VPORT) && ip_csum_ok(ip) && udp_csum_ok(ip, udp),
+	       "TC fast return, radio peer elsewhere: into the peer (returned_peer) (rc %d)", rc);
+
+	/* A backend on the WAN's subnet nobody resolved yet: the neighbour code does. */
+	steer_to(EH_MODE_FORWARD, MUDID, UNRESOLVED, BPORT);
+	s = req(33);
+	len = build(in, &s);
+	fwd = counter(EH_C_FORWARD);
+	neigh = counter(EH_C_FWD_NEIGH);
+	peer = counter(EH_C_FWD_PEER);
+	rc = run_tc_on(bpf_program__fd(skel->progs.eh_tc_radio), radio, in, len, out, &olen);
+	tap_ok(rc == TC_ACT_REDIRECT && counter(EH_C_FORWARD) == fwd + 1 &&
+	       counter(EH_C_FWD_NEIGH) == neigh + 1 && counter(EH_C_FWD_PEER) == peer,
+	       "TC FORWARD, next hop unresolved: bpf_redirect_neigh (forwarded_neigh) (rc %d)", rc);
+	tap_ok(!memcmp(out, in, 12) && ip->ttl == 63 && ip->daddr == ip4(UNRESOLVED) &&
+	       ip_csum_ok(ip) && udp_csum_ok(ip, udp),
+	       "TC FORWARD, next hop unresolved: MACs left to the kernel, TTL, checksums valid");
+	slow = counter(EH_C_FWD_SLOW);
+	rc = run_from(bpf_program__fd(skel->progs.eh_xdp_radio), radio, in, len, out, &olen);
+	tap_ok(rc == XDP_PASS && counter(EH_C_FWD_SLOW) == slow + 1 && ip->ttl == 64 &&
+	       ip->daddr == ip4(UNRESOLVED),
+	       "XDP FORWARD, next hop unresolved: the kernel's forwarding path (rc %d)", rc);
+
+	cfg.flags &= ~(EH_CFG_WAN_PEER | EH_CFG_RADIO_PEER);
+	bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0);
+	steer(EH_MODE_FORWARD, MUDID);
 }
 
 int main(void)
 {
 	int err;
 
-	tap_plan(112);
+	tap_plan(117);
 	if (geteuid()) {
 		tap_diag("needs root (BPF_PROG_TEST_RUN)");
 		return 1;
