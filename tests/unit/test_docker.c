@@ -837,8 +837,8 @@ int main(void)
 	dk_close(d);
 
 	unlink(g_sock);
-	unlink(strcat(dir, "/deaf.sock"));
-	*strrchr(dir, '/') = '\0';
+	snprintf(g_sock, sizeof(g_sock), "%s/deaf.sock", dir);
+	unlink(g_sock);
 	rmdir(dir);
 	return tap_done();
 }
