@@ -9,10 +9,20 @@
 #   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop] [CONFIG=file]
 #   make unload RADIO=<if> WAN=<if> [PIN=...]
 #   make V=1            show full commands
+#   make SAN=1          the userspace programs and unit tests with ASan+UBSan, under
+#                       build-san/ (BPF objects as usual); tests/run-all san runs them
 #
 # Each role folder adds its programs through a rules.mk fragment (see user/rules.mk).
 
+# SAN=1: a second build tree whose programs abort on the first AddressSanitizer,
+# LeakSanitizer or UBSan report (the san tier of tests/run-all runs the unit and
+# namespace suites against it: EDGEHOP_BUILD=build-san).
+SAN       ?= 0
+ifeq ($(SAN),1)
+OUT       := build-san
+else
 OUT       := build
+endif
 CLANG     ?= clang
 CC        ?= gcc
 BPFTOOL   ?= /usr/sbin/bpftool
@@ -22,6 +32,14 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 CFLAGS    ?= -O2 -g
 CFLAGS    += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -I$(OUT) -Ibpf -Iuser -Icontrol/common
 LDFLAGS   ?=
+# edgehop-svc is static (it runs as PID 1 of any image); ASan has no static runtime.
+STATIC    := -static
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CFLAGS    += $(SAN_FLAGS)
+LDFLAGS   += $(SAN_FLAGS)
+STATIC    :=
+endif
 
 # -mcpu=v3: 32-bit atomics (the per-MUD flag bits) need BPF ISA v3 (kernel >= 5.12).
 # clang -target bpf does not search the multiarch include dir (asm/types.h).

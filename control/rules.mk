@@ -8,11 +8,12 @@ $(OUT)/obj/control/svc/%.o: CFLAGS += -Icontrol/svc
 $(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o \
 $(OUT)/obj/control/svc/svcctl.o: $(SVC_HDRS)
 
-# Static: the service runs as PID 1 of containers built on any base image.
+# Static: the service runs as PID 1 of containers built on any base image
+# (not under SAN=1: $(STATIC) is empty there).
 PROGS += $(OUT)/bin/edgehop-svc $(OUT)/bin/edgehop-svcctl
 $(OUT)/bin/edgehop-svc: $(SVC_OBJS) | $(OUT)/bin
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) -static $^ -lcrypto -lpthread -o $@
+	$(Q)$(CC) $(LDFLAGS) $(STATIC) $^ -lcrypto -lpthread -o $@
 
 $(OUT)/bin/edgehop-svcctl: $(OUT)/obj/control/svc/svcctl.o $(EH_COMMON) | $(OUT)/bin
 	$(call msg,LINK,$@)

@@ -2,7 +2,8 @@
 # tests/run-all itself, on fake test programs (a fake unit tier in a temporary
 # folder, no install, no build): the closing line, skips under CI, a suite that
 # hangs (stopped at its deadline, named, the run goes on), results beyond the
-# plan, a producer that dies early.
+# plan, a producer that dies early; the san tier's sanitizer reports from a
+# process no test waited for.
 
 bats_require_minimum_version 1.5.0
 
@@ -79,4 +80,28 @@ last_line() { printf '%s\n' "$output" | tail -1; }
 	CI=true run_all
 	assert_output --partial '# unit_a: no plan'
 	assert_equal "$(last_line)" "1 passed, 1 failed"
+}
+
+@test "run-all san: a background process's sanitizer report fails its suite though every test passed" {
+	# A "daemon" built as make SAN=1 builds, leaking, started by a suite that
+	# passes and does not wait for it: its report goes to no test's output.
+	local san=$BATS_TEST_TMPDIR/build-san
+	mkdir -p "$san/tests"
+	printf '#include <stdlib.h>\nvoid *volatile keep;\nint main(void) { keep = malloc(64); keep = 0; return 0; }\n' \
+		>"$BATS_TEST_TMPDIR/leak.c"
+	gcc -O0 -g -fsanitize=address,undefined -o "$BATS_TEST_TMPDIR/leak" "$BATS_TEST_TMPDIR/leak.c"
+	printf '#!/bin/sh\n"%s" &\necho 1..1; echo "ok 1 x"; wait\n' "$BATS_TEST_TMPDIR/leak" >"$san/tests/unit_daemon"
+	printf '#!/bin/sh\necho 1..1; echo "ok 1 y"\n' >"$san/tests/unit_clean"
+	chmod +x "$san/tests/unit_daemon" "$san/tests/unit_clean"
+	mkdir -p "$BATS_TEST_TMPDIR/no-ns"
+	CI=true EH_SAN_BUILD=$san EH_TESTS_NS=$BATS_TEST_TMPDIR/no-ns run "$TOP/tests/run-all" san
+	assert_equal "$status" 1
+	assert_output --partial '# san-unit_daemon: 1 sanitizer report(s), counted as one failure'
+	assert_output --partial 'ERROR: LeakSanitizer: detected memory leaks'
+	refute_output --partial '# san-unit_clean: 1 sanitizer'
+	assert_equal "$(last_line)" "2 passed, 1 failed"
+	# the reports stay in the logs, under the suite's name; a clean suite leaves none
+	run -0 find "$EH_TEST_LOGS/san-reports" -type f
+	assert_output --partial "san-reports/san-unit_daemon/asan."
+	refute [ -e "$EH_TEST_LOGS/san-reports/san-unit_clean" ]
 }

@@ -54,7 +54,7 @@ setup_file() {
 	load helpers/ehs-common
 	export DK_DIR=$(mktemp -d /tmp/ehd-30.XXXXXX)
 	export DK_SOCK=$DK_DIR/docker.sock DK_CGROUP=edgehop-test-$$
-	[ -x "$DOCKERD" ] && [ -x "$DOCKER" ] && [ -x "$EHS_TOP/build/tests/dk_live" ]
+	[ -x "$DOCKERD" ] && [ -x "$DOCKER" ] && [ -x "$EHS_BUILD/tests/dk_live" ]
 	host_state >"$DK_DIR/host.before"
 	echo '{}' >"$DK_DIR/daemon.json"
 	"$DOCKERD" --config-file "$DK_DIR/daemon.json" \
@@ -98,7 +98,7 @@ setup() {
 }
 
 @test "dk_live: lifecycle, errors, save -> load, against the suite's dockerd" {
-	run timeout 300 "$EHS_TOP/build/tests/dk_live" "$DK_SOCK" "$IMAGE"
+	run timeout 300 "$EHS_BUILD/tests/dk_live" "$DK_SOCK" "$IMAGE"
 	echo "$output"
 	assert_success
 	assert_line "1..23"
@@ -115,7 +115,7 @@ setup() {
 }
 
 @test "dk_live: a missing socket fails with the path and the reason" {
-	run -1 timeout 30 "$EHS_TOP/build/tests/dk_live" "$DK_DIR/none.sock" "$IMAGE"
+	run -1 timeout 30 "$EHS_BUILD/tests/dk_live" "$DK_DIR/none.sock" "$IMAGE"
 	assert_line --partial "Couldn't connect to $DK_DIR/none.sock: No such file or directory"
 }
 

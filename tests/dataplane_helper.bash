@@ -11,7 +11,7 @@
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/netdev.sh
 source "$TOP/scripts/netdev.sh"
-BIN=$TOP/build/bin
+BIN=${EDGEHOP_BUILD:-$TOP/build}/bin	# EDGEHOP_BUILD: tests/helpers/ehs-common.bash
 VIP=10.91.255.1
 VPORT=7777
 MUD_IP=10.91.0.100

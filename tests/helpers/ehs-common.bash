@@ -2,7 +2,10 @@
 # Namespaces are named ehs-<suite>-<pid> so that parallel runs never collide.
 
 EHS_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-EHS_BIN=$EHS_TOP/build/bin
+# EDGEHOP_BUILD: the build tree whose programs the suites run (default build/;
+# tests/run-all san sets build-san/, the make SAN=1 tree).
+EHS_BUILD=${EDGEHOP_BUILD:-$EHS_TOP/build}
+EHS_BIN=$EHS_BUILD/bin
 # shellcheck source=scripts/netdev.sh
 source "$EHS_TOP/scripts/netdev.sh"
 
