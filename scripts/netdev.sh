@@ -16,7 +16,8 @@
 #                                     trying every DEV)
 #   links_wait_gone [-n NS] SECS DEV...  poll until no DEV exists; fails naming the ones left
 #   links_down [-n NS] DEV...         both: delete, then wait (NETDEV_DEADLINE s, default 10)
-#   netns_kill SECS NS...             SIGTERM to every process in NS, wait SECS, SIGKILL, wait
+#   netns_kill SECS NS...             SIGTERM to every process in NS (but timeout(1)s), wait SECS,
+#                                     SIGKILL, wait
 #   netns_del NS...                   delete namespaces; one already gone is success
 
 NETDEV_DEADLINE=${NETDEV_DEADLINE:-10}
@@ -68,7 +69,12 @@ netns_kill() {
 		for p in $(ip netns pids "$ns" 2>/dev/null); do pids+=("$p"); done
 	done
 	[ ${#pids[@]} -gt 0 ] || return 0
-	kill -TERM "${pids[@]}" 2>/dev/null || true
+	# Not to a timeout(1): it exits with its program, and it would follow the
+	# SIGTERM with a SIGCONT to its group, which leaves a program stopped for
+	# its leak check (make SAN=1: LeakSanitizer) waiting for good.
+	for p in "${pids[@]}"; do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = timeout ] || kill -TERM "$p" 2>/dev/null || true
+	done
 	t_end=$((SECONDS + secs))
 	for p in "${pids[@]}"; do
 		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $t_end ]; do sleep 0.05; done

@@ -75,7 +75,9 @@ racy_veths() {
 	wait_until bash -c "[ -n \"\$(ip netns pids ehtd-a-$T)\" ]"
 	# and one that ignores SIGTERM: killed after the grace period
 	ip netns exec "ehtd-a-$T" bash -c 'trap "" TERM; sleep 300 & wait; sleep 300' >/dev/null 2>&1 3>&- &
-	wait_until bash -c "[ \$(ip netns pids ehtd-a-$T | wc -l) -ge 3 ]"
+	# and one under timeout(1): its program is stopped, the timeout exits with it
+	ip netns exec "ehtd-a-$T" timeout 300 sleep 301 >/dev/null 2>&1 3>&- &
+	wait_until bash -c "[ \$(ip netns pids ehtd-a-$T | wc -l) -ge 5 ]"
 	run -0 netns_kill 1 "ehtd-a-$T"
 	assert_equal "$(ip netns pids "ehtd-a-$T" | wc -l)" 0
 	run -0 netns_del "ehtd-a-$T" "ehtd-a-$T" "ehtd-none-$T"

@@ -40,7 +40,7 @@ start_svc() {
 stop_svc() {
 	local pid
 	pid=$(cat "$TMPD/svc.pid")
-	kill -TERM "$pid" 2>/dev/null || true
+	ehs_term "$pid" || true
 	wait_for 10 bash -c "! kill -0 $pid"
 }
 
@@ -50,7 +50,7 @@ mud() {
 
 @test "svc: static binary, usage errors exit 2" {
 	run -0 file "$EHS_BIN/edgehop-svc"
-	if ldd "$EHS_BIN/edgehop-svc" 2>/dev/null | grep -q libasan; then
+	if ehs_sanitized; then
 		assert_output --partial "dynamically linked"	# make SAN=1: no static ASan
 	else
 		assert_output --partial "statically linked"
@@ -179,7 +179,7 @@ PY
 	[ "$output" -ge $((16 * 1024)) ]
 	run -0 du -sk "$TMPD/st-ballast/ballast"
 	[ "$(cut -f1 <<<"$output")" -ge $((3 * 1024)) ]
-	kill -TERM "$pid"
+	ehs_term "$pid"
 	local rc=0
 	wait "$pid" || rc=$?
 	assert_equal "$rc" 0

@@ -152,7 +152,7 @@ rx_packets() { # rx_packets <ns> <dev>
 			--handoff 30:AP-2 --logrepo "$VIP:7779" --json "$TMPD/ho-$r.json" --quiet
 	done
 	wait_for 10 bash -c "[ \$(grep -c 'MUD REPORT' '$TMPD/logs/events.jsonl') -ge 3 ]"
-	kill -TERM "$lpid"
+	ehs_term "$lpid"
 	wait_for 10 bash -c "! kill -0 $lpid"
 	run -0 grep -m1 -E '^[0-9-]{26} USER AP-2 USER REASSOCIATION REQUEST \(sent\)$' "$TMPD/logs/events.log"
 	run -0 --separate-stderr timeout 60 "$EHS_BIN/edgehop-logrepo" report "$TMPD/logs/events.jsonl" \

@@ -39,7 +39,7 @@ start_logrepo() {
 stop_logrepo() {
 	local pid
 	pid=$(cat "$TMPD/lr.pid")
-	kill -TERM "$pid"
+	ehs_term "$pid"
 	wait_for 10 bash -c "! kill -0 $pid"
 }
 
@@ -74,7 +74,7 @@ NFT
 		--logrepo 10.78.0.2:7779 --json "$TMPD/mud.json"
 	echo "$output"
 	timeout 10 ip netns exec "$NS_SVC" nft delete table inet ehs_loss
-	kill -TERM "$spid"
+	ehs_term "$spid"
 	wait_for 10 bash -c "! kill -0 $spid"
 	# every event sent reached the store
 	local want
@@ -151,7 +151,7 @@ PY
 	send_events 7782 1500
 	wait_for 10 grep -q "No space left on device" "$TMPD/lr.err"
 	kill -0 "$pid"
-	kill -TERM "$pid"
+	ehs_term "$pid"
 	wait_for 10 bash -c "! kill -0 $pid"
 	run -0 grep -c "No space left on device" "$TMPD/lr.err"
 	assert_output 1
@@ -178,7 +178,7 @@ NFT
 			--logrepo 10.78.0.2:7783 --quiet
 	done
 	timeout 10 ip netns exec "$NS_SVC" nft delete table inet ehs_loss5
-	kill -TERM "$spid"
+	ehs_term "$spid"
 	wait_for 10 bash -c "[ \$(grep -c 'MUD REPORT' '$TMPD/multi/events.jsonl') -ge 3 ]"
 	stop_logrepo
 	run -0 --separate-stderr timeout 60 "$EHS_BIN/edgehop-logrepo" report "$TMPD/multi/events.jsonl" --json --plot "$TMPD/multi/rt"
@@ -230,11 +230,11 @@ NFT
 	printf '{"t_ns":%d,"role":"USER","event":"SVCQ","arg":"0","dir":"sent","fields":{"run":"F","try":1}}\n' $t >"$f"
 	printf '{"t_ns":%d,"role":"USER","event":"SVCR","arg":"0","dir":"recvd","fields":{"run":"F","rtt_ns":2000000}}\n' $((t + 1000)) >>"$f"
 	printf '{"t_ns":%d,"role":"X","event":"SVCR","arg":"4000000000","dir":"recvd","fields":{"run":"F","rtt_ns":1}}\n' $((t + 2000)) >>"$f"
-	run -0 --separate-stderr bash -c "ulimit -v 1000000; timeout 60 '$EHS_BIN/edgehop-logrepo' report '$f' --json --plot '$TMPD/forged'"
+	run -0 --separate-stderr mem_limited 1000000 timeout 60 "$EHS_BIN/edgehop-logrepo" report "$f" --json --plot "$TMPD/forged"
 	run -0 jq -e '.runs[0].sent == 1 and .runs[0].answered == 1 and .runs[0].unmatched_answers == 1' <<<"$output"
 	run -0 file "$TMPD/forged.png"
 	assert_output --partial "PNG image data"
-	run -0 --separate-stderr bash -c "ulimit -v 1000000; timeout 60 '$EHS_BIN/edgehop-logrepo' report '$f'"
+	run -0 --separate-stderr mem_limited 1000000 timeout 60 "$EHS_BIN/edgehop-logrepo" report "$f"
 	assert_output --partial "UNMATCHED: 1 answer(s) to seqs this run never sent"
 }
 
@@ -247,7 +247,7 @@ with open(sys.argv[1], "w") as f:
         f.write('{"t_ns":%d,"role":"USER","event":"SVCQ","arg":"1","dir":"sent","fields":{"run":"forged-%d","try":1}}\n' % (1700000000000000000 + i, i))
 PY
 	local t0=$SECONDS
-	run -0 --separate-stderr bash -c "ulimit -v 1000000; timeout 60 '$EHS_BIN/edgehop-logrepo' report '$f' --json"
+	run -0 --separate-stderr mem_limited 1000000 timeout 60 "$EHS_BIN/edgehop-logrepo" report "$f" --json
 	[ $((SECONDS - t0)) -lt 30 ]
 	run -0 jq -e '(.runs | length) == 1024 and .refused_events == 200000 - 1024' <<<"$output"
 	run -0 --separate-stderr bash -c "timeout 60 '$EHS_BIN/edgehop-logrepo' report '$f' >/dev/null"

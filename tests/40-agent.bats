@@ -58,7 +58,7 @@ start_agent() { # start_agent x|y
 stop_agent() {
 	local pid
 	pid=$(cat "$TMPD/$1.pid")
-	kill -TERM "$pid" 2>/dev/null || true
+	ehs_term "$pid" || true
 	wait_for 10 bash -c "! kill -0 $pid"
 }
 

@@ -12,6 +12,38 @@ source "$EHS_TOP/scripts/netdev.sh"
 # shellcheck source=tests/helpers/wait.bash
 source "$EHS_TOP/tests/helpers/wait.bash"
 
+# ehs_sanitized: the programs under test are a make SAN=1 build (ASan).
+ehs_sanitized() {
+	ldd "$EHS_BIN/edgehop-svcctl" 2>/dev/null | grep -q libasan
+}
+
+# mem_limited <KiB> <command...>: the command with that much memory at most:
+# ulimit -v, or for ASan, which reserves terabytes of address space at start,
+# its hard_rss_limit_mb (passing it is a report and an abort).
+mem_limited() {
+	local kb=$1; shift
+	if ehs_sanitized; then
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}hard_rss_limit_mb=$((kb / 1024)) "$@"
+	else
+		(ulimit -v "$kb" && exec "$@")
+	fi
+}
+
+# ehs_term <pid>: SIGTERM to the program started as `timeout N program` (pid:
+# the timeout, or an `ip netns exec` that became it), not to timeout itself:
+# timeout follows the SIGTERM with a SIGCONT to its process group, and a SIGCONT
+# that lands while LeakSanitizer stops the exiting program for its leak check
+# (the san tier, make SAN=1) leaves the program waiting for good. Without a
+# timeout in between, the pid itself.
+ehs_term() {
+	local p=$1 c
+	while [ "$(cat "/proc/$p/comm" 2>/dev/null)" = timeout ] && c=$(pgrep -P "$p" | head -1) &&
+		[ -n "$c" ]; do
+		p=$c
+	done
+	kill -TERM "$p" 2>/dev/null
+}
+
 # ehs_pair <nsA> <nsB> <ipA> <ipB> [ifA ifB]: two namespaces joined by a veth
 # pair, addresses in 10.x/24, loopbacks up.
 ehs_pair() {
