@@ -346,8 +346,11 @@ ydigest() { svc_status ehd-esy | jq -c ".muds[]|select(.mud_id==$1)|[.last_seq,.
 		chain out { type filter hook output priority 0; udp dport 7777 numgen random mod 100 < 5 drop; }
 	}
 	NFT
+	# The entry's counters outlive earlier tests (same MUD address): 1500
+	# more than now, else the cut-over may start before this MUD's first request.
+	base=$(ap_y show --json | jq '[.[]|select(.mud_id==108)|.buffered][0] // 0')
 	mud 108 4000 --window 4 --rate 1000 & mud_pid=$!
-	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==108)|.buffered') -ge 1500 ]"
+	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==108)|.buffered') -ge $((base + 1500)) ]"
 	run ap_y cutover $MUD_IP --to $CTY_IP:$VPORT --mud-id 108 --json
 	cut=$output
 	wait "$mud_pid" || true
