@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer target for the MUD's answer handling (handle_answer in
- * mud/mud.c, included here with its main() renamed so that its static
- * functions are reachable without changing it). A MUD with 64 requests
+ * libFuzzer target for the MUD's answer handling (mud_handle_answer in
+ * mud/answers.c, linked with the MUD's other parts but main.c). A MUD with 64 requests
  * outstanding gets the input as one datagram; the first byte picks whether
  * it comes from the service address. Every counter must stay consistent.
  */
 #include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
 
-#define main mud_main
-#include "../../mud/mud.c"
-#undef main
+#include "eh_digest.h"
+#include "mud.h"
 
 #define FUZZ_REQS 64
 
@@ -62,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	m->next = FUZZ_REQS;
 	m->nout = MAX_WINDOW;
-	new_phase(m, "during-%d", 1);
+	mud_phase_begin(m, MUD_PH_DURING, 1);
 	memcpy(m->pre_server, "CT-x", 5);
 	m->epoch = 1;
 	memcpy(m->epoch_pre[1], "CT-x", 5);
@@ -78,8 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(pkt, data + 1, size - 1);
 	dup2(null, 2);		/* the MUD's mismatch and foreign reports */
-	handle_answer(m, pkt, (ssize_t)size - 1, &src);
-	handle_answer(m, pkt, (ssize_t)size - 1, &src);
+	mud_handle_answer(m, pkt, (ssize_t)size - 1, &src);
+	mud_handle_answer(m, pkt, (ssize_t)size - 1, &src);
 	dup2(err_fd, 2);	/* libFuzzer's and the sanitizers' reports */
 	free(pkt);
 	if (m->answered > FUZZ_REQS || m->forwarded > m->answered ||

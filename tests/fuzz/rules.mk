@@ -18,12 +18,12 @@ $(OUT)/fuzz/fuzz_svc: tests/fuzz/fuzz_svc.c control/svc/svc_state.c control/comm
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lcrypto -o $@
 
-$(OUT)/fuzz/fuzz_mud_answer: tests/fuzz/fuzz_mud_answer.c mud/mud.c mud/mud_route.c \
+# The MUD's parts but main.c.
+$(OUT)/fuzz/fuzz_mud_answer: tests/fuzz/fuzz_mud_answer.c $(filter-out mud/main.c,$(wildcard mud/*.c)) \
 		$(wildcard control/common/*.c mud/*.h control/common/*.h)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_mud_answer.c mud/mud_route.c \
-		$(wildcard control/common/*.c) -lcrypto -lmnl -lm -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lcrypto -lmnl -lm -o $@
 
 $(OUT)/fuzz/fuzz_logrepo_event: tests/fuzz/fuzz_logrepo_event.c logrepo/lr_report.c \
 		control/common/eh_log.c control/common/eh_parse.c control/common/eh_stats.c \

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * control/common's helpers that have no test of their own elsewhere: value
- * parsers (eh_parse), statistics (eh_stats) and clocks (eh_time). The digest
+ * parsers (eh_parse), statistics and their table (eh_stats) and clocks
+ * (eh_time). The digest
  * chain is tests/unit/test_digest.c, the event log's records test_logrepo.c.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 
@@ -30,7 +33,7 @@ int main(void)
 	double d[] = { 5, 1, 4, 2, 3, 10, 9, 8, 7, 6 };
 	uint64_t m0, m1, r;
 
-	tap_plan(16);
+	tap_plan(19);
 
 	tap_ok(!eh_parse_u32("4294967295", UINT32_MAX, &v) && v == UINT32_MAX,
 	       "u32: the largest value (got %u)", v);
@@ -80,6 +83,35 @@ int main(void)
 	       eh_pct(d, 10, 0.01) == 1, "nearest rank: p50 5, p90 9, p99 10, p1 1 of 1..10");
 	tap_ok(eh_pct(d, 1, 0.5) == 1 && eh_pct(NULL, 0, 0.5) == 0,
 	       "nearest rank: one sample is every percentile, none gives 0");
+
+	{
+		double rt[] = { 4, 2, 8, 6 };
+		struct eh_rt_stats st;
+		char *out = NULL;
+		size_t olen = 0;
+		FILE *f;
+
+		eh_rt_stats_of(&st, "during-1", rt, 4);
+		tap_ok(st.n == 4 && st.p50 == 4 && st.p90 == 8 && st.max == 8 && st.mean == 5 &&
+		       rt[0] == 2, "phase statistics: sorted, n 4, p50 4, p90 8, max 8, mean 5");
+		f = open_memstream(&out, &olen);
+		eh_rt_stats_text_head(f);
+		eh_rt_stats_text(f, &st);
+		fclose(f);
+		tap_ok(out && !strcmp(out,
+			"  phase      requests     p50 ms     p90 ms     p99 ms     max ms    mean ms\n"
+			"  during-1          4      4.000      8.000      8.000      8.000      5.000\n"),
+		       "phase table, text: the header and a row");
+		free(out);
+		out = NULL;
+		f = open_memstream(&out, &olen);
+		eh_rt_stats_json(f, &st);
+		fclose(f);
+		tap_ok(out && !strcmp(out, "{\"name\":\"during-1\",\"requests\":4,\"p50_ms\":4.000,"
+			"\"p90_ms\":8.000,\"p99_ms\":8.000,\"max_ms\":8.000,\"mean_ms\":5.000}"),
+		       "phase table, JSON: the same columns (%s)", out ? out : "");
+		free(out);
+	}
 
 	m0 = eh_mono_ns();
 	r = eh_real_ns();
