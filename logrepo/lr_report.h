@@ -13,6 +13,10 @@
  *   any event with step=NAME bytes=N [ms=N]   bytes moved per step
  *   any event with pause_ms=N                 the consistent-snapshot pause
  * Events without a run field belong to the run whose time span holds them.
+ *
+ * Its files: report_load.c (reading logs into runs), report_compute.c
+ * (matching, migrations, statistics), report_print.c (text and JSON, from one
+ * table per list of fields), report_plot.c (the plot).
  */
 #ifndef LR_REPORT_H
 #define LR_REPORT_H
@@ -21,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "eh_stats.h"
 
 #define LR_MAX_PHASES	32
 #define LR_MAX_MIGS	16
@@ -51,12 +57,6 @@ struct lr_mig {
 	bool has_seqs;
 };
 
-struct lr_phase_stats {
-	char name[24];
-	uint32_t n;
-	double p50, p90, p99, max, mean;	/* ms */
-};
-
 struct lr_run {
 	char id[LR_NAME];
 	int hnext;			/* next run index + 1 in its hash chain */
@@ -71,7 +71,7 @@ struct lr_run {
 	size_t nsent, capsent;
 	char phase_names[LR_MAX_PHASES][24];
 	int nphases;
-	struct lr_phase_stats ps[LR_MAX_PHASES];
+	struct eh_rt_stats ps[LR_MAX_PHASES];
 	struct lr_mig migs[LR_MAX_MIGS];
 	int nmigs;
 	bool has_mud_report;
@@ -112,5 +112,19 @@ void lr_report_json(const struct lr_report *r, FILE *f);
  * follows the number of answers, never the span of their sequence numbers.
  */
 int lr_report_plot(const struct lr_report *r, const char *prefix);
+
+/* Shared by the report's files. */
+struct lr_run *lr_find_run(struct lr_report *r, const char *id);
+int lr_phase_index(struct lr_run *run, const char *name);
+/* qsort() that accepts an empty (possibly NULL) array. */
+void lr_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
+
+/* Minimum, sum and maximum of @n values. */
+struct lr_mmm {
+	double min, sum, max;
+	int n;
+};
+
+void lr_mmm_add(struct lr_mmm *a, double x);
 
 #endif /* LR_REPORT_H */

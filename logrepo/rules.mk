@@ -1,6 +1,8 @@
 # logrepo/: the event log repository and its report.
 
-LOGREPO_OBJS := $(OUT)/obj/logrepo/logrepo.o $(OUT)/obj/logrepo/lr_report.o $(EH_COMMON)
+# The report's files (report_*.c): reading, computing, printing, plotting.
+LR_REPORT_OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard logrepo/report_*.c))
+LOGREPO_OBJS := $(OUT)/obj/logrepo/logrepo.o $(LR_REPORT_OBJS) $(EH_COMMON)
 
 PROGS += $(OUT)/bin/edgehop-logrepo
 $(OUT)/bin/edgehop-logrepo: $(LOGREPO_OBJS) | $(OUT)/bin
@@ -10,6 +12,6 @@ $(OUT)/bin/edgehop-logrepo: $(LOGREPO_OBJS) | $(OUT)/bin
 UNIT_TESTS += $(OUT)/tests/unit_logrepo
 $(OUT)/obj/tests/unit/test_logrepo.o: CFLAGS += -Ilogrepo
 $(OUT)/tests/unit_logrepo: $(OUT)/obj/tests/unit/test_logrepo.o \
-		$(OUT)/obj/logrepo/lr_report.o $(EH_COMMON) | $(OUT)/tests
+		$(LR_REPORT_OBJS) $(EH_COMMON) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -ljansson -lm -o $@

@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "agentd.h"
+#include "eh_parse.h"
 
 static void on_progress(void *ctx, json_t *msg)
 {
@@ -46,8 +47,7 @@ int cmd_migrate(int argc, char **argv)
 	};
 	const char *ctl = "/run/edgehop-agent.sock", *to = NULL, *method = "p";
 	json_t *req, *ans, *res, *v;
-	char *end;
-	unsigned long mud;
+	uint32_t mud;
 	size_t i;
 	int o, json = 0, rc;
 
@@ -67,8 +67,7 @@ int cmd_migrate(int argc, char **argv)
 		fprintf(stderr, "usage: edgehop-agent migrate MUD --to NODE --method c|p [--json]\n");
 		return 2;
 	}
-	mud = strtoul(argv[optind], &end, 10);
-	if (*end || !*argv[optind] || mud > 0xffffffffUL) {
+	if (eh_parse_u32(argv[optind], UINT32_MAX, &mud)) {
 		fprintf(stderr, "edgehop-agent migrate: bad MUD id '%s'\n", argv[optind]);
 		return 2;
 	}
@@ -90,7 +89,7 @@ int cmd_migrate(int argc, char **argv)
 		json_dumpf(res, stdout, JSON_COMPACT);
 		putchar('\n');
 	} else {
-		printf("%s of MUD %lu to %s: %s\n", json_string_value(json_object_get(res, "method")),
+		printf("%s of MUD %u to %s: %s\n", json_string_value(json_object_get(res, "method")),
 		       mud, to, rc ? json_string_value(json_object_get(res, "error")) : "done");
 		printf("  %-20s %10s %12s %12s\n", "step", "ms", "bytes", "on the wire");
 		json_array_foreach(json_object_get(res, "steps"), i, v)

@@ -25,7 +25,7 @@ $(OUT)/fuzz/fuzz_mud_answer: tests/fuzz/fuzz_mud_answer.c $(filter-out mud/main.
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lcrypto -lmnl -lm -o $@
 
-$(OUT)/fuzz/fuzz_logrepo_event: tests/fuzz/fuzz_logrepo_event.c logrepo/lr_report.c \
+$(OUT)/fuzz/fuzz_logrepo_event: tests/fuzz/fuzz_logrepo_event.c $(wildcard logrepo/report_*.c) \
 		control/common/eh_log.c control/common/eh_parse.c control/common/eh_stats.c \
 		$(wildcard logrepo/*.h control/common/*.h)
 	$(call msg,FUZZ,$@)

@@ -116,7 +116,7 @@ static void write_unlabelled(const char *path)
 	fclose(f);
 }
 
-static const struct lr_phase_stats *phase(const struct lr_run *run, const char *n)
+static const struct eh_rt_stats *phase(const struct lr_run *run, const char *n)
 {
 	for (int i = 0; i < run->nphases; i++)
 		if (!strcmp(run->ps[i].name, n))
@@ -148,7 +148,7 @@ int main(void)
 {
 	struct eh_logrec r, back;
 	char buf[2048], val[64], path[] = "/tmp/ehs-unit-logrepo-XXXXXX";
-	const struct lr_phase_stats *ps;
+	const struct eh_rt_stats *ps;
 	struct lr_report rep;
 	json_error_t jerr;
 	json_t *j;
@@ -268,7 +268,7 @@ int main(void)
 	n = n ?: lr_report_compute(&rep);
 	{
 		struct lr_run *r3 = &rep.runs[0];
-		const struct lr_phase_stats *b = phase(r3, "before"), *d = phase(r3, "during"),
+		const struct eh_rt_stats *b = phase(r3, "before"), *d = phase(r3, "during"),
 					    *a = phase(r3, "after");
 
 		tap_ok(n == 0 && rep.nruns == 1 && !phase(r3, "all") && b && d && a &&
