@@ -1015,7 +1015,8 @@ static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 	s.progress = progress;
 	s.pctx = &pg;
 	event(j->to, j->mud_id, "migr begins", "method=%s to=%s",
-	      j->method == AG_MIGR_C ? "C-Migr" : "P-Migr", j->to);
+	      j->method == AG_MIGR_C ? "C-Migr" : j->method == AG_MIGR_AUTO ? "auto" : "P-Migr",
+	      j->to);
 	r = dk_open(&d, A.c.docker);
 	if (r) {
 		snprintf(why, whylen, "Docker: %s", d ? dk_err(d) : strerror(-r));

@@ -27,7 +27,7 @@ void ag_config_defaults(struct ag_config *c)
 
 const char *ag_method_name(enum ag_method m)
 {
-	return m == AG_MIGR_P ? "p" : m == AG_MIGR_C ? "c" : "none";
+	return m == AG_MIGR_P ? "p" : m == AG_MIGR_C ? "c" : m == AG_MIGR_AUTO ? "auto" : "none";
 }
 
 int ag_method_parse(const char *s, enum ag_method *m)
@@ -36,6 +36,8 @@ int ag_method_parse(const char *s, enum ag_method *m)
 		*m = AG_MIGR_P;
 	else if (!strcmp(s, "c") || !strcmp(s, "C-Migr"))
 		*m = AG_MIGR_C;
+	else if (!strcmp(s, "auto"))
+		*m = AG_MIGR_AUTO;
 	else if (!strcmp(s, "none"))
 		*m = AG_MIGR_NONE;
 	else

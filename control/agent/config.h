@@ -13,7 +13,9 @@
  *	KEY = /etc/edgehop/peer.key	pre-shared key of the peer channel
  *	IMAGE = edgehop-svc:small	service image, one container per MUD
  *	SVC_ARGS = --mem-mb 30		extra arguments for the service
- *	MIGRATE = p			on reassociation: p (P-Migr), c (C-Migr), none
+ *	MIGRATE = p			on reassociation: p (P-Migr), c (C-Migr), auto (ES-y
+ *					decides: P-Migr when it holds the base image, else
+ *					C-Migr of the image layers it lacks), none
  *	LOGREPO = 10.77.0.2:7779	event log repository ("" none)
  *	PIN = /sys/fs/bpf/edgehop	dataplane pin directory
  *	CTL = /run/edgehop-agent.sock	local control socket (status, migrate)
@@ -40,7 +42,7 @@
 #define AG_PEERS_MAX	16
 #define AG_PATH_MAX	256
 
-enum ag_method { AG_MIGR_NONE = 0, AG_MIGR_P, AG_MIGR_C };
+enum ag_method { AG_MIGR_NONE = 0, AG_MIGR_P, AG_MIGR_C, AG_MIGR_AUTO };
 enum ag_restore { AG_RESTORE_AUTO = 0, AG_RESTORE_RUNC, AG_RESTORE_DOCKER };
 
 struct ag_peer_cfg {

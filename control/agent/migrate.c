@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * edgehop-agent migrate MUD --to NODE --method c|p [--json] [--ctl PATH]:
+ * edgehop-agent migrate MUD --to NODE --method c|p|auto [--json] [--ctl PATH]:
  * asks the agent holding MUD's container to migrate it, shows progress (step,
  * bytes, rate, ETA) and ends with the per-step report.
  */
@@ -58,13 +58,13 @@ int cmd_migrate(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'C': ctl = optarg; break;
 		case 'h':
-			printf("usage: edgehop-agent migrate MUD --to NODE --method c|p [--json] [--ctl PATH]\n");
+			printf("usage: edgehop-agent migrate MUD --to NODE --method c|p|auto [--json] [--ctl PATH]\n");
 			return 0;
 		default: return 2;
 		}
 	}
-	if (optind != argc - 1 || !to || (strcmp(method, "c") && strcmp(method, "p"))) {
-		fprintf(stderr, "usage: edgehop-agent migrate MUD --to NODE --method c|p [--json]\n");
+	if (optind != argc - 1 || !to || (strcmp(method, "c") && strcmp(method, "p") && strcmp(method, "auto"))) {
+		fprintf(stderr, "usage: edgehop-agent migrate MUD --to NODE --method c|p|auto [--json]\n");
 		return 2;
 	}
 	if (eh_parse_u32(argv[optind], UINT32_MAX, &mud)) {

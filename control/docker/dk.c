@@ -817,6 +817,16 @@ int dk_image_inspect(struct dk *d, const char *name, json_t **out)
 	return err ? err : dk_get_json(d, path, out);
 }
 
+int dk_image_list(struct dk *d, json_t **out)
+{
+	char path[DK_PATH_MAX];
+	int err;
+
+	*out = NULL;
+	err = dk_pathf(d, path, sizeof(path), "/images/json");
+	return err ? err : dk_get_json(d, path, out);
+}
+
 int dk_image_remove(struct dk *d, const char *name, bool force)
 {
 	struct dk_req r = { .method = "DELETE", .timeout_s = DK_SHORT_S };

@@ -65,6 +65,7 @@ int dk_checkpoint_delete(struct dk *d, const char *id, const char *name);
 /* images */
 int dk_commit(struct dk *d, const char *id, const char *repo_tag, bool pause, char image_id[80]);
 int dk_image_inspect(struct dk *d, const char *name, json_t **out);   /* -ENOENT when absent */
+int dk_image_list(struct dk *d, json_t **out);	/* GET /images/json: an array; caller json_decref()s */
 int dk_image_remove(struct dk *d, const char *name, bool force);	/* untags; deletes when unused */
 /* streamed, never whole in memory; a sink error aborts the transfer and is returned */
 int dk_image_save(struct dk *d, const char *name,

@@ -77,6 +77,26 @@ int ckpt_dump(const char *ct_id, const char *image_dir, const char *work_dir,
 int ckpt_predump_rounds(const char *ct_id, const char *dir, int rounds,
 			const struct ckpt_opts *o, struct ckpt_stats *st, char *err, size_t errlen);
 
+/*
+ * The consistent snapshot's pause without Docker's round trips: the cgroup v2
+ * freezer of the container, as `runc pause` drives it (cgroup.freeze, then
+ * cgroup.events until "frozen 1"). Docker is not told: for the second or two
+ * the container is frozen it shows "running", as during CRIU's own freeze;
+ * `runc resume` (ckpt_thaw) and runc's state see the freeze, since runc reads
+ * it from the same file. cgroup v1 is not supported (-ENOTSUP: use Docker's
+ * pause).
+ */
+struct ckpt_cgroup {
+	char dir[512];		/* e.g. /sys/fs/cgroup/docker/<id> */
+};
+
+/* The cgroup of process @pid under @root (NULL: /sys/fs/cgroup). 0 or -errno. */
+int ckpt_cgroup_of(int pid, const char *proc, const char *root, struct ckpt_cgroup *cg);
+
+/* Freeze (@frozen) or thaw, waiting up to @timeout_ms for cgroup.events to agree. */
+int ckpt_cgroup_freeze(const struct ckpt_cgroup *cg, bool frozen, int timeout_ms,
+		       char *err, size_t errlen);
+
 /* Resume a container left frozen (runc resume); 0 or -errno with @err. */
 int ckpt_thaw(const char *ct_id, const struct ckpt_opts *o, char *err, size_t errlen);
 

@@ -22,10 +22,12 @@
 #include "migr.h"
 #include "peer.h"
 #include "svcprobe.h"
+#include "tarfilter.h"
 
 /* enum ag_method's values, without the agent's header. */
 #define METHOD_P 1
 #define METHOD_C 2
+#define METHOD_AUTO 3	/* ES-y decides: P when it holds the base image, else C */
 
 /* A step of the other side may take this long (docker checkpoint under TCG: ~30 s). */
 #define PEER_STEP_TIMEOUT_MS	(300 * 1000)
@@ -73,6 +75,52 @@ static int docker_root(const char *upper, char *root, size_t cap)
 		*p = '\0';
 	}
 	return snprintf(root, cap, "%s", tmp) >= (int)cap ? -ENAMETOOLONG : 0;
+}
+
+/* The pid of a running container's init process, or -errno. */
+static int ct_pid(struct dk *d, const char *ct)
+{
+	json_t *j = NULL;
+	int pid, err = dk_inspect(d, ct, &j);
+
+	if (err)
+		return err;
+	pid = (int)json_integer_value(json_object_get(json_object_get(j, "State"), "Pid"));
+	json_decref(j);
+	return pid > 0 ? pid : -ESRCH;
+}
+
+/*
+ * The consistent snapshot's pause. With runc's dump: the container's cgroup
+ * freezer directly (ckpt.h), which costs microseconds where Docker's pause and
+ * unpause cost a round trip through dockerd, containerd, the shim and runc
+ * each (~1 s apiece in the testbed's nodes). Docker's checkpoint API, or a
+ * host without cgroup v2: Docker's pause.
+ */
+struct snap_pause {
+	bool use_cg;
+	struct ckpt_cgroup cg;
+};
+
+static int snap_freeze(struct dk *d, const char *ct, struct snap_pause *sp, bool frozen,
+		       char *err, size_t errlen)
+{
+	int r;
+
+	if (!sp->use_cg) {
+		r = frozen ? dk_pause(d, ct) : dk_unpause(d, ct);
+		if (r)
+			fail(err, errlen, "%s CT-x: %s", frozen ? "pause" : "unpause", dk_err(d));
+		return r;
+	}
+	r = ckpt_cgroup_freeze(&sp->cg, frozen, 10000, err, errlen);
+	if (r && frozen) {
+		char e2[200];
+
+		/* Never leave a half-frozen CT-x behind a failed freeze. */
+		ckpt_cgroup_freeze(&sp->cg, false, 10000, e2, sizeof(e2));
+	}
+	return r;
 }
 
 /* Id, UpperDir (overlay2) and IPv4 address of a container. */
@@ -233,8 +281,17 @@ int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 		if (out && ct[0]) {
 			char stage[700];
 
-			/* CT-x goes on serving: never left paused by a crash. */
-			dk_unpause(d, ct);
+			/*
+			 * CT-x goes on serving: never left paused by a crash,
+			 * whether Docker paused it or its cgroup was frozen
+			 * directly (runc resume thaws that).
+			 */
+			if (dk_unpause(d, ct)) {
+				struct ckpt_opts co = { .timeout_ms = 30000 };
+				char e2[300];
+
+				ckpt_thaw(ct, &co, e2, sizeof(e2));
+			}
 			dk_checkpoint_delete(d, ct, ck);
 			snprintf(stage, sizeof(stage), "%s/%s", state_dir, ck);
 			rm_tree(stage);
@@ -322,13 +379,20 @@ static ssize_t rsource(void *ctx, void *buf, size_t cap)
 
 enum payload { PL_DIR, PL_FILE, PL_IMAGE };
 
+static int tf_sink(void *ctx, const void *buf, size_t len)
+{
+	return tf_write(ctx, buf, len);
+}
+
 /*
  * Sends "op" then a stream of a directory (tar), a file, or an image (docker
- * save), and waits for ES-y's "ok".
+ * save; minus the layer blobs named in @drop, which ES-y holds), and waits
+ * for ES-y's "ok".
  */
-static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum payload kind,
-		       const char *what, uint64_t total, const struct migr_src *s,
-		       struct migr_stepstat *st, char *err, size_t errlen)
+static int send_stream_drop(struct dk *d, struct peer_conn *pc, const char *op,
+			    enum payload kind, const char *what, uint64_t total,
+			    const struct migr_src *s, json_t *drop, struct migr_stepstat *st,
+			    char *err, size_t errlen)
 {
 	struct wctx c = { .progress = s->progress, .pctx = s->pctx, .step = op, .total = total };
 	struct peer_xfer x = {};
@@ -345,6 +409,33 @@ static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum 
 		struct layer_stats ls = {};
 
 		r = layer_write(what, wsink, &c, &ls);
+	} else if (kind == PL_IMAGE && json_array_size(drop)) {
+		struct tarfilter *tf = malloc(sizeof(*tf));
+		size_t i;
+		json_t *v;
+
+		r = tf ? 0 : -ENOMEM;
+		if (tf) {
+			tf_init(tf, wsink, &c);
+			json_array_foreach(drop, i, v) {
+				const char *id = json_string_value(v);
+				char name[128];
+
+				if (!r && id && !strncmp(id, "sha256:", 7)) {
+					snprintf(name, sizeof(name), "blobs/sha256/%.64s", id + 7);
+					r = tf_drop(tf, name);
+				}
+			}
+			if (!r)
+				r = dk_image_save(d, what, tf_sink, tf);
+			if (!r)
+				r = tf_finish(tf);
+			if (!r && tf->dropped != (int)json_array_size(drop))
+				r = -ENOENT;	/* docker save laid the image out otherwise */
+			st->skipped_bytes += tf->bytes_dropped;
+			tf_free(tf);
+			free(tf);
+		}
 	} else if (kind == PL_IMAGE) {
 		r = dk_image_save(d, what, wsink, &c);
 	} else {
@@ -376,6 +467,13 @@ static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum 
 	st->ms += eh_mono_ms() - t0;
 	/* ES-y acknowledges every stream once it holds it (or says why not). */
 	return expect(pc, "ok", NULL, err, errlen);
+}
+
+static int send_stream(struct dk *d, struct peer_conn *pc, const char *op, enum payload kind,
+		       const char *what, uint64_t total, const struct migr_src *s,
+		       struct migr_stepstat *st, char *err, size_t errlen)
+{
+	return send_stream_drop(d, pc, op, kind, what, total, s, NULL, st, err, errlen);
 }
 
 /* ---- source side ---------------------------------------------------------- */
@@ -416,6 +514,9 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	struct stat sb;
 	json_t *m = NULL;
 	bool paused = false, ckpt = false, staged = false, committed = false;
+	struct snap_pause sp = { .use_cg = false };
+	json_t *layers = NULL, *drop = NULL, *img = NULL;
+	int method = s->method;
 	double t0 = eh_mono_ms(), tp = 0, t;
 	int r;
 
@@ -446,14 +547,51 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	rep->criu_frozen_ms = -1;
 
 	peer_set_timeout(pc, PEER_STEP_TIMEOUT_MS);
-	r = send_op(pc, json_pack("{s:s, s:i, s:s, s:i, s:s, s:O, s:s}", "op", "migr_begin",
+	/* CT-x's image layers (diff IDs, base first): ES-y says how many it holds. */
+	if (!dk_image_inspect(d, s->image, &img))
+		layers = json_incref(json_object_get(json_object_get(img, "RootFS"), "Layers"));
+	json_decref(img);
+	if (!json_is_array(layers)) {
+		json_decref(layers);
+		layers = json_array();
+	}
+	r = send_op(pc, json_pack("{s:s, s:i, s:s, s:i, s:s, s:O, s:s, s:O}", "op", "migr_begin",
 				  "mud_id", (int)s->mud_id, "from", s->node, "method", s->method,
-				  "image", s->image, "cmd", s->cmd, "checkpoint", ckname));
-	if (r)
+				  "image", s->image, "cmd", s->cmd, "checkpoint", ckname,
+				  "layers", layers));
+	if (r) {
+		json_decref(layers);
 		return fail(err, errlen, "migr_begin to %s: %s", peer_name(pc), strerror(-r)), r;
-	r = expect(pc, "ready", NULL, err, errlen);
-	if (r)
+	}
+	r = expect(pc, "ready", &m, err, errlen);
+	if (r) {
+		json_decref(layers);
 		return r;
+	}
+	{
+		json_int_t got = json_integer_value(json_object_get(m, "method"));
+		json_int_t have = json_integer_value(json_object_get(m, "have_layers"));
+
+		/* An ES-y that does not say keeps the method asked (and holds nothing). */
+		if (method == METHOD_AUTO)
+			method = got;
+		if (method != METHOD_P && method != METHOD_C) {
+			json_decref(layers);
+			json_decref(m);
+			send_op(pc, json_pack("{s:s, s:s}", "op", "abort", "reason", "no method"));
+			return fail(err, errlen, "%s chose no migration method", peer_name(pc)),
+			       -EPROTO;
+		}
+		if (method == METHOD_C && have > 0 && (size_t)have <= json_array_size(layers)) {
+			drop = json_array();
+			for (json_int_t i = 0; i < have; i++)
+				json_array_append(drop, json_array_get(layers, i));
+		}
+	}
+	json_decref(layers);
+	json_decref(m);
+	m = NULL;
+	rep->method = method;
 
 	/* T1 + T3: one instant for memory and files. */
 	r = cancelled(s, "before the snapshot", err, errlen);
@@ -466,12 +604,15 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		fail(err, errlen, "marker in %s: %s", s->state_dir, strerror(-r));
 		goto abort;
 	}
-	tp = eh_mono_ms();
-	r = dk_pause(d, s->ct_id);
-	if (r) {
-		fail(err, errlen, "pause CT-x: %s", dk_err(d));
-		goto abort;
+	if (!s->docker_checkpoint) {
+		int pid = ct_pid(d, idx);
+
+		sp.use_cg = pid > 0 && ckpt_cgroup_of(pid, NULL, NULL, &sp.cg) == 0;
 	}
+	tp = eh_mono_ms();
+	r = snap_freeze(d, idx, &sp, true, err, errlen);
+	if (r)
+		goto abort;
 	paused = true;
 	if (s->docker_checkpoint) {
 		r = dk_checkpoint_create(d, s->ct_id, ckname, true);
@@ -497,7 +638,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	if (r)
 		goto abort;
 	ckpt = true;
-	if (s->method == METHOD_P) {
+	if (method == METHOD_P) {
 		struct layer_stats ls = {};
 		int fd = open(layer, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -523,18 +664,16 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		committed = true;
 	}
 	rep->step[MS_T3_CAPTURE].ms = eh_mono_ms() - t;
-	r = dk_unpause(d, s->ct_id);
-	if (r) {
-		fail(err, errlen, "unpause CT-x: %s", dk_err(d));
+	r = snap_freeze(d, idx, &sp, false, err, errlen);
+	if (r)
 		goto abort;
-	}
 	paused = false;
 	rep->pause_ms = eh_mono_ms() - tp;
 
 	/* T4 (C-Migr: the image comes first, CT-y is created from it), T2, T4 (P-Migr). */
-	if (s->method == METHOD_C) {
-		r = send_stream(d, pc, "image", PL_IMAGE, tag, 0, s, &rep->step[MS_T4_SEND_FS],
-				err, errlen);
+	if (method == METHOD_C) {
+		r = send_stream_drop(d, pc, "image", PL_IMAGE, tag, 0, s, drop,
+				     &rep->step[MS_T4_SEND_FS], err, errlen);
 		if (r)
 			goto abort;
 	}
@@ -545,7 +684,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 			err, errlen);
 	if (r)
 		goto abort;
-	if (s->method == METHOD_P) {
+	if (method == METHOD_P) {
 		r = send_stream(d, pc, "layer", PL_FILE, layer,
 				rep->step[MS_T3_CAPTURE].raw_bytes, s,
 				&rep->step[MS_T4_SEND_FS], err, errlen);
@@ -586,8 +725,12 @@ abort:
 	/* Best effort: ES-y also cleans up when the channel drops. */
 	send_op(pc, json_pack("{s:s, s:s}", "op", "abort", "reason", err));
 cleanup:
-	if (paused && dk_unpause(d, s->ct_id))
-		fprintf(stderr, "edgehop-agent: CT-x %s stays paused: %s\n", s->ct_id, dk_err(d));
+	if (paused) {
+		char e2[300];
+
+		if (snap_freeze(d, idx, &sp, false, e2, sizeof(e2)))
+			fprintf(stderr, "edgehop-agent: CT-x %s stays paused: %s\n", s->ct_id, e2);
+	}
 	if (ckpt && s->docker_checkpoint && dk_checkpoint_delete(d, s->ct_id, ckname))
 		fprintf(stderr, "edgehop-agent: checkpoint %s of %s not removed: %s\n", ckname,
 			s->ct_id, dk_err(d));
@@ -599,6 +742,7 @@ cleanup:
 	if (tp && paused)
 		rep->pause_ms = eh_mono_ms() - tp;
 	marker_clear(s->state_dir, ckname, "out");
+	json_decref(drop);
 	rep->total_ms = eh_mono_ms() - t0;
 	return r;
 }
@@ -763,6 +907,39 @@ static int create_cty(struct dk *d, const char *name, const char *image, json_t 
 	return r;
 }
 
+/*
+ * How many of @layers (diff IDs, base first) this node holds as a chain: the
+ * longest prefix shared with the layers of an image it has. docker load skips
+ * the files of layers it finds by chain ID, so ES-x may leave those out.
+ */
+static int layers_held(struct dk *d, json_t *layers)
+{
+	json_t *list = NULL, *it;
+	size_t i, best = 0;
+
+	if (!json_array_size(layers) || dk_image_list(d, &list))
+		return 0;
+	json_array_foreach(list, i, it) {
+		const char *id = json_string_value(json_object_get(it, "Id"));
+		json_t *img = NULL, *have;
+		size_t k = 0;
+
+		if (!id || dk_image_inspect(d, id, &img))
+			continue;
+		have = json_object_get(json_object_get(img, "RootFS"), "Layers");
+		while (k < json_array_size(have) && k < json_array_size(layers) &&
+		       json_equal(json_array_get(have, k), json_array_get(layers, k)))
+			k++;
+		if (k > best)
+			best = k;
+		json_decref(img);
+		if (best == json_array_size(layers))
+			break;
+	}
+	json_decref(list);
+	return (int)best;
+}
+
 static int injected(const struct migr_dst_hooks *h, const char *step, char *err, size_t errlen)
 {
 	if (!h->fault || strcmp(h->fault, step))
@@ -792,13 +969,21 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	memset(rep, 0, sizeof(*rep));
 	rep->method = method;
 	snprintf(name, sizeof(name), "eh-mud-%u-%s", mud_id, ckname ?: "x");
-	if (!image || !ckname || !json_is_array(cmd) || (method != METHOD_P && method != METHOD_C) ||
+	if (!image || !ckname || !json_is_array(cmd) ||
+	    (method != METHOD_P && method != METHOD_C && method != METHOD_AUTO) ||
 	    strchr(ckname, '/') || ckname[0] == '.') {
 		r = -EINVAL;
 		fail(err, errlen, "malformed migr_begin");
 		goto failed;
 	}
 	peer_set_timeout(pc, PEER_STEP_TIMEOUT_MS);
+	if (method == METHOD_AUTO) {
+		/* P-Migr when the base image is here, else C-Migr of what is missing. */
+		method = dk_image_inspect(d, image, &img) ? METHOD_C : METHOD_P;
+		json_decref(img);
+		img = NULL;
+		rep->method = method;
+	}
 	if (method == METHOD_P) {
 		r = dk_image_inspect(d, image, &img);
 		json_decref(img);
@@ -816,7 +1001,9 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			goto failed;
 		created = true;
 	}
-	r = send_op(pc, json_pack("{s:s}", "op", "ready"));
+	r = send_op(pc, json_pack("{s:s, s:i, s:i}", "op", "ready", "method", method,
+				  "have_layers", method == METHOD_C ?
+				  layers_held(d, json_object_get(begin, "layers")) : 0));
 	if (r)
 		goto failed;
 
@@ -1016,10 +1203,11 @@ json_t *migr_report_json(const struct migr_report *rep)
 	json_t *steps = json_array(), *j;
 
 	for (int i = 0; i < MS_MAX; i++)
-		json_array_append_new(steps, json_pack("{s:s, s:f, s:I, s:I}",
+		json_array_append_new(steps, json_pack("{s:s, s:f, s:I, s:I, s:I}",
 			"step", step_names[i], "ms", rep->step[i].ms,
 			"raw_bytes", (json_int_t)rep->step[i].raw_bytes,
-			"wire_bytes", (json_int_t)rep->step[i].wire_bytes));
+			"wire_bytes", (json_int_t)rep->step[i].wire_bytes,
+			"skipped_bytes", (json_int_t)rep->step[i].skipped_bytes));
 	j = json_pack("{s:s, s:s, s:o, s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:s}",
 		      "method", rep->method == METHOD_C ? "C-Migr" : "P-Migr",
 		      "restore_via", rep->restore_via, "steps", steps,

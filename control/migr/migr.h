@@ -45,6 +45,7 @@ enum migr_step {
 struct migr_stepstat {
 	double ms;
 	uint64_t raw_bytes, wire_bytes;
+	uint64_t skipped_bytes;		/* not sent: ES-y holds them (C-Migr's shared layers) */
 };
 
 struct migr_report {
@@ -68,7 +69,9 @@ typedef void (*migr_progress_fn)(void *ctx, const char *step, uint64_t bytes, ui
 
 struct migr_src {
 	uint32_t mud_id;
-	int method;			/* AG_MIGR_P or AG_MIGR_C */
+	int method;			/* AG_MIGR_P, AG_MIGR_C or AG_MIGR_AUTO (ES-y decides:
+					 * P when it holds the base image, else C, sending
+					 * only the image layers it lacks) */
 	const char *node;		/* this node */
 	const char *ct_id;		/* CT-x */
 	const char *image;		/* CT-x's image (P: must exist on ES-y) */

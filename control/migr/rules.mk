@@ -39,3 +39,15 @@ $(OUT)/tests/unit_ckpt: $(OUT)/obj/tests/unit/test_ckpt.o \
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@.tmp
 	$(Q)mv -f $@.tmp $@   # a new inode: a node running it from 9p keeps its own
+
+# the image stream minus the layers ES-y holds (C-Migr, method auto)
+MIGR_OBJS += $(OUT)/obj/control/migr/tarfilter.o
+$(OUT)/obj/control/migr/tarfilter.o: control/migr/tarfilter.h
+
+UNIT_TESTS += $(OUT)/tests/unit_tarfilter
+$(OUT)/obj/tests/unit/test_tarfilter.o: CFLAGS += -Icontrol/migr
+$(OUT)/obj/tests/unit/test_tarfilter.o: control/migr/tarfilter.h
+$(OUT)/tests/unit_tarfilter: $(OUT)/obj/tests/unit/test_tarfilter.o \
+		$(OUT)/obj/control/migr/tarfilter.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -larchive -o $@

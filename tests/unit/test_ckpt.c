@@ -12,6 +12,7 @@
  * prints the stats as one JSON line.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,11 +334,87 @@ static void test_fake_runc(void)
 	}
 }
 
+/* The freezer over a fake /proc and cgroup tree (regular files). */
+static void test_freezer(void)
+{
+	struct ckpt_cgroup cg;
+	char p[1200], err[300], buf[64];
+	FILE *f;
+	int r, fd;
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "mkdir -p %s/proc/42 %s/proc/43 %s/proc/44 %s/cg/docker/abc", tmp,
+		 tmp, tmp, tmp);
+	r = system(p);
+	snprintf(p, sizeof(p), "%s/proc/42/cgroup", tmp);
+	f = fopen(p, "w");
+	fprintf(f, "0::/docker/abc\n");
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/proc/43/cgroup", tmp);
+	f = fopen(p, "w");
+	fprintf(f, "12:freezer:/docker/abc\n11:memory:/docker/abc\n");
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/proc/44/cgroup", tmp);
+	f = fopen(p, "w");
+	fprintf(f, "0::/docker/../../etc\n");
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/proc", tmp);
+	{
+		char root[300];
+
+		snprintf(root, sizeof(root), "%s/cg", tmp);
+		r = ckpt_cgroup_of(42, p, root, &cg);
+		tap_ok(r == 0 && !strcmp(cg.dir + strlen(root), "/docker/abc"),
+		       "cgroup v2: the container's cgroup dir (%d %s)", r, cg.dir);
+		tap_ok(ckpt_cgroup_of(43, p, root, &cg) == -ENOTSUP, "cgroup v1: -ENOTSUP");
+		tap_ok(ckpt_cgroup_of(44, p, root, &cg) == -EINVAL, "a path with '..': refused");
+		tap_ok(ckpt_cgroup_of(45, p, root, &cg) == -ENOENT, "no such process: -ENOENT");
+		ckpt_cgroup_of(42, p, root, &cg);
+	}
+	snprintf(p, sizeof(p), "%s/cgroup.freeze", cg.dir);
+	close(open(p, O_WRONLY | O_CREAT, 0600));
+	snprintf(p, sizeof(p), "%s/cgroup.events", cg.dir);
+	f = fopen(p, "w");
+	fprintf(f, "populated 1\nfrozen 1\n");
+	fclose(f);
+	r = ckpt_cgroup_freeze(&cg, true, 500, err, sizeof(err));
+	snprintf(p, sizeof(p), "%s/cgroup.freeze", cg.dir);
+	fd = open(p, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	tap_ok(r == 0 && !strcmp(buf, "1"), "freeze: '1' written, frozen seen (%d %s)", r,
+	       r ? err : "");
+	{
+		double t0 = eh_mono_ms();
+
+		r = ckpt_cgroup_freeze(&cg, false, 300, err, sizeof(err));
+		tap_ok(r == -ETIMEDOUT && strstr(err, "not thawed") && eh_mono_ms() - t0 >= 290,
+		       "thaw that the kernel never confirms: -ETIMEDOUT after the deadline (%s)",
+		       err);
+	}
+	snprintf(p, sizeof(p), "%s/cgroup.events", cg.dir);
+	f = fopen(p, "w");
+	fprintf(f, "populated 1\nfrozen 0\n");
+	fclose(f);
+	r = ckpt_cgroup_freeze(&cg, false, 500, err, sizeof(err));
+	snprintf(p, sizeof(p), "%s/cgroup.freeze", cg.dir);
+	fd = open(p, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	tap_ok(r == 0 && buf[0] == '0', "thaw: '0' written, thawed seen");
+	snprintf(p, sizeof(p), "%s/cg/none", tmp);
+	snprintf(cg.dir, sizeof(cg.dir), "%.500s", p);
+	r = ckpt_cgroup_freeze(&cg, true, 100, err, sizeof(err));
+	tap_ok(r == -ENOENT && strstr(err, "cgroup.freeze"), "a cgroup that is gone: %s", err);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
 		return live(argc, argv);
-	tap_plan(23);
+	tap_plan(31);
 	snprintf(tmp, sizeof(tmp), "/tmp/unit_ckpt.XXXXXX");
 	if (!mkdtemp(tmp)) {
 		perror("mkdtemp");
@@ -347,6 +424,7 @@ int main(int argc, char **argv)
 	test_parsers();
 	test_stats_hostile();
 	test_fake_runc();
+	test_freezer();
 	{
 		char cmd[300];
 

@@ -144,6 +144,8 @@ migrate_case() {
 	cat "$j2" >&3
 	mud_ok "$j2" 800
 	wait_for 300 migr_is node-y "$id" none	# the migration ended
+	# ES-x removes CT-x once ES-y said done: its own state says when.
+	wait_for 120 migr_is node-x "$id" none
 	run -0 status_of node-y "$id"
 	echo "# node-y: $output" >&3
 	assert_equal "$(jq -r .ct_node <<<"$output")" node-y
@@ -273,5 +275,30 @@ migrate_case() {
 	assert_equal "$(jq -r .ct_node <<<"$output")" node-x
 	assert_output --partial "P-Migr needs the base image edgehop-svc:xonly on node-y"
 	run -0 on node-y "docker ps -aq --filter label=edgehop.mud=$id"
+	assert_output ""
+}
+
+@test "auto to a node without the service's image: C-Migr that leaves out the layers node-y holds (the shared base), 0 lost, 0 mismatches" {
+	local id=81 j=$BATS_TEST_TMPDIR/m.json base skipped
+	on node-x "docker tag edgehop-svc:small edgehop-svc:xonly"
+	on node-y "docker rmi edgehop-svc:xonly >/dev/null 2>&1 || true"
+	on node-x "$SHARE/vm/provision/agent-setup.sh --migrate auto --image edgehop-svc:xonly" >&3 2>&1
+	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate auto" >&3 2>&1
+	run mud "$id" "$j" --count 300 --rate 20 --handoff 20:node-y
+	mud_ok "$j" 300
+	wait_for 300 migr_is node-y "$id" none	# the migration ended
+	wait_for 120 migr_is node-x "$id" none	# ...on ES-x too (CT-x removed)
+	run -0 status_of node-x "$id"
+	echo "# auto report: $(jq -c .last_migration <<<"$output")" >&3
+	assert_equal "$(jq -r .ct_node <<<"$output")" node-y
+	assert_equal "$(jq -r .last_migration.method <<<"$output")" C-Migr
+	# node-y has edgehop-base:small (the same import on every node), not the
+	# service's layer: the base's blob stayed out of the image stream.
+	base=$(on node-x "docker image inspect -f '{{.Size}}' edgehop-base:small")
+	skipped=$(jq '.last_migration.steps[] | select(.step == "T4-send-fs") | .skipped_bytes' <<<"$output")
+	assert [ "$skipped" -ge $((base * 9 / 10)) ]
+	run -0 on node-y "docker ps -q --filter label=edgehop.mud=$id"
+	assert [ -n "$output" ]
+	run -0 on node-x "docker ps -aq --filter label=edgehop.mud=$id"
 	assert_output ""
 }

@@ -2,7 +2,7 @@
 # Inside a node: writes /etc/edgehop/agent.conf for this node from the testbed's
 # topology (vm/testbed.conf) and (re)starts the node agent (edgehop-agent.service).
 #
-#   agent-setup.sh [--migrate p|c|none] [--svc-args "..."] [--image IMG]
+#   agent-setup.sh [--migrate p|c|auto|none] [--svc-args "..."] [--image IMG]
 #                  [--logrepo IP:PORT|""] [--fault STEP] [--attach auto|xdp|tc]
 #                  [--restore auto|runc|docker] [--stop]
 #
