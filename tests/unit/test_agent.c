@@ -58,7 +58,7 @@ int main(void)
 	char a[INET_ADDRSTRLEN];
 	size_t n;
 
-	tap_plan(22);
+	tap_plan(23);
 
 	/* Configuration */
 	tap_ok(load("# a node\nNODE = node-x\nRADIO = radio0\nWAN = wan0\nVIP = 10.77.100.1:7777\n"
@@ -98,6 +98,9 @@ int main(void)
 	       c.restore == AG_RESTORE_RUNC, "RESTORE: auto by default, runc and docker read");
 	tap_ok(load("NODE = n\nDATAPLANE = no\nRESTORE = criu\n", &c) == -EINVAL,
 	       "RESTORE is auto, runc or docker");
+	tap_ok(load("NODE = n\nDATAPLANE = no\nMIGRATE = auto\n", &c) == 0 &&
+	       c.migrate == AG_MIGR_AUTO && !strcmp(ag_method_name(c.migrate), "auto"),
+	       "MIGRATE = auto read, and named back 'auto' (the IAPP context carries it)");
 
 	/* MUD datagrams */
 	n = mk(buf, EH_T_REASSOC_REQ, 42, sizeof(struct eh_assoc_body), sizeof(struct eh_assoc_body),
