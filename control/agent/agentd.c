@@ -850,6 +850,7 @@ static void peer_migr_begin(struct peer_conn *pc, json_t *req)
 	pthread_mutex_unlock(&A.lock);
 	h.ctx = &c;
 	h.fault = A.c.fault[0] ? A.c.fault : NULL;
+	h.docker_sock = A.c.docker;
 
 	r = dk_open(&d, A.c.docker);
 	if (r) {

@@ -584,6 +584,16 @@ int dk_start(struct dk *d, const char *id, const char *checkpoint)
 	return err ? err : dk_post_verb(d, &r, path);
 }
 
+int dk_start_timed(struct dk *d, const char *id, int timeout_s)
+{
+	const struct dk_req r = { .timeout_s = timeout_s, .ok_304 = true };
+	char path[DK_PATH_MAX];
+	int err;
+
+	err = dk_pathf(d, path, sizeof(path), "/containers/%s/start", id);
+	return err ? err : dk_post_verb(d, &r, path);
+}
+
 int dk_stop(struct dk *d, const char *id, int timeout_s)
 {
 	const struct dk_req r = {

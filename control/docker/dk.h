@@ -48,6 +48,7 @@ bool dk_experimental(const struct dk *d);		/* checkpoints need it */
 /* containers; id = name or id */
 int dk_create(struct dk *d, const char *name, json_t *config /* borrowed: Engine API ContainerCreate body */, char id[65]);
 int dk_start(struct dk *d, const char *id, const char *checkpoint /* NULL or checkpoint name: POST /containers/{id}/start?checkpoint= */);
+int dk_start_timed(struct dk *d, const char *id, int timeout_s);	/* plain start, 0: no total timeout */
 int dk_stop(struct dk *d, const char *id, int timeout_s);
 int dk_kill(struct dk *d, const char *id, const char *signal);	/* signal NULL: SIGKILL */
 int dk_remove(struct dk *d, const char *id, bool force);   /* also removes anonymous volumes */

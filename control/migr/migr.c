@@ -2,6 +2,7 @@
 /* The migration of one container between two agents: see migr.h. */
 #include <errno.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -670,13 +671,20 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	paused = false;
 	rep->pause_ms = eh_mono_ms() - tp;
 
-	/* T4 (C-Migr: the image comes first, CT-y is created from it), T2, T4 (P-Migr). */
-	if (method == METHOD_C) {
+	/*
+	 * T4 then T2: the files first (C-Migr: the image, CT-y is created from
+	 * it; P-Migr: the layer), then the memory. With CT-y's files in place,
+	 * ES-y starts CT-y through Docker while the checkpoint travels.
+	 */
+	if (method == METHOD_C)
 		r = send_stream_drop(d, pc, "image", PL_IMAGE, tag, 0, s, drop,
 				     &rep->step[MS_T4_SEND_FS], err, errlen);
-		if (r)
-			goto abort;
-	}
+	else
+		r = send_stream(d, pc, "layer", PL_FILE, layer,
+				rep->step[MS_T3_CAPTURE].raw_bytes, s,
+				&rep->step[MS_T4_SEND_FS], err, errlen);
+	if (r)
+		goto abort;
 	r = cancelled(s, "between steps", err, errlen);
 	if (r)
 		goto abort;
@@ -684,13 +692,6 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 			err, errlen);
 	if (r)
 		goto abort;
-	if (method == METHOD_P) {
-		r = send_stream(d, pc, "layer", PL_FILE, layer,
-				rep->step[MS_T3_CAPTURE].raw_bytes, s,
-				&rep->step[MS_T4_SEND_FS], err, errlen);
-		if (r)
-			goto abort;
-	}
 	r = cancelled(s, "between steps", err, errlen);
 	if (r)
 		goto abort;
@@ -940,6 +941,84 @@ static int layers_held(struct dk *d, json_t *layers)
 	return (int)best;
 }
 
+/*
+ * The early start (edgehop-runc only): Docker's start of CT-y (network,
+ * overlay mount, shim: seconds in the nodes) runs on a thread of its own while
+ * the checkpoint travels; edgehop-runc's create waits while <stage>/pending
+ * exists and restores once the image is whole (ehrt.h).
+ */
+struct early_start {
+	pthread_t th;
+	bool running;
+	const char *sock;
+	char id[65];
+	int r;
+	char err[400];
+	double done_ms;		/* when the start returned */
+};
+
+static void *early_start_main(void *arg)
+{
+	struct early_start *e = arg;
+	struct dk *d = NULL;
+
+	e->r = dk_open(&d, e->sock);
+	if (!e->r)
+		e->r = dk_start_timed(d, e->id, 0);	/* bounded by edgehop-runc's wait */
+	if (e->r)
+		snprintf(e->err, sizeof(e->err), "%s", d ? dk_err(d) : strerror(-e->r));
+	e->done_ms = eh_mono_ms();
+	dk_close(d);
+	return NULL;
+}
+
+static int stage_mark(const char *stage, const char *name, bool on)
+{
+	char p[700];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", stage, name);
+	if (!on)
+		return unlink(p) && errno != ENOENT ? -errno : 0;
+	fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static int early_start_begin(struct early_start *e, const char *sock, const char *stage,
+			     const char *id)
+{
+	int r = mkdir_p(stage, 0700) ?: stage_mark(stage, "pending", true);
+
+	if (r)
+		return r;
+	e->sock = sock;
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	r = -pthread_create(&e->th, NULL, early_start_main, e);
+	if (r) {
+		stage_mark(stage, "pending", false);
+		return r;
+	}
+	e->running = true;
+	return 0;
+}
+
+/* Joins the start; @abort first tells edgehop-runc to give up waiting. */
+static int early_start_end(struct early_start *e, const char *stage, bool abort)
+{
+	if (!e->running)
+		return 0;
+	if (abort) {
+		stage_mark(stage, "abort", true);
+		stage_mark(stage, "pending", false);
+	}
+	pthread_join(e->th, NULL);
+	e->running = false;
+	return e->r;
+}
+
 static int injected(const struct migr_dst_hooks *h, const char *step, char *err, size_t errlen)
 {
 	if (!h->fault || strcmp(h->fault, step))
@@ -962,7 +1041,8 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	char stage[600] = "";
 	const char *runtime = h->restore_stage ? EHRT_RUNTIME : NULL;
 	struct svc_mud_state ss;
-	bool created = false;
+	struct early_start es = { .running = false };
+	bool created = false, have_ckpt = false, got_layer;
 	double t0 = eh_mono_ms(), t;
 	int r;
 
@@ -1076,6 +1156,12 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			r = recv_into_dir(pc, ckdir, &rep->step[MS_T2_SEND_CKPT], err, errlen);
 			if (r)
 				goto failed;
+			have_ckpt = true;
+			/* Whole: a waiting create (early start) restores it now. */
+			if (h->restore_stage && (r = stage_mark(stage, "pending", false))) {
+				fail(err, errlen, "%s/pending: %s", stage, strerror(-r));
+				goto failed;
+			}
 		} else if (!strcmp(op, "layer") && created && method == METHOD_P) {
 			r = injected(h, "layer", err, errlen);
 			if (r) {
@@ -1094,6 +1180,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			fail(err, errlen, "unexpected '%s' from %s", op, peer_name(pc));
 			goto failed;
 		}
+		got_layer = !strcmp(op, "layer");
 		json_decref(m);
 		m = NULL;
 		/* C-Migr: CT-y exists as soon as its image does. */
@@ -1103,6 +1190,20 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			if (r)
 				goto failed;
 			created = true;
+		}
+		if (h->restore_stage)
+			snprintf(stage, sizeof(stage), "%s/%s", h->restore_stage, idy);
+		/*
+		 * CT-y's files are final (C: its image; P: the layer in its
+		 * UpperDir) and the memory is still to come: Docker's start now.
+		 */
+		if (h->restore_stage && h->docker_sock && !es.running && !have_ckpt &&
+		    (method == METHOD_C || got_layer)) {
+			r = early_start_begin(&es, h->docker_sock, stage, idy);
+			if (r) {
+				fail(err, errlen, "start CT-y early: %s", strerror(-r));
+				goto failed;
+			}
 		}
 		r = send_op(pc, json_pack("{s:s}", "op", "ok"));
 		if (r)
@@ -1120,12 +1221,22 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	r = injected(h, "restore", err, errlen);
 	if (r)
 		goto failed;
-	r = dk_start(d, idy, h->restore_stage ? NULL : ckname);
+	if (es.running) {
+		r = early_start_end(&es, stage, false);
+		if (r)
+			snprintf(err, errlen, "%s", es.err);	/* Docker's message, for below */
+		rep->early_start = true;
+	} else {
+		r = dk_start(d, idy, h->restore_stage ? NULL : ckname);
+	}
 	if (r) {
 		char why[512];
 
-		criu_error(dk_err(d), why, sizeof(why));
-		fail(err, errlen, "restore CT-y from checkpoint %s: %s%s%s", ckname, dk_err(d),
+		char dmsg[400];
+
+		snprintf(dmsg, sizeof(dmsg), "%s", es.err[0] ? es.err : dk_err(d));
+		criu_error(dmsg, why, sizeof(why));
+		fail(err, errlen, "restore CT-y from checkpoint %s: %s%s%s", ckname, dmsg,
 		     why[0] ? "; CRIU: " : "", why);
 		goto failed;
 	}
@@ -1183,6 +1294,8 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 
 failed:
 	json_decref(m);
+	/* A start still waiting for the image gives up before CT-y goes. */
+	early_start_end(&es, stage, true);
 	h->rollback(h->ctx, mud_id);
 	if (created && dk_remove(d, idy, true))
 		fprintf(stderr, "edgehop-agent: CT-y %s not removed: %s\n", idy, dk_err(d));
@@ -1208,9 +1321,10 @@ json_t *migr_report_json(const struct migr_report *rep)
 			"raw_bytes", (json_int_t)rep->step[i].raw_bytes,
 			"wire_bytes", (json_int_t)rep->step[i].wire_bytes,
 			"skipped_bytes", (json_int_t)rep->step[i].skipped_bytes));
-	j = json_pack("{s:s, s:s, s:o, s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:s}",
+	j = json_pack("{s:s, s:s, s:b, s:o, s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:s}",
 		      "method", rep->method == METHOD_C ? "C-Migr" : "P-Migr",
-		      "restore_via", rep->restore_via, "steps", steps,
+		      "restore_via", rep->restore_via, "early_start", rep->early_start,
+		      "steps", steps,
 		      "pause_ms", rep->pause_ms, "criu_frozen_ms", rep->criu_frozen_ms,
 		      "ckpt_pages", (json_int_t)rep->ckpt_pages, "total_ms", rep->total_ms,
 		      "replayed", (json_int_t)rep->replayed, "relayed", (json_int_t)rep->relayed,

@@ -57,6 +57,7 @@ struct migr_report {
 	double total_ms;
 	uint64_t replayed, relayed;
 	char restore_via[8];		/* T5 by "runc" (edgehop-runc) or "docker" */
+	bool early_start;		/* Docker's start of CT-y overlapped the checkpoint's transfer */
 	char ct_y_id[65];
 	char ct_y_name[64];
 	struct in_addr ct_y_addr;
@@ -113,6 +114,8 @@ struct migr_dst_hooks {
 	 * Docker's own start --checkpoint.
 	 */
 	const char *restore_stage;
+	/* Docker's socket, for the early start's own connection (NULL: no early start). */
+	const char *docker_sock;
 };
 
 /*

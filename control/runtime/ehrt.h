@@ -13,6 +13,10 @@
  * Docker keeps owning the container: it is in `docker ps`, stops, restarts.
  *
  * Staging layout (written by the agent, read here):
+ *	<stage>/<id>/pending    the image is still arriving: create waits (inotify)
+ *				until it is gone, so that Docker's start can run
+ *				while the checkpoint travels
+ *	<stage>/<id>/abort      the migration failed: create fails
  *	<stage>/<id>/img/       CRIU's images + runc's descriptors.json
  *	<stage>/<id>/work/      CRIU's restore.log and stats-restore (written here)
  *	<stage>/<id>/restored   created here once the restore succeeded
@@ -24,6 +28,7 @@
 
 #define EHRT_STAGE_DIR	"/var/lib/edgehop/restore"
 #define EHRT_RUNTIME	"edgehop"	/* the name Docker knows it by (daemon.json) */
+#define EHRT_WAIT_S	900		/* longest wait for a "pending" image */
 
 enum ehrt_cmd {
 	EHRT_PASS = 0,		/* anything else: exec runc with the same arguments */

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -74,6 +76,70 @@ static int is_dir(const char *p)
 	struct stat st;
 
 	return !stat(p, &st) && S_ISDIR(st.st_mode);
+}
+
+static int exists(const char *stage, const char *id, const char *name)
+{
+	char p[4200];
+
+	snprintf(p, sizeof(p), "%s/%s/%s", stage, id, name);
+	return !access(p, F_OK);
+}
+
+/*
+ * The agent may start CT-y before its image is complete (Docker's own start
+ * then overlaps the transfer): it leaves <stage>/<id>/pending until the image
+ * is whole, or adds "abort". Waits for either (inotify on the staging dir),
+ * up to EDGEHOP_RESTORE_WAIT_S (default EHRT_WAIT_S). 0, or 1 with the reason
+ * reported.
+ */
+static int wait_staged(const char *stage, const char *id, const char *log)
+{
+	const char *w = getenv("EDGEHOP_RESTORE_WAIT_S");
+	long secs = w && *w ? strtol(w, NULL, 10) : EHRT_WAIT_S;
+	struct timespec end, now;
+	char dir[4200], msg[1024];
+	int fd, wd;
+
+	snprintf(dir, sizeof(dir), "%s/%s", stage, id);
+	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	wd = fd < 0 ? -1 : inotify_add_watch(fd, dir, IN_CREATE | IN_DELETE | IN_MOVED_TO |
+					     IN_MOVED_FROM | IN_DELETE_SELF);
+	if (wd < 0) {
+		snprintf(msg, sizeof(msg), "edgehop-runc: watching %.900s: %s", dir, strerror(errno));
+		report(log, msg);
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += secs;
+	/* Checked after the watch exists: no change can slip between. */
+	while (exists(stage, id, "pending") && !exists(stage, id, "abort")) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char ev[4096];
+		long ms;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (ms <= 0) {
+			snprintf(msg, sizeof(msg), "edgehop-runc: the image of %s was not staged "
+				 "within %ld s", id, secs);
+			report(log, msg);
+			close(fd);
+			return 1;
+		}
+		if (poll(&pfd, 1, ms > 60000 ? 60000 : (int)ms) > 0)
+			while (read(fd, ev, sizeof(ev)) > 0)
+				;
+	}
+	close(fd);
+	if (exists(stage, id, "abort")) {
+		snprintf(msg, sizeof(msg), "edgehop-runc: the migration of %s was aborted", id);
+		report(log, msg);
+		return 1;
+	}
+	return 0;
 }
 
 static void exec_runc(const char *runc, char *argv[])
@@ -182,6 +248,17 @@ int main(int argc, char *argv[])
 
 	snprintf(img, sizeof(img), "%s/%s/img", stage, p.id);
 	snprintf(m, sizeof(m), "%s/%s/restored", stage, p.id);
+	if (p.cmd == EHRT_RESTORE && exists(stage, p.id, "pending")) {
+		if (wait_staged(stage, p.id, log_path(argc, argv, p.sub)))
+			return 1;
+		if (!is_dir(img)) {
+			char msg[600];
+
+			snprintf(msg, sizeof(msg), "edgehop-runc: no image staged for %.128s", p.id);
+			report(log_path(argc, argv, p.sub), msg);
+			return 1;
+		}
+	}
 	if (p.cmd == EHRT_RESTORE && is_dir(img) && access(m, F_OK))
 		return restore(argc, argv, &p, runc, stage);
 	if (p.cmd == EHRT_START_NOOP && !start_restored(stage, p.id))

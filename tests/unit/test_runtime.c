@@ -186,7 +186,7 @@ static void test_binary(void)
 
 	snprintf(tmp, sizeof(tmp), "/tmp/unit_runtime.XXXXXX");
 	if (!mkdtemp(tmp)) {
-		tap_skip(9, "mkdtemp");
+		tap_skip(12, "mkdtemp");
 		return;
 	}
 	snprintf(fake, sizeof(fake), "%s/runc", tmp);
@@ -239,6 +239,43 @@ static void test_binary(void)
 	slurp(calls, got, sizeof(got));
 	tap_ok(rc == 0 && strstr(got, "start c1"), "...and its start goes to runc");
 
+	/* The early start: "pending" until the image is whole, "abort" on failure. */
+	{
+		char *create2[] = { "edgehop-runc", "--log", logf, "create", "--bundle", "/b", "c2",
+				    NULL };
+		char d2[400], pend[640];
+		pid_t pid;
+		int st;
+
+		snprintf(d2, sizeof(d2), "%s/c2", tmp);
+		mkdir(d2, 0700);
+		snprintf(pend, sizeof(pend), "%s/pending", d2);
+		close(open(pend, O_WRONLY | O_CREAT, 0600));
+		snprintf(p, sizeof(p), "%s/abort", d2);
+		close(open(p, O_WRONLY | O_CREAT, 0600));
+		unlink(calls);
+		rc = run(create2, NULL);
+		tap_ok(rc == 1 && access(calls, F_OK), "pending + abort: create fails, runc not called");
+		unlink(p);
+		setenv("EDGEHOP_RESTORE_WAIT_S", "1", 1);
+		rc = run(create2, NULL);
+		unsetenv("EDGEHOP_RESTORE_WAIT_S");
+		slurp(logf, got, sizeof(got));
+		tap_ok(rc == 1 && access(calls, F_OK) && strstr(got, "not staged within 1 s"),
+		       "pending that never ends: create fails at the deadline, said in the log");
+		snprintf(p, sizeof(p), "%s/img", d2);
+		mkdir(p, 0700);
+		pid = fork();
+		if (pid == 0)
+			_exit(run(create2, NULL));
+		/* Whenever the child looks: the image becomes whole, pending goes. */
+		unlink(pend);
+		waitpid(pid, &st, 0);
+		slurp(calls, got, sizeof(got));
+		tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(got, "restore --detach") &&
+		       strstr(got, "/c2/img"), "pending removed: the waiting create restores: %s", got);
+	}
+
 	/* Named runc on a PATH: it would run itself. */
 	{
 		pid_t pid = fork();
@@ -262,7 +299,7 @@ static void test_binary(void)
 
 int main(void)
 {
-	tap_plan(10 + 5 + 9);
+	tap_plan(10 + 5 + 12);
 	test_parse();
 	test_argv();
 	test_binary();
