@@ -710,6 +710,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	rep->step[MS_T5_RESTORE].ms = json_real_value(json_object_get(m, "restore_ms"));
 	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
 		 json_string_value(json_object_get(m, "restore_via")) ?: "");
+	rep->early_start = json_is_true(json_object_get(m, "early_start"));
 	rep->step[MS_T7_REPLAY].ms = json_real_value(json_object_get(m, "replay_ms"));
 	rep->replayed = json_integer_value(json_object_get(m, "replayed"));
 	rep->relayed = json_integer_value(json_object_get(m, "relayed"));
@@ -1283,9 +1284,9 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s", name);
 	rep->total_ms = eh_mono_ms() - t0;
 	marker_clear(state_dir, ckname, "in");
-	send_op(pc, json_pack("{s:s, s:f, s:s, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
+	send_op(pc, json_pack("{s:s, s:f, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
 			      "restore_ms", rep->step[MS_T5_RESTORE].ms,
-			      "restore_via", rep->restore_via,
+			      "restore_via", rep->restore_via, "early_start", rep->early_start,
 			      "replay_ms", rep->step[MS_T7_REPLAY].ms,
 			      "replayed", (json_int_t)rep->replayed,
 			      "relayed", (json_int_t)rep->relayed, "ct_id", idy,

@@ -170,6 +170,7 @@ migrate_case() {
 	# content store (edgehop-runc), and CT-y is Docker's like any other.
 	run -0 status_of node-x "$id"
 	assert_equal "$(jq -r .last_migration.restore_via <<<"$output")" runc
+	assert_equal "$(jq -r .last_migration.early_start <<<"$output")" true
 	run -0 on node-y "docker inspect -f '{{.HostConfig.Runtime}} {{.State.Status}}' $cty"
 	assert_output "edgehop running"
 	run -0 status_of node-x "$id"
