@@ -776,11 +776,19 @@ static __always_inline int wan(void *ctx, const bool tc)
 		    prepare_redirect(&p, tc, &fi, &fib))
 			return TC_ACT_SHOT;
 	} else {
+		__u16 old_check = ip->check;
+
 		ip->saddr = vip;
 		udp->source = vip_port;
 		csum_replace4(&ip->check, old_saddr, vip);
 		if (prepare_redirect(&p, tc, &fi, &fib)) {
-			/* Too long to checksum here (checksum untouched): TC egress rewrites it. */
+			/*
+			 * Too long to checksum here (checksum untouched): TC
+			 * egress rewrites it. Passed as it came, byte for byte:
+			 * the old IP checksum put back, not updated back (an
+			 * update there and back turns 0xffff into 0; found by
+			 * bpf_fuzz).
+			 */
 			ip = (void *)((struct ethhdr *)p.data + 1);
 			if ((void *)(ip + 1) > p.data_end)
 				return XDP_PASS;
@@ -789,7 +797,7 @@ static __always_inline int wan(void *ctx, const bool tc)
 				return XDP_PASS;
 			ip->saddr = old_saddr;
 			udp->source = old_sport;
-			csum_replace4(&ip->check, vip, old_saddr);
+			ip->check = old_check;
 			return XDP_PASS;
 		}
 	}

@@ -18,6 +18,10 @@
  *   - the rings hold only records of steered MUDs in a buffering mode, each
  *     the very request that made it.
  *
+ * Half the frames run as if the veths' peers were in other namespaces (TC
+ * redirects into the peer); one MUD's backend has no resolved neighbour (TC
+ * hands the frame to the kernel's neighbour code, XDP to its slow path).
+ *
  * Seeded PRNG; the seed is printed. EDGEHOP_FUZZ_SEED and EDGEHOP_FUZZ_ITERS
  * (frames per program) override the defaults. A failing frame is printed in
  * hex with its iteration, so that it can become a case in bpf_dataplane.c.
@@ -51,6 +55,7 @@
 #define PREV		"10.1.0.3"	/* previous backend of some MUDs */
 #define PPORT		9999
 #define FOREIGN		"10.1.0.9"	/* somebody posing as the service */
+#define UNRESOLVED	"10.1.0.4"	/* a backend whose neighbour is not resolved */
 #define RING_BYTES	(64u << 10)	/* ~43 records: fills and drains often */
 #define REC_BYTES	((sizeof(struct eh_replay_rec) + 8 + 7) & ~7ul)	/* with its header */
 #define MAX_FRAME	1700
@@ -62,18 +67,21 @@ static const struct mud {
 	enum eh_mode mode;
 	uint32_t mud_id;
 	bool prev;		/* switched from PREV:PPORT to BACKEND:BPORT */
+	const char *backend;	/* NULL: BACKEND */
 } muds[] = {
-	{ "10.0.0.100", EH_MODE_LOCAL, 1, true },
-	{ "10.0.0.101", EH_MODE_FORWARD, 2, false },
-	{ "10.0.0.102", EH_MODE_FWD_BUF, 3, true },
-	{ "10.0.0.103", EH_MODE_BUF_ONLY, 4, false },
-	{ "10.0.0.104", EH_MODE_NONE, 5, false },
-	{ "10.0.0.105", EH_MODE_FWD_BUF, 0, false },
+	{ "10.0.0.100", EH_MODE_LOCAL, 1, true, NULL },
+	{ "10.0.0.101", EH_MODE_FORWARD, 2, false, NULL },
+	{ "10.0.0.102", EH_MODE_FWD_BUF, 3, true, NULL },
+	{ "10.0.0.103", EH_MODE_BUF_ONLY, 4, false, NULL },
+	{ "10.0.0.104", EH_MODE_NONE, 5, false, NULL },
+	{ "10.0.0.105", EH_MODE_FWD_BUF, 0, false, NULL },
+	{ "10.0.0.106", EH_MODE_FORWARD, 6, false, UNRESOLVED },
 };
 #define NMUDS	(sizeof(muds) / sizeof(muds[0]))
 #define UNKNOWN_MUD	"10.0.0.99"
 
 static struct edgehop_bpf *skel;
+static __u32 cfg_flags;		/* of the frame being run (peer redirects or not) */
 static struct eh_dp dp;
 static int wan_idx, radio_idx;
 static uint8_t wan_mac[6] = { 2, 0, 0, 0, 0, 0xaa }, prev_mac[6] = { 2, 0, 0, 0, 0, 0xab };
@@ -249,10 +257,10 @@ static size_t seed(uint8_t *f)
 		s.mud_id = chance(85) ? m->mud_id : rn(8);
 		break;
 	case 5: case 6: case 7: {			/* an answer to a MUD */
-		static const char *const srcs[] = { BACKEND, PREV, FOREIGN, VIP };
+		static const char *const srcs[] = { BACKEND, PREV, FOREIGN, VIP, UNRESOLVED };
 		static const uint16_t ports[] = { BPORT, PPORT, VPORT, 53 };
 
-		s.src = ip4(srcs[rn(4)]);
+		s.src = ip4(srcs[rn(5)]);
 		s.sport = ports[rn(4)];
 		s.dst = rand_mud_addr();
 		s.dport = 40000;
@@ -423,6 +431,7 @@ static int setup(void)
 	for (size_t i = 0; i < NMUDS; i++) {
 		struct in_addr m = { ip4(muds[i].addr) };
 
+		b.s_addr = ip4(muds[i].backend ? muds[i].backend : BACKEND);
 		if (muds[i].prev)
 			err = eh_dp_steer_set(&dp, m, EH_MODE_LOCAL, pb, PPORT, muds[i].mud_id);
 		if (!err)
@@ -516,12 +525,22 @@ static enum rclass radio_class(const struct frame *fr, const struct mud **mp)
 	return R_STEER;
 }
 
+static __be32 backend_of(const struct mud *m)
+{
+	return ip4(m->backend ? m->backend : BACKEND);
+}
+
+static bool unresolved(const struct mud *m)
+{
+	return m->backend && !strcmp(m->backend, UNRESOLVED);
+}
+
 enum answer { A_OTHER, A_BACKEND, A_FOREIGN };
 
 /* docs/dataplane.md "Who may answer from the VIP". */
 static enum answer answer_of(const struct mud *m, __be32 saddr, uint16_t sport)
 {
-	if (saddr == ip4(BACKEND) && sport == BPORT)
+	if (saddr == backend_of(m) && sport == BPORT)
 		return A_BACKEND;
 	if (m->prev && saddr == ip4(PREV) && sport == PPORT)
 		return A_BACKEND;
@@ -552,16 +571,25 @@ static char why[512];
 #define FAIL(...) do { snprintf(why, sizeof(why), __VA_ARGS__); return false; } while (0)
 
 /*
+ * How a rewritten frame leaves: delivered by the kernel (nothing more), or
+ * redirected with the next hop's MACs and the TTL decremented, or handed to
+ * the kernel's neighbour code (TC, bpf_redirect_neigh: TTL only, the kernel
+ * writes the MACs).
+ */
+enum redir { R_NONE, R_FULL, R_NEIGH };
+
+/*
  * A rewritten datagram: only @mask's bytes changed; the field at @addr_off /
  * @port_off holds @addr/@port; checksums as the hook's method leaves them.
  */
-static bool check_rewrite(const struct frame *in, const uint8_t *out, bool redirect, bool xdp,
+static bool check_rewrite(const struct frame *in, const uint8_t *out, enum redir how, bool xdp,
 			  size_t addr_off, __be32 addr, size_t port_off, uint16_t port)
 {
 	size_t ihl = in->ihl, udp = 14 + ihl;
 	const uint8_t *iip = in->f + 14, *oip = out + 14;
+	bool redirect = how != R_NONE;
 	struct mask m[] = { { 14 + 8, 1 }, { 14 + 10, 2 }, { addr_off, 4 }, { port_off, 2 },
-			    { udp + 6, 2 }, { 0, redirect ? 12 : 0 } };
+			    { udp + 6, 2 }, { 0, how == R_FULL ? 12 : 0 } };
 	size_t avail = in->len - udp;
 
 	if (!equal_but(in->f, out, in->len, m, sizeof(m) / sizeof(m[0])))
@@ -570,7 +598,7 @@ static bool check_rewrite(const struct frame *in, const uint8_t *out, bool redir
 		FAIL("not rewritten to the expected address/port");
 	if (oip[8] != iip[8] - (redirect ? 1 : 0))
 		FAIL("TTL %u -> %u", iip[8], oip[8]);
-	if (redirect) {
+	if (how == R_FULL) {
 		const uint8_t *mac = addr == ip4(PREV) ? prev_mac : wan_mac;
 
 		if (addr_off == 14 + 12) {	/* an answer: to the MUD's MAC */
@@ -698,7 +726,7 @@ static bool check_radio(enum prog p, const struct frame *in, const uint8_t *out,
 	case EH_MODE_LOCAL:
 		if (rc != pass)
 			FAIL("LOCAL: verdict %d", rc);
-		if (!check_rewrite(in, out, false, !tc, 14 + 16, ip4(BACKEND), udp + 2, BPORT))
+		if (!check_rewrite(in, out, R_NONE, !tc, 14 + 16, backend_of(m), udp + 2, BPORT))
 			return false;
 		return ONLY(e, EH_C_LOCAL);
 	case EH_MODE_BUF_ONLY:
@@ -714,12 +742,24 @@ static bool check_radio(enum prog p, const struct frame *in, const uint8_t *out,
 		if (rc == redirect && in->f[14 + 8] <= 1)
 			FAIL("FORWARD: redirected with TTL %u (the kernel sends the ICMP error)",
 			     in->f[14 + 8]);
-		if (!check_rewrite(in, out, rc == redirect, !tc, 14 + 16, ip4(BACKEND), udp + 2,
-				   BPORT))
-			return false;
-		if (m->mode == EH_MODE_FORWARD)
-			return ONLY(e, rc == redirect ? EH_C_FORWARD : EH_C_FWD_SLOW);
-		return ONLY(e, rc == redirect ? EH_C_FORWARD : EH_C_FWD_SLOW, buf);
+		if (rc == redirect && unresolved(m) && !tc)
+			FAIL("XDP redirected towards a next hop not resolved");
+		{
+			/*
+			 * The outcome's counters: slow path; a redirect (and
+			 * at TC into the peer, or through the neighbour code).
+			 */
+			enum redir how = rc != redirect ? R_NONE : unresolved(m) ? R_NEIGH : R_FULL;
+			int c1 = how == R_NONE ? EH_C_FWD_SLOW : EH_C_FORWARD;
+			int c2 = how == R_NEIGH ? EH_C_FWD_NEIGH :
+				 how == R_FULL && tc && (cfg_flags & EH_CFG_WAN_PEER) ? EH_C_FWD_PEER : -1;
+
+			if (!check_rewrite(in, out, how, !tc, 14 + 16, backend_of(m), udp + 2, BPORT))
+				return false;
+			if (m->mode == EH_MODE_FORWARD)
+				return ONLY(e, c1, c2);
+			return ONLY(e, c1, c2, buf);
+		}
 	default:
 		FAIL("mode %d steered", m->mode);
 	}
@@ -752,8 +792,10 @@ static bool check_wan(enum prog p, const struct frame *in, const uint8_t *out, _
 			return false;
 		return ONLY(e, -1);
 	}
-	if (!check_rewrite(in, out, true, !tc, 14 + 12, ip4(VIP), 14 + in->ihl, VPORT))
+	if (!check_rewrite(in, out, R_FULL, !tc, 14 + 12, ip4(VIP), 14 + in->ihl, VPORT))
 		return false;
+	if (tc && (cfg_flags & EH_CFG_RADIO_PEER))
+		return ONLY(e, EH_C_RET_FAST, EH_C_RET_PEER);
 	return ONLY(e, EH_C_RET_FAST);
 }
 
@@ -782,7 +824,7 @@ static bool check_egress(const struct frame *in, const uint8_t *out, __u32 olen,
 	}
 	if (rc != TC_ACT_OK)
 		FAIL("an answer from the backend dropped");
-	if (!check_rewrite(in, out, false, false, 14 + 12, ip4(VIP), 14 + in->ihl, VPORT))
+	if (!check_rewrite(in, out, R_NONE, false, 14 + 12, ip4(VIP), 14 + in->ihl, VPORT))
 		return false;
 	return ONLY(e, EH_C_TX_REWRITE);
 }
@@ -822,6 +864,23 @@ static int run_prog(enum prog p, const uint8_t *in, size_t len, uint8_t *out, __
 }
 
 static __u64 totals[EH_C_MAX];
+
+static int set_peer(bool on)
+{
+	struct eh_cfg cfg;
+	__u32 zero = 0;
+	__u32 want = on ? EH_CFG_WAN_PEER | EH_CFG_RADIO_PEER : 0;
+
+	if ((cfg_flags & (EH_CFG_WAN_PEER | EH_CFG_RADIO_PEER)) == want)
+		return 0;
+	if (bpf_map_lookup_elem(dp.config_fd, &zero, &cfg))
+		return -errno;
+	cfg.flags = (cfg.flags & ~(EH_CFG_WAN_PEER | EH_CFG_RADIO_PEER)) | want;
+	if (bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0))
+		return -errno;
+	cfg_flags = cfg.flags;
+	return 0;
+}
 
 static void counters_delta(struct eh_datarec d[EH_C_MAX])
 {
@@ -905,6 +964,12 @@ static void fuzz(enum prog p, long iters, uint64_t seed0)
 		len = seed(in);
 		if (chance(75))
 			len = mutate(in, len);
+		/* Half the frames as if the WAN's and radio's veth peers were in other namespaces. */
+		if (set_peer(chance(50))) {
+			fails++;
+			tap_diag("couldn't update the configuration");
+			break;
+		}
 		fr.f = in;
 		fr.len = len;
 		fr.ihl = len > 14 ? (in[14] & 0xf) * 4 : 0;
@@ -986,7 +1051,8 @@ int main(void)
 		    strerror(-err)))
 		return tap_done();
 	err = setup();
-	if (!tap_ok(!err, "programs load; %zu MUDs steered, one per mode (%s)", NMUDS,
+	if (!tap_ok(!err, "programs load; %zu MUDs steered: one per mode, one without a mud-id check, "
+		    "one whose backend's neighbour is not resolved (%s)", NMUDS,
 		    strerror(-err)))
 		return tap_done();
 	eh_dp_counters(&dp, c);
@@ -1000,14 +1066,19 @@ int main(void)
 		counters_delta(d);
 		tap_ok(totals[EH_C_RING_FULL] && totals[EH_C_BUFFERED] && totals[EH_C_TOO_BIG] &&
 		       totals[EH_C_FORWARD] && totals[EH_C_RET_FAST] && totals[EH_C_TX_FOREIGN] &&
-		       totals[EH_C_MALFORMED] && totals[EH_C_BUF_DROP],
+		       totals[EH_C_MALFORMED] && totals[EH_C_BUF_DROP] && totals[EH_C_FWD_NEIGH] &&
+		       totals[EH_C_FWD_PEER] && totals[EH_C_RET_PEER],
 		       "the frames reached every outcome: buffered %llu, ring full %llu, too big %llu, "
-		       "forwarded %llu, returned fast %llu, foreign %llu, malformed %llu",
+		       "forwarded %llu (into the peer %llu, through the neighbour code %llu), "
+		       "returned fast %llu (into the peer %llu), foreign %llu, malformed %llu",
 		       (unsigned long long)totals[EH_C_BUFFERED],
 		       (unsigned long long)totals[EH_C_RING_FULL],
 		       (unsigned long long)totals[EH_C_TOO_BIG],
 		       (unsigned long long)totals[EH_C_FORWARD],
+		       (unsigned long long)totals[EH_C_FWD_PEER],
+		       (unsigned long long)totals[EH_C_FWD_NEIGH],
 		       (unsigned long long)totals[EH_C_RET_FAST],
+		       (unsigned long long)totals[EH_C_RET_PEER],
 		       (unsigned long long)totals[EH_C_TX_FOREIGN],
 		       (unsigned long long)totals[EH_C_MALFORMED]);
 	}
