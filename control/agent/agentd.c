@@ -865,6 +865,9 @@ static void peer_migr_begin(struct peer_conn *pc, json_t *req)
 	if (!r) {
 		snprintf(m->ct_node, sizeof(m->ct_node), "%s", A.c.node);
 		snprintf(m->ct_id, sizeof(m->ct_id), "%s", rep.ct_y_id);
+		/* C-Migr: CT-y runs from the image it brought; a later P-Migr needs it. */
+		if (rep.ct_y_image[0])
+			snprintf(m->image, sizeof(m->image), "%s", rep.ct_y_image);
 		m->ct_addr = rep.ct_y_addr;
 		m->ct_port = SVC_PORT;
 		json_decref(m->report);
@@ -1043,12 +1046,21 @@ static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 			say("MUD %u: CT-x %s not removed: %s", j->mud_id, ct_id, dk_err(d));
 		else
 			event("docker", j->mud_id, "CT stopped", "ct=%.12s", ct_id);
+		/*
+		 * CT-x ran from an image a C-Migr brought here: nothing else
+		 * uses it (a container that does keeps it: no force).
+		 */
+		if (!strncmp(image, MIGR_IMAGE_REPO, strlen(MIGR_IMAGE_REPO)) &&
+		    dk_image_remove(d, image, false))
+			say("MUD %u: image %s not removed: %s", j->mud_id, image, dk_err(d));
 	}
 out:
 	pthread_mutex_lock(&A.lock);
 	if (!r) {
 		snprintf(m->ct_node, sizeof(m->ct_node), "%s", j->to);
 		snprintf(m->ct_id, sizeof(m->ct_id), "%s", rep.ct_y_id);
+		if (rep.ct_y_image[0])
+			snprintf(m->image, sizeof(m->image), "%s", rep.ct_y_image);
 		m->ct_addr = rep.ct_y_addr;
 		m->error[0] = '\0';
 	} else {

@@ -524,7 +524,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	memset(rep, 0, sizeof(*rep));
 	rep->method = s->method;
 	snprintf(ckname, sizeof(ckname), "eh-%u-%lld", s->mud_id, (long long)time(NULL));
-	snprintf(tag, sizeof(tag), "edgehop-migr/mud-%u:%s", s->mud_id, ckname);
+	snprintf(tag, sizeof(tag), MIGR_IMAGE_REPO "mud-%u:%s", s->mud_id, ckname);
 	snprintf(layer, sizeof(layer), "%s/%s-layer.tar", s->state_dir, ckname);
 
 	r = ct_facts(d, s->ct_id, idx, upper, sizeof(upper), NULL);
@@ -711,6 +711,8 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
 		 json_string_value(json_object_get(m, "restore_via")) ?: "");
 	rep->early_start = json_is_true(json_object_get(m, "early_start"));
+	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%s",
+		 json_string_value(json_object_get(m, "ct_image")) ?: "");
 	rep->step[MS_T7_REPLAY].ms = json_real_value(json_object_get(m, "replay_ms"));
 	rep->replayed = json_integer_value(json_object_get(m, "replayed"));
 	rep->relayed = json_integer_value(json_object_get(m, "relayed"));
@@ -1282,9 +1284,11 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	rep->step[MS_T7_REPLAY].ms = eh_mono_ms() - t;
 	snprintf(rep->ct_y_id, sizeof(rep->ct_y_id), "%s", idy);
 	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s", name);
+	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%.127s", image);
 	rep->total_ms = eh_mono_ms() - t0;
 	marker_clear(state_dir, ckname, "in");
-	send_op(pc, json_pack("{s:s, s:f, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
+	send_op(pc, json_pack("{s:s, s:f, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s, s:s}", "op", "done",
+			      "ct_image", rep->ct_y_image,
 			      "restore_ms", rep->step[MS_T5_RESTORE].ms,
 			      "restore_via", rep->restore_via, "early_start", rep->early_start,
 			      "replay_ms", rep->step[MS_T7_REPLAY].ms,

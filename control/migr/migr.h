@@ -60,6 +60,7 @@ struct migr_report {
 	bool early_start;		/* Docker's start of CT-y overlapped the checkpoint's transfer */
 	char ct_y_id[65];
 	char ct_y_name[64];
+	char ct_y_image[128];		/* the image CT-y runs from (C-Migr: the loaded one) */
 	struct in_addr ct_y_addr;
 };
 
@@ -128,6 +129,9 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	      struct migr_report *rep, char *err, size_t errlen);
 
 /* The create body of a service container for one MUD (agent and CT-y share it). */
+/* C-Migr's committed images: MIGR_IMAGE_REPO "mud-<id>:<checkpoint>". */
+#define MIGR_IMAGE_REPO "edgehop-migr/"
+
 json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const char *runtime);
 
 /*

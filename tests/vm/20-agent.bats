@@ -171,6 +171,17 @@ migrate_case() {
 	run -0 status_of node-x "$id"
 	assert_equal "$(jq -r .last_migration.restore_via <<<"$output")" runc
 	assert_equal "$(jq -r .last_migration.early_start <<<"$output")" true
+	# The image CT-y runs from: C-Migr's own (a later P-Migr needs it), and
+	# the committed one is gone from node-x.
+	local img
+	img=$(status_of node-y "$id" | jq -r .image)
+	if [ "$method" = c ]; then
+		assert [ "${img#"edgehop-migr/mud-$id:"}" != "$img" ]
+		run -0 on node-x "docker images -q 'edgehop-migr/mud-$id'"
+		assert_output ""
+	else
+		assert_equal "$img" edgehop-svc:small
+	fi
 	run -0 on node-y "docker inspect -f '{{.HostConfig.Runtime}} {{.State.Status}}' $cty"
 	assert_output "edgehop running"
 	run -0 status_of node-x "$id"
