@@ -124,13 +124,13 @@ test-vagrant:
 
 # The main job: C-Migr and P-Migr on the VM testbed with their report (README).
 run:
-	$(Q)./scripts/install-deps.sh
+	$(Q)./scripts/install-deps.sh --no-vagrant
 	$(Q)$(MAKE) --no-print-directory build-all
 	$(Q)./scripts/run-paper $(RUN_ARGS)
 
 # The dataplane's handoff scenario in namespaces on this host, in ~30 s (no VMs).
 demo:
-	$(Q)./scripts/install-deps.sh
+	$(Q)./scripts/install-deps.sh --no-vagrant
 	$(Q)$(MAKE) --no-print-directory build-all
 	$(Q)./scripts/run-demo $(RUN_ARGS)
 

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Install, on Debian 12, every package edgehop's build and tests need.
 # Idempotent: does nothing when everything is already there.
+#
+#   install-deps.sh               everything (make test: every tier)
+#   install-deps.sh --no-vagrant  without Vagrant and libvirt (make run, make demo)
 set -euo pipefail
+vagrant=1
+case ${1:-} in
+--no-vagrant) vagrant=0 ;;
+"") ;;
+*) echo "usage: install-deps.sh [--no-vagrant]" >&2; exit 2 ;;
+esac
 
 PKGS=(
 	# build
@@ -18,13 +27,14 @@ PKGS=(
 	# VM testbed
 	debootstrap qemu-system-x86 qemu-utils e2fsprogs zstd openssh-client
 	busybox-static socat
-	# VM testbed through Vagrant (vm/vagrant/testbed, make test-vagrant)
-	vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
-	libvirt-daemon-driver-qemu dnsmasq-base iptables
 	# Docker client live test: tests/30-docker.bats starts its own dockerd
 	# (these machines' policy-rc.d keeps the package's daemon from starting)
 	docker.io
 )
+
+# VM testbed through Vagrant (vm/vagrant/testbed, make test-vagrant)
+[ "$vagrant" = 0 ] || PKGS+=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
+	libvirt-daemon-driver-qemu dnsmasq-base iptables)
 
 missing=()
 for p in "${PKGS[@]}"; do
