@@ -2,11 +2,12 @@
 # programs here later.
 
 SVC_HDRS := $(wildcard control/svc/*.h)
-SVC_OBJS := $(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o $(EH_COMMON)
+SVC_OBJS := $(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o \
+	    $(OUT)/obj/control/svc/ballast.o $(EH_COMMON)
 
 $(OUT)/obj/control/svc/%.o: CFLAGS += -Icontrol/svc
 $(OUT)/obj/control/svc/svc.o $(OUT)/obj/control/svc/svc_state.o \
-$(OUT)/obj/control/svc/svcctl.o: $(SVC_HDRS)
+$(OUT)/obj/control/svc/svcctl.o $(OUT)/obj/control/svc/ballast.o: $(SVC_HDRS)
 
 # Static: the service runs as PID 1 of containers built on any base image
 # (not under SAN=1: $(STATIC) is empty there).
@@ -23,7 +24,7 @@ UNIT_TESTS += $(OUT)/tests/unit_svc
 $(OUT)/obj/tests/unit/test_svc.o: CFLAGS += -Icontrol/svc
 $(OUT)/obj/tests/unit/test_svc.o: $(SVC_HDRS)
 
-$(OUT)/tests/unit_svc: $(OUT)/obj/tests/unit/test_svc.o \
+$(OUT)/tests/unit_svc: $(OUT)/obj/tests/unit/test_svc.o $(OUT)/obj/control/svc/ballast.o \
 		$(OUT)/obj/control/svc/svc_state.o $(EH_COMMON) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -lcrypto -o $@

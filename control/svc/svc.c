@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "ballast.h"
 #include "eh_digest.h"
 #include "eh_log.h"
 #include "eh_parse.h"
@@ -37,6 +38,7 @@ struct svc_opts {
 	const char *name;
 	const char *state_dir;
 	unsigned long mem_mb, fs_mb, work_us;
+	enum svc_ballast mem_kind;
 	const char *logrepo;
 	bool bound;		/* --mud-id given */
 	unsigned long mud_id;
@@ -54,11 +56,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: edgehop-svc --port PORT --name NAME --state-dir DIR [--mem-mb N]\n"
-"                   [--fs-mb N] [--work-us N] [--logrepo IP:PORT] [--mud-id N]\n"
+"                   [--mem-kind random|heap] [--fs-mb N] [--work-us N] [--logrepo IP:PORT] [--mud-id N]\n"
 "                   [--status-from CIDR]... [--log-max-kb N]\n"
 "  Offloading service: answers SVCQ with SVCR (digest chain, exactly once,\n"
 "  reply cache) and STATUS_REQ with STATUS_RESP on UDP PORT (all addresses).\n"
 "  --mem-mb N   keep N MiB of dirty, resident memory (checkpoint ballast)\n"
+"  --mem-kind K what that memory holds: random (incompressible, the default)\n"
+"               or heap (40%% float32 weights, 30%% text, 30%% zeroed pages)\n"
 "  --fs-mb N    write N MiB of files under DIR/ballast at start (layer ballast)\n"
 "  --work-us N  burn N us of CPU per applied request (offloaded work)\n"
 "  --mud-id N   serve MUD N only: requests of any other MUD are counted\n"
@@ -184,6 +188,7 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 		{ "name", required_argument, NULL, 'n' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "mem-mb", required_argument, NULL, 'm' },
+		{ "mem-kind", required_argument, NULL, 'k' },
 		{ "fs-mb", required_argument, NULL, 'f' },
 		{ "work-us", required_argument, NULL, 'w' },
 		{ "logrepo", required_argument, NULL, 'l' },
@@ -212,6 +217,10 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 			if (eh_parse_u32(optarg, 1 << 16, &u))
 				goto bad;
 			o->mem_mb = u;
+			break;
+		case 'k':
+			if (svc_ballast_parse(optarg, &o->mem_kind))
+				goto bad;
 			break;
 		case 'f':
 			if (eh_parse_u32(optarg, 1 << 16, &u))
@@ -326,7 +335,7 @@ int main(int argc, char **argv)
 			err = -ENOMEM;
 			goto cleanup;
 		}
-		fill_random(ballast, o.mem_mb << 20, 0x3e3ull);
+		svc_ballast_fill(ballast, o.mem_mb << 20, o.mem_kind, 0x3e3ull);
 	}
 	if (o.fs_mb) {
 		err = write_fs_ballast(o.state_dir, o.fs_mb);

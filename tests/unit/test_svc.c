@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <endian.h>
 
+#include "ballast.h"
 #include "eh_digest.h"
 #include "svc_state.h"
 #include "tap.h"
@@ -122,6 +123,67 @@ static int count_apply(void *ctx, const struct svc_mud *m, uint32_t seq,
 	return 0;
 }
 
+/*
+ * The heap ballast (ballast.h): 40/30/30 floats/text/zero blocks, floats that
+ * look like weights, text that is printable lines, the random one without
+ * zero blocks; the same seed gives the same bytes.
+ */
+static void ballast_checks(void)
+{
+	size_t len = 20 * SVC_BALLAST_BLOCK + 1000, b, i, nb[3] = {};
+	uint8_t *a = malloc(len), *c = malloc(len);
+	enum svc_ballast k;
+	int floats_ok = 1, text_ok = 1, zero_ok = 1, random_ok = 1;
+
+	svc_ballast_fill(a, len, SVC_BALLAST_HEAP, 42);
+	for (b = 0; b * SVC_BALLAST_BLOCK < len; b++) {
+		const uint8_t *p = a + b * SVC_BALLAST_BLOCK;
+		size_t n = len - b * SVC_BALLAST_BLOCK;
+		enum svc_ballast_block kind = svc_ballast_block_kind(b);
+		double sum2 = 0;
+
+		n = n < SVC_BALLAST_BLOCK ? n : SVC_BALLAST_BLOCK;
+		if (n == SVC_BALLAST_BLOCK)
+			nb[kind]++;
+		for (i = 0; kind == SVC_BLK_FLOATS && i + 4 <= n; i += 4) {
+			float w;
+
+			memcpy(&w, p + i, 4);
+			floats_ok &= w > -0.07f && w < 0.07f;
+			sum2 += (double)w * w;
+		}
+		if (kind == SVC_BLK_FLOATS && n == SVC_BALLAST_BLOCK) {
+			double var = sum2 / (n / 4);
+
+			floats_ok &= var > 0.018 * 0.018 && var < 0.022 * 0.022;
+		}
+		for (i = 0; kind == SVC_BLK_TEXT && i < n; i++)
+			text_ok &= (p[i] >= 0x20 && p[i] < 0x7f) || p[i] == '\n';
+		for (i = 0; kind == SVC_BLK_ZERO && i < n; i++)
+			zero_ok &= p[i] == 0;
+	}
+	tap_ok(nb[SVC_BLK_FLOATS] == 8 && nb[SVC_BLK_TEXT] == 6 && nb[SVC_BLK_ZERO] == 6,
+	       "heap ballast: 20 blocks are 8 float, 6 text, 6 zero (%zu %zu %zu)",
+	       nb[0], nb[1], nb[2]);
+	tap_ok(floats_ok && text_ok && zero_ok,
+	       "heap ballast: floats within +-0.07 with sd 0.02, text printable, zero blocks zero");
+	svc_ballast_fill(c, len, SVC_BALLAST_HEAP, 42);
+	tap_ok(!memcmp(a, c, len), "heap ballast: the same seed gives the same bytes");
+	svc_ballast_fill(a, len, SVC_BALLAST_RANDOM, 42);
+	for (b = 0; b + 4096 <= len; b += 4096) {
+		for (i = 0; i < 4096 && !a[b + i]; i++)
+			;
+		random_ok &= i < 4096;
+	}
+	tap_ok(random_ok && memcmp(a, c, len), "random ballast: no zero page, not the heap's bytes");
+	tap_ok(!svc_ballast_parse("heap", &k) && k == SVC_BALLAST_HEAP &&
+	       !svc_ballast_parse("random", &k) && k == SVC_BALLAST_RANDOM &&
+	       svc_ballast_parse("zero", &k) == -EINVAL && svc_ballast_parse("", &k) == -EINVAL,
+	       "--mem-kind: heap and random parse, anything else is refused");
+	free(a);
+	free(c);
+}
+
 int main(void)
 {
 	struct svc_state *s = malloc(sizeof(*s));
@@ -134,7 +196,7 @@ int main(void)
 	uint64_t applied;
 	int ok;
 
-	tap_plan(40);
+	tap_plan(45);
 	tap_ok(svc_state_init(s, "ct-x") == 0, "state initialises");
 	s->on_apply = count_apply;
 
@@ -378,5 +440,6 @@ int main(void)
 	       "bound: 200 requests of other MUDs (any seq) never answered or added");
 	svc_state_free(s);
 	free(s);
+	ballast_checks();
 	return tap_done();
 }
