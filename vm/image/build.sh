@@ -14,9 +14,12 @@ source "$(dirname "$0")/../lib.sh"
 
 # Everything the nodes need (docs/design.md §7): Docker + CRIU 4.1 + netem + the runtime
 # libraries of the project's binaries (built on Debian 12, run in trixie).
+# Podman (+ libcriu2, its checkpoint support) is there only for the migration
+# benchmark's comparison (docs/bench-migr.md); nothing of edgehop uses it.
 PKGS=(
 	linux-image-amd64 initramfs-tools systemd-sysv udev kmod dbus
 	docker.io docker-cli containerd runc criu iptables
+	podman netavark conmon libcriu2
 	iproute2 bpftool libbpf1 libelf1t64 libmnl0 libcurl4t64 libjansson4 libssl3t64
 	zlib1g libzstd1 zstd libarchive13t64
 	openssh-server openssh-sftp-server busybox-static iputils-ping procps ca-certificates
@@ -132,6 +135,10 @@ printf '%s\n' sch_netem 9p 9pnet_virtio >"$root/etc/modules-load.d/edgehop.conf"
 # written by node-setup.sh.
 mkdir -p "$root/etc/docker"
 echo '{ "iptables": false, "ip-forward": true, "log-driver": "json-file" }' >"$root/etc/docker/daemon.json"
+# Podman (benchmark only) on runc, the runtime Docker uses here: the comparison
+# is then of the engines' paths around the same runc and CRIU.
+mkdir -p "$root/etc/containers/containers.conf.d"
+printf '[engine]\nruntime = "runc"\n' >"$root/etc/containers/containers.conf.d/edgehop.conf"
 in_root systemctl enable edgehop-node.service edgehop-agent.service ssh.service docker.service >/dev/null 2>&1
 # Nothing that costs boot time under TCG or reaches out to the network.
 for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
