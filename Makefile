@@ -60,7 +60,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean test test-vagrant load unload deps bench run demo
+.PHONY: all clean test test-vagrant load unload deps bench bench-migr run demo
 
 # Filled by the rules.mk fragments.
 PROGS      :=
@@ -147,6 +147,10 @@ bench: build-all
 .PHONY: bench-cutover
 bench-cutover: build-all
 	$(Q)./tests/bench/cutover
+
+# Migration paths (Docker, Podman, CRIU, C-/P-Migr) on the VM testbed: docs/bench.md, "Migration benchmark".
+bench-migr: build-all
+	$(Q)./tests/bench/migr/run
 
 clean:
 	$(call msg,CLEAN,$(OUT))

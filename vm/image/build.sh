@@ -15,7 +15,7 @@ source "$(dirname "$0")/../lib.sh"
 # Everything the nodes need (docs/design.md §7): Docker + CRIU 4.1 + netem + the runtime
 # libraries of the project's binaries (built on Debian 12, run in trixie).
 # Podman (+ libcriu2, its checkpoint support) is there only for the migration
-# benchmark's comparison (docs/bench-migr.md); nothing of edgehop uses it.
+# benchmark's comparison (docs/bench.md, "Migration benchmark"); nothing of edgehop uses it.
 PKGS=(
 	linux-image-amd64 initramfs-tools systemd-sysv udev kmod dbus
 	docker.io docker-cli containerd runc criu iptables

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""The migration benchmark's table (docs/bench.md, "Migration benchmark") from runs.jsonl.
+
+    table.py RUNS.jsonl --out DIR [--delay-ms MS] [--note TEXT]
+
+Per method, memory kind and link rate: min/median/max over the successful runs
+of capture, transfer, restore, pause window, bytes on the wire and total; the
+ratios of the medians to the floor (runc: capture + restore, and total, same
+memory kind and rate) and to the link bound (median bytes / link rate).
+Writes DIR/table.json and prints the table.
+"""
+import argparse
+import json
+import statistics
+import sys
+
+NAMES = {"runc": "CRIU via runc (floor)", "docker": "Docker CLI", "podman": "Podman",
+         "c": "edgehop C-Migr", "p": "edgehop P-Migr"}
+ORDER = ["runc", "docker", "podman", "c", "p"]
+METRICS = ["capture_s", "transfer_s", "restore_s", "pause_s", "wire_bytes", "total_s"]
+
+
+def mmm(vals):
+    vals = sorted(v for v in vals if v is not None)
+    if not vals:
+        return None
+    return {"min": vals[0], "median": statistics.median(vals), "max": vals[-1], "n": len(vals)}
+
+
+def fmt(m, key):
+    if not m:
+        return "-"
+    if key == "wire_bytes":
+        return "%.1f / %.1f / %.1f" % (m["min"] / 1e6, m["median"] / 1e6, m["max"] / 1e6)
+    return "%.2f / %.2f / %.2f" % (m["min"], m["median"], m["max"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--delay-ms", type=float, default=0)
+    ap.add_argument("--note", default="")
+    a = ap.parse_args()
+
+    recs = [json.loads(l) for l in open(a.runs) if l.strip()]
+    groups = {}
+    for r in recs:
+        groups.setdefault((r["mem_kind"], r["rate_Bps"], r["method"]), []).append(r)
+
+    rows = []
+    for (kind, rate, method) in sorted(groups, key=lambda k: (k[0] != "heap", k[1],
+                                                               ORDER.index(k[2]) if k[2] in ORDER else 99)):
+        rs = groups[(kind, rate, method)]
+        ok = [r for r in rs if r.get("ok")]
+        row = {"method": method, "name": NAMES.get(method, method), "mem_kind": kind,
+               "rate_Bps": rate, "runs": len(rs), "ok": len(ok),
+               "errors": [r.get("error") for r in rs if not r.get("ok")]}
+        for k in METRICS:
+            row[k] = mmm([r.get(k) for r in ok])
+        if row["capture_s"] and row["restore_s"]:
+            row["capture_restore_s"] = row["capture_s"]["median"] + row["restore_s"]["median"]
+        if row["wire_bytes"]:
+            row["link_bound_s"] = row["wire_bytes"]["median"] / rate
+        rows.append(row)
+
+    for row in rows:
+        floor = next((f for f in rows if f["method"] == "runc" and f["mem_kind"] == row["mem_kind"]
+                      and f["rate_Bps"] == row["rate_Bps"] and f.get("capture_restore_s")), None)
+        if floor and row.get("capture_restore_s"):
+            row["x_floor_capture_restore"] = row["capture_restore_s"] / floor["capture_restore_s"]
+            row["x_floor_total"] = row["total_s"]["median"] / floor["total_s"]["median"]
+        if row.get("link_bound_s") and row["total_s"]:
+            row["x_link_bound"] = row["total_s"]["median"] / row["link_bound_s"]
+
+    json.dump({"note": a.note, "delay_ms_each_way": a.delay_ms, "rows": rows},
+              open(a.out + "/table.json", "w"), indent=1)
+
+    w = sys.stdout
+    w.write("Migration benchmark (make bench-migr): %s\n" % a.note)
+    w.write("min / median / max of the successful runs; seconds, MB (1e6 B) on the wire;\n")
+    w.write("x floor = median (capture + restore) / the floor's, and median total / the floor's;\n")
+    w.write("x link = median total / (median bytes / link rate). WAN: %g ms each way.\n" % a.delay_ms)
+    last = None
+    for row in rows:
+        key = (row["mem_kind"], row["rate_Bps"])
+        if key != last:
+            w.write("\n%s memory, link %g MB/s\n" % (row["mem_kind"], row["rate_Bps"] / 1e6))
+            w.write("| method | ok | capture | transfer | restore | pause window | MB on the wire | total | x floor (c+r / total) | x link |\n")
+            w.write("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+            last = key
+        xf = ("%.2f / %.2f" % (row["x_floor_capture_restore"], row["x_floor_total"])
+              if "x_floor_capture_restore" in row else "-")
+        xl = "%.2f" % row["x_link_bound"] if "x_link_bound" in row else "-"
+        w.write("| %s | %d/%d | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
+            row["name"], row["ok"], row["runs"], fmt(row["capture_s"], "capture_s"),
+            fmt(row["transfer_s"], "transfer_s"), fmt(row["restore_s"], "restore_s"),
+            fmt(row["pause_s"], "pause_s"), fmt(row["wire_bytes"], "wire_bytes"),
+            fmt(row["total_s"], "total_s"), xf, xl))
+    for row in rows:
+        for e in row["errors"]:
+            w.write("\n%s (%s, %g MB/s) failed: %s" % (row["name"], row["mem_kind"], row["rate_Bps"] / 1e6, e))
+    w.write("\n")
+
+
+if __name__ == "__main__":
+    main()
