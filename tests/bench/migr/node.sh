@@ -101,8 +101,9 @@ cmd_clean() {
 	for c in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do
 		runc --root "$RUNC_ROOT" delete -f "$c" >/dev/null 2>&1 || true
 	done
-	rm -rf "$W/runc" "$W/out" "$W/in"
-	pkill -f "nc -l -p 1[0-9][0-9][0-9][0-9] -e $W" 2>/dev/null || true
+	# A listener whose pull never came (a failed run).
+	[ ! -s "$W/serve.pid" ] || kill "$(cat "$W/serve.pid")" 2>/dev/null || true
+	rm -rf "$W/runc" "$W/out" "$W/in" "$W/serve.pid"
 }
 
 cmd_start() {
@@ -133,6 +134,7 @@ serve() {
 	printf '#!/bin/sh\nexec tar -C %s --xattrs --xattrs-include=trusted.* -cf - .\n' "$dir" >"$s"
 	chmod +x "$s"
 	setsid busybox nc -l -p "$port" -e "$s" </dev/null >/dev/null 2>&1 &
+	echo $! >"$W/serve.pid"
 }
 
 cmd_capture() {
