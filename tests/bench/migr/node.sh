@@ -222,7 +222,9 @@ cmd_restore() {
 		mkdir -p "$W/runc/$name/rootfs$STATE"
 		mv "$dir"/state/* "$W/runc/$name/rootfs$STATE/"
 		runc --root "$RUNC_ROOT" restore -d --bundle "$W/runc/$name" --image-path "$dir/img" \
-			--work-path "$W/in-work" "$name" </dev/null >/dev/null 2>&1 ;;
+			--work-path "$W/in-work" "$name" </dev/null >/dev/null 2>&1
+		# runc gives CRIU the network namespace as external: lo comes back down.
+		nsenter -t "$(runc_pid "$name")" -n ip link set lo up ;;
 	*) die "restore: unknown kind $kind" ;;
 	esac
 	t1=$(now)
