@@ -26,6 +26,7 @@
 #include "edgehop_proto.h"
 #include "eh_dp.h"
 #include "edgehop.skel.h"
+#include "bpf_instance.h"
 
 #define VIP	"10.200.0.1"
 #define VPORT	7777
@@ -229,32 +230,8 @@ static int setup(uint32_t ring_bytes)
 {
 	struct eh_cfg cfg = { .vip = ip4(VIP), .vip_port = htons(VPORT), .wan_ifindex = 1,
 			      .ring_bytes = ring_bytes };
-	__u32 zero = 0;
-	int err;
 
-	skel = edgehop_bpf__open();
-	if (!skel)
-		return -errno;
-	/* Test instances are never pinned. */
-	bpf_map__set_pin_path(skel->maps.eh_steer, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_mud_dp, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_config, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_counters, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_replay_rings, NULL);
-	err = edgehop_bpf__load(skel);
-	if (err)
-		return err;
-	dp.steer_fd = bpf_map__fd(skel->maps.eh_steer);
-	dp.config_fd = bpf_map__fd(skel->maps.eh_config);
-	dp.counters_fd = bpf_map__fd(skel->maps.eh_counters);
-	dp.replay_fd = -1;
-	dp.rings_fd = bpf_map__fd(skel->maps.eh_replay_rings);
-	dp.pin_fd = -1;
-	dp.mud_dp_fd = bpf_map__fd(skel->maps.eh_mud_dp);
-	dp.ncpus = libbpf_num_possible_cpus();
-	if (bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0))
-		return -errno;
-	return 0;
+	return bpf_instance_open(&skel, &dp, &cfg);
 }
 
 static void teardown(void)

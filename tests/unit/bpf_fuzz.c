@@ -47,6 +47,7 @@
 #include "edgehop_proto.h"
 #include "eh_dp.h"
 #include "edgehop.skel.h"
+#include "bpf_instance.h"
 
 #define VIP		"10.200.0.1"
 #define VPORT		7777
@@ -402,32 +403,13 @@ static int setup(void)
 	struct eh_cfg cfg = { .vip = ip4(VIP), .vip_port = htons(VPORT),
 			      .ring_bytes = RING_BYTES, .flags = EH_CFG_FAST_RETURN };
 	struct in_addr b = { ip4(BACKEND) }, pb = { ip4(PREV) };
-	__u32 zero = 0;
 	int err;
 
-	skel = edgehop_bpf__open();
-	if (!skel)
-		return -errno;
-	bpf_map__set_pin_path(skel->maps.eh_steer, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_mud_dp, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_config, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_counters, NULL);
-	bpf_map__set_pin_path(skel->maps.eh_replay_rings, NULL);
-	err = edgehop_bpf__load(skel);
-	if (err)
-		return err;
-	dp.steer_fd = bpf_map__fd(skel->maps.eh_steer);
-	dp.config_fd = bpf_map__fd(skel->maps.eh_config);
-	dp.counters_fd = bpf_map__fd(skel->maps.eh_counters);
-	dp.replay_fd = -1;
-	dp.rings_fd = bpf_map__fd(skel->maps.eh_replay_rings);
-	dp.pin_fd = -1;
-	dp.mud_dp_fd = bpf_map__fd(skel->maps.eh_mud_dp);
-	dp.ncpus = libbpf_num_possible_cpus();
 	cfg.wan_ifindex = wan_idx;
 	cfg.radio_ifindex = radio_idx;
-	if (bpf_map_update_elem(dp.config_fd, &zero, &cfg, 0))
-		return -errno;
+	err = bpf_instance_open(&skel, &dp, &cfg);
+	if (err)
+		return err;
 	for (size_t i = 0; i < NMUDS; i++) {
 		struct in_addr m = { ip4(muds[i].addr) };
 
