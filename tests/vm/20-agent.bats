@@ -273,12 +273,18 @@ migrate_case() {
 	assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$(jq -r .final_digest "$j")"
 }
 
-@test "P-Migr to a node without the base image fails cleanly: said so, CT-x keeps serving, nothing left on node-y" {
-	local id=71 j=$BATS_TEST_TMPDIR/m.json
+# xonly_agents METHOD: CT-x runs from a tag only node-x has
+# (edgehop-svc:xonly, the same layers as edgehop-svc:small); agents migrate by METHOD.
+xonly_agents() {
 	on node-x "docker tag edgehop-svc:small edgehop-svc:xonly"
 	on node-y "docker rmi edgehop-svc:xonly >/dev/null 2>&1 || true"
-	on node-x "$SHARE/vm/provision/agent-setup.sh --migrate p --image edgehop-svc:xonly" >&3 2>&1
-	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
+	on node-x "$SHARE/vm/provision/agent-setup.sh --migrate $1 --image edgehop-svc:xonly" >&3 2>&1
+	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate $1" >&3 2>&1
+}
+
+@test "P-Migr to a node without the base image fails cleanly: said so, CT-x keeps serving, nothing left on node-y" {
+	local id=71 j=$BATS_TEST_TMPDIR/m.json
+	xonly_agents p
 	run mud "$id" "$j" --count 300 --rate 20 --handoff 20:node-y
 	mud_ok "$j" 300
 	wait_for 120 migr_is node-x "$id" none	# node-x's migration of $id ended
@@ -292,10 +298,7 @@ migrate_case() {
 
 @test "auto to a node without the service's image: C-Migr that leaves out the layers node-y holds (the shared base), 0 lost, 0 mismatches" {
 	local id=81 j=$BATS_TEST_TMPDIR/m.json base skipped
-	on node-x "docker tag edgehop-svc:small edgehop-svc:xonly"
-	on node-y "docker rmi edgehop-svc:xonly >/dev/null 2>&1 || true"
-	on node-x "$SHARE/vm/provision/agent-setup.sh --migrate auto --image edgehop-svc:xonly" >&3 2>&1
-	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate auto" >&3 2>&1
+	xonly_agents auto
 	run mud "$id" "$j" --count 300 --rate 20 --handoff 20:node-y
 	mud_ok "$j" 300
 	wait_for 300 migr_is node-y "$id" none	# the migration ended
