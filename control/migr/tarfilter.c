@@ -25,10 +25,14 @@ void tf_free(struct tarfilter *f)
 
 int tf_drop(struct tarfilter *f, const char *name)
 {
-	if (f->ndrop >= TF_DROP_MAX)
-		return -ENOSPC;
 	if (strlen(name) >= sizeof(f->drop[0]))
 		return -ENAMETOOLONG;
+	/* A layer may stand twice in an image's chain; its blob is there once. */
+	for (int i = 0; i < f->ndrop; i++)
+		if (!strcmp(f->drop[i], name))
+			return 0;
+	if (f->ndrop >= TF_DROP_MAX)
+		return -ENOSPC;
 	strcpy(f->drop[f->ndrop++], name);
 	return 0;
 }

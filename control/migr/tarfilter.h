@@ -47,7 +47,10 @@ struct tarfilter {
 
 void tf_init(struct tarfilter *f, int (*sink)(void *ctx, const void *buf, size_t len),
 	     void *ctx);
-/* Adds a name to drop; -ENOSPC when full, -ENAMETOOLONG past 159 bytes. */
+/*
+ * Adds a name to drop (a name already there is not added twice); -ENOSPC
+ * when full, -ENAMETOOLONG past 159 bytes.
+ */
 int tf_drop(struct tarfilter *f, const char *name);
 /* Feeds bytes of the stream; 0, or -errno (sink's, or -EPROTO for a malformed tar). */
 int tf_write(struct tarfilter *f, const void *buf, size_t len);

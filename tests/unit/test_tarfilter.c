@@ -136,7 +136,7 @@ int main(void)
 	char got[1024];
 	int ok = 1, r;
 
-	tap_plan(9);
+	tap_plan(10);
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
 		struct buf o = { 0 };
 
@@ -212,9 +212,16 @@ int main(void)
 		memset(n, 'x', sizeof(n) - 1);
 		n[sizeof(n) - 1] = '\0';
 		tap_ok(tf_drop(&t, n) == -ENAMETOOLONG, "a name too long to drop: -ENAMETOOLONG");
-		for (r = 0; r < TF_DROP_MAX; r++)
-			tf_drop(&t, "a");
-		tap_ok(tf_drop(&t, "a") == -ENOSPC, "more than %d names: -ENOSPC", TF_DROP_MAX);
+		tf_drop(&t, "a");
+		tf_drop(&t, "a");
+		tap_ok(t.ndrop == 1, "a name given twice is kept once (a layer twice in a chain)");
+		for (r = 0; r < TF_DROP_MAX; r++) {
+			char nm[16];
+
+			snprintf(nm, sizeof(nm), "n%d", r);
+			tf_drop(&t, nm);
+		}
+		tap_ok(tf_drop(&t, "z") == -ENOSPC, "more than %d names: -ENOSPC", TF_DROP_MAX);
 	}
 	free(u.p);
 	free(p.p);
