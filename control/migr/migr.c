@@ -1289,7 +1289,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%.127s", image);
 	rep->total_ms = eh_mono_ms() - t0;
 	marker_clear(state_dir, ckname, "in");
-	send_op(pc, json_pack("{s:s, s:f, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s, s:s}", "op", "done",
+	send_op(pc, json_pack("{s:s, s:s, s:f, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
 			      "ct_image", rep->ct_y_image,
 			      "restore_ms", rep->step[MS_T5_RESTORE].ms,
 			      "restore_via", rep->restore_via, "early_start", rep->early_start,
