@@ -771,32 +771,12 @@ static void t_ring_sizes(void)
  */
 static int make_fib_netns(int *wan_idx, int *radio_idx)
 {
-	static const char *const cmds[] = {
-		"ip link add eh-wan type veth peer name eh-wanp",
-		"ip link add eh-radio type veth peer name eh-radiop",
-		"ip link set lo up",
-		"ip link set eh-wan up", "ip link set eh-wanp up",
-		"ip link set eh-radio up", "ip link set eh-radiop up",
-		"ip addr add 10.1.0.1/24 dev eh-wan",
-		"ip addr add 10.0.0.1/24 dev eh-radio",
-		"ip neigh add " BACKEND " lladdr 02:00:00:00:00:aa dev eh-wan nud permanent",
-		"ip neigh add " MUD " lladdr 02:00:00:00:00:bb dev eh-radio nud permanent",
-		"sysctl -qw net.ipv4.ip_forward=1",
+	static const char *const neigh[] = {
+		BACKEND " lladdr 02:00:00:00:00:aa dev eh-wan",
+		MUD " lladdr 02:00:00:00:00:bb dev eh-radio",
 	};
-	char cmd[256];
 
-	if (unshare(CLONE_NEWNET))
-		return -errno;
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		snprintf(cmd, sizeof(cmd), "%s >/dev/null 2>&1", cmds[i]);
-		if (system(cmd)) {
-			tap_diag("failed: %s", cmds[i]);
-			return -EIO;
-		}
-	}
-	*wan_idx = if_nametoindex("eh-wan");
-	*radio_idx = if_nametoindex("eh-radio");
-	return *wan_idx && *radio_idx ? 0 : -ENODEV;
+	return bpf_fib_netns(neigh, 2, wan_idx, radio_idx);
 }
 
 static int run_from(int prog_fd, int ifindex, const void *in, size_t len, void *out,

@@ -8,6 +8,10 @@
 #define EDGEHOP_BPF_INSTANCE_H
 
 #include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <net/if.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -42,6 +46,45 @@ static inline int bpf_instance_open(struct edgehop_bpf **skelp, struct eh_dp *dp
 	dp->mud_dp_fd = bpf_map__fd(skel->maps.eh_mud_dp);
 	dp->ncpus = libbpf_num_possible_cpus();
 	return bpf_map_update_elem(dp->config_fd, &zero, cfg, 0) ? -errno : 0;
+}
+
+/*
+ * The FIB tests' network namespace (the calling process moves into a new
+ * one): eh-wan (10.1.0.1/24) and eh-radio (10.0.0.1/24), veths up, forwarding
+ * on, and one permanent neighbour per @neigh entry ("ADDR lladdr MAC dev IF").
+ * Their ifindexes go to @wan_idx and @radio_idx. 0 or -errno.
+ */
+static inline int bpf_fib_netns(const char *const *neigh, size_t nneigh, int *wan_idx,
+				int *radio_idx)
+{
+	static const char *const cmds[] = {
+		"ip link add eh-wan type veth peer name eh-wanp",
+		"ip link add eh-radio type veth peer name eh-radiop",
+		"ip link set lo up",
+		"ip link set eh-wan up", "ip link set eh-wanp up",
+		"ip link set eh-radio up", "ip link set eh-radiop up",
+		"ip addr add 10.1.0.1/24 dev eh-wan",
+		"ip addr add 10.0.0.1/24 dev eh-radio",
+		"sysctl -qw net.ipv4.ip_forward=1",
+	};
+	char cmd[256];
+
+	if (unshare(CLONE_NEWNET))
+		return -errno;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) + nneigh; i++) {
+		if (i < sizeof(cmds) / sizeof(cmds[0]))
+			snprintf(cmd, sizeof(cmd), "%s >/dev/null 2>&1", cmds[i]);
+		else
+			snprintf(cmd, sizeof(cmd), "ip neigh add %s nud permanent >/dev/null 2>&1",
+				 neigh[i - sizeof(cmds) / sizeof(cmds[0])]);
+		if (system(cmd)) {
+			tap_diag("failed: %s", cmd);
+			return -EIO;
+		}
+	}
+	*wan_idx = if_nametoindex("eh-wan");
+	*radio_idx = if_nametoindex("eh-radio");
+	return *wan_idx && *radio_idx ? 0 : -ENODEV;
 }
 
 #endif
