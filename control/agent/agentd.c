@@ -875,8 +875,7 @@ static void peer_migr_begin(struct peer_conn *pc, json_t *req)
 		m->error[0] = '\0';
 		event(A.c.node, id, "migr finished", "replayed=%llu relayed=%llu restore_ms=%.1f replay_ms=%.1f restore_via=%s",
 		      (unsigned long long)rep.replayed, (unsigned long long)rep.relayed,
-		      rep.step[MS_T5_RESTORE].ms, rep.step[MS_T7_REPLAY].ms,
-		      h.restore_stage ? "runc" : "docker");
+		      rep.step[MS_T5_RESTORE].ms, rep.step[MS_T7_REPLAY].ms, rep.restore_via);
 	} else {
 		snprintf(m->error, sizeof(m->error), "migration in from %s: %s", peer_name(pc), err);
 		event(A.c.node, id, "migr failed", "side=dest");

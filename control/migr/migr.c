@@ -879,12 +879,17 @@ static void criu_error(const char *dkerr, char *out, size_t cap)
 	fclose(f);
 }
 
-/* Creates CT-y (not started), marks it for crash recovery, finds its UpperDir. */
+/*
+ * Creates CT-y (not started), marks it for crash recovery, finds its UpperDir.
+ * With @restore_stage (edgehop-runc), CT-y gets Docker's runtime "edgehop" and
+ * @stage its staging dir there.
+ */
 static int create_cty(struct dk *d, const char *name, const char *image, json_t *cmd,
-		      uint32_t mud_id, const char *runtime, const char *state_dir,
-		      const char *ckname, char idy[65],
+		      uint32_t mud_id, const char *restore_stage, char stage[600],
+		      const char *state_dir, const char *ckname, char idy[65],
 		      char *upper, size_t ucap, char *root, size_t rcap, char *err, size_t errlen)
 {
+	const char *runtime = restore_stage ? EHRT_RUNTIME : NULL;
 	json_t *cfg;
 	int r;
 
@@ -909,6 +914,8 @@ static int create_cty(struct dk *d, const char *name, const char *image, json_t 
 		fail(err, errlen, "CT-y's UpperDir: %s", strerror(-r));
 		dk_remove(d, idy, true);
 		marker_clear(state_dir, ckname, "in");
+	} else if (restore_stage) {
+		snprintf(stage, 600, "%.500s/%s", restore_stage, idy);
 	}
 	return r;
 }
@@ -959,7 +966,6 @@ struct early_start {
 	char id[65];
 	int r;
 	char err[400];
-	double done_ms;		/* when the start returned */
 };
 
 static void *early_start_main(void *arg)
@@ -972,7 +978,6 @@ static void *early_start_main(void *arg)
 		e->r = dk_start_timed(d, e->id, 0);	/* bounded by edgehop-runc's wait */
 	if (e->r)
 		snprintf(e->err, sizeof(e->err), "%s", d ? dk_err(d) : strerror(-e->r));
-	e->done_ms = eh_mono_ms();
 	dk_close(d);
 	return NULL;
 }
@@ -1044,7 +1049,6 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	char idy[65] = "", upper[512], root[512], ckdir[700], name[64], loaded[256];
 	/* edgehop-runc's staging dir of CT-y ("" until CT-y exists, or Docker's path) */
 	char stage[600] = "";
-	const char *runtime = h->restore_stage ? EHRT_RUNTIME : NULL;
 	struct svc_mud_state ss;
 	struct early_start es = { .running = false };
 	bool created = false, have_ckpt = false, got_layer;
@@ -1080,8 +1084,8 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	}
 	if (method == METHOD_P) {
 		/* The base image is here: CT-y now, so the streams go straight into it. */
-		r = create_cty(d, name, image, cmd, mud_id, runtime, state_dir, ckname, idy, upper,
-			       sizeof(upper), root, sizeof(root), err, errlen);
+		r = create_cty(d, name, image, cmd, mud_id, h->restore_stage, stage, state_dir,
+			       ckname, idy, upper, sizeof(upper), root, sizeof(root), err, errlen);
 		if (r)
 			goto failed;
 		created = true;
@@ -1141,7 +1145,6 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 				image = loaded;
 		} else if (!strcmp(op, "checkpoint") && created) {
 			if (h->restore_stage) {
-				snprintf(stage, sizeof(stage), "%s/%s", h->restore_stage, idy);
 				snprintf(ckdir, sizeof(ckdir), "%s/img", stage);
 			} else {
 				snprintf(ckdir, sizeof(ckdir), "%s/containers/%s/checkpoints/%s",
@@ -1190,14 +1193,13 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		m = NULL;
 		/* C-Migr: CT-y exists as soon as its image does. */
 		if (!created) {
-			r = create_cty(d, name, image, cmd, mud_id, runtime, state_dir, ckname, idy, upper,
-				       sizeof(upper), root, sizeof(root), err, errlen);
+			r = create_cty(d, name, image, cmd, mud_id, h->restore_stage, stage,
+				       state_dir, ckname, idy, upper, sizeof(upper), root,
+				       sizeof(root), err, errlen);
 			if (r)
 				goto failed;
 			created = true;
 		}
-		if (h->restore_stage)
-			snprintf(stage, sizeof(stage), "%s/%s", h->restore_stage, idy);
 		/*
 		 * CT-y's files are final (C: its image; P: the layer in its
 		 * UpperDir) and the memory is still to come: Docker's start now.
