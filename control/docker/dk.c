@@ -572,15 +572,14 @@ static int dk_post_verb(struct dk *d, const struct dk_req *tmpl, const char *pat
 int dk_start(struct dk *d, const char *id, const char *checkpoint)
 {
 	/* a restore from a checkpoint takes as long as CRIU needs: no total timeout */
-	const struct dk_req r = { .timeout_s = checkpoint ? 0 : DK_SHORT_S, .ok_304 = true };
+	const struct dk_req r = { .timeout_s = 0, .ok_304 = true };
 	char path[DK_PATH_MAX];
 	int err;
 
-	if (checkpoint)
-		err = dk_pathf(d, path, sizeof(path), "/containers/%s/start?checkpoint=%s",
-			       id, checkpoint);
-	else
-		err = dk_pathf(d, path, sizeof(path), "/containers/%s/start", id);
+	if (!checkpoint)
+		return dk_start_timed(d, id, DK_SHORT_S);
+	err = dk_pathf(d, path, sizeof(path), "/containers/%s/start?checkpoint=%s", id,
+		       checkpoint);
 	return err ? err : dk_post_verb(d, &r, path);
 }
 
