@@ -229,7 +229,7 @@ int main(int argc, char *argv[])
 {
 	const char *runc = getenv("EDGEHOP_RUNC"), *stage = getenv("EDGEHOP_RESTORE_DIR");
 	struct ehrt_plan p;
-	char err[256], img[4200], m[4200];
+	char err[256], img[4200];
 
 	if (!runc || !*runc)
 		runc = "runc";
@@ -247,7 +247,6 @@ int main(int argc, char *argv[])
 		exec_runc(runc, argv);
 
 	snprintf(img, sizeof(img), "%s/%s/img", stage, p.id);
-	snprintf(m, sizeof(m), "%s/%s/restored", stage, p.id);
 	if (p.cmd == EHRT_RESTORE && exists(stage, p.id, "pending")) {
 		if (wait_staged(stage, p.id, log_path(argc, argv, p.sub)))
 			return 1;
@@ -259,7 +258,7 @@ int main(int argc, char *argv[])
 			return 1;
 		}
 	}
-	if (p.cmd == EHRT_RESTORE && is_dir(img) && access(m, F_OK))
+	if (p.cmd == EHRT_RESTORE && is_dir(img) && !exists(stage, p.id, "restored"))
 		return restore(argc, argv, &p, runc, stage);
 	if (p.cmd == EHRT_START_NOOP && !start_restored(stage, p.id))
 		return 0;
