@@ -52,17 +52,6 @@ static __be32 ip4(const char *s)
 	return a.s_addr;
 }
 
-/* Checksum from first principles, independent of the code under test. */
-static uint16_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
 
 static bool ip_csum_ok(const struct iphdr *ip)
 {

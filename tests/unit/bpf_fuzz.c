@@ -119,17 +119,6 @@ static bool chance(uint32_t pct) { return rn(100) < pct; }
 
 /* --- checksums from first principles ---------------------------------- */
 
-/* One's complement sum of @len bytes (big-endian words) onto @sum, folded. */
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return sum;
-}
 
 /* The IPv4 header's sum (0xffff, or 0 for all zeros, when correct), mod 0xffff. */
 static uint32_t ip_sum(const uint8_t *ip, size_t ihl)

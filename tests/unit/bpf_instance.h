@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <net/if.h>
@@ -17,6 +18,21 @@
 
 #include "edgehop.skel.h"
 #include "eh_dp.h"
+
+/*
+ * One's complement sum of @len bytes (big-endian words) onto @sum, folded to
+ * 16 bits: checksums from first principles, independent of the code under test.
+ */
+static inline uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
 
 static inline int bpf_instance_open(struct edgehop_bpf **skelp, struct eh_dp *dp,
 				    const struct eh_cfg *cfg)
