@@ -6,12 +6,13 @@
 # Why: deleting a network namespace returns at once; the kernel removes the
 # namespace's devices later, in a work queue, and with each veth its peer in the
 # namespace that survives. So "ip link show X && ip link del X" can see X and
-# then fail to delete it ("Cannot find device"), and "X is gone" cannot be read
+# then fail to delete it ("Cannot find device", or ENODEV "No such device" when
+# it vanishes between ip's name lookup and its delete by index), and "X is gone" cannot be read
 # from "its namespace is deleted". Here: a device or namespace that is already
 # gone counts as deleted (only that error), and whoever needs it gone waits for
 # it, with a deadline.
 #
-#   links_del [-n NS] DEV...          delete links; "Cannot find device" is success,
+#   links_del [-n NS] DEV...          delete links; a device gone is success,
 #                                     any other error is reported and fails (after
 #                                     trying every DEV)
 #   links_wait_gone [-n NS] SECS DEV...  poll until no DEV exists; fails naming the ones left
@@ -28,7 +29,10 @@ links_del() {
 	for dev in "$@"; do
 		err=$(ip "${ns[@]}" link del "$dev" 2>&1) && continue
 		case $err in
-		*"Cannot find device"*) ;;	# gone already (its namespace's cleanup, say)
+		# gone already (its namespace's cleanup, say): before ip looked its
+		# name up ("Cannot find device"), or between that lookup and the
+		# delete by index (ENODEV, "No such device")
+		*"Cannot find device"* | *"No such device"*) ;;
 		*) echo "links_del: $dev${ns[1]:+ (netns ${ns[1]})}: $err" >&2; rc=1 ;;
 		esac
 	done
