@@ -55,6 +55,7 @@ struct lr_mig {
 	int nsteps;
 	uint32_t first_seq, last_seq;	/* requests sent during it */
 	bool has_seqs;
+	struct eh_rt_stats rt;		/* response times of those requests (has_seqs) */
 };
 
 struct lr_run {

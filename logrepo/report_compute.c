@@ -187,6 +187,17 @@ int lr_report_compute(struct lr_report *r)
 		v = malloc((run->nreq + 1) * sizeof(double));
 		if (!v)
 			return -ENOMEM;
+		for (int k = 0; k < run->nmigs; k++) {
+			struct lr_mig *mg = &run->migs[k];
+			size_t n = 0;
+
+			if (!mg->has_seqs)
+				continue;
+			for (size_t q = 0; q < run->nreq; q++)
+				if (run->reqs[q].seq >= mg->first_seq && run->reqs[q].seq <= mg->last_seq)
+					v[n++] = run->reqs[q].rtt_ns / 1e6;
+			eh_rt_stats_of(&mg->rt, "migration", v, n);
+		}
 		for (int p = 0; p < run->nphases; p++) {
 			size_t n = 0;
 

@@ -256,6 +256,10 @@ void lr_report_print(const struct lr_report *r, FILE *f)
 			if (m->has_seqs)
 				fprintf(f, ", requests %u..%u", m->first_seq, m->last_seq);
 			fprintf(f, "\n");
+			if (m->has_seqs)
+				fprintf(f, "    response times of those: %u answered, mean %.3f ms, "
+					"p99 %.3f ms, max %.3f ms\n", m->rt.n, m->rt.mean, m->rt.p99,
+					m->rt.max);
 			for (int s = 0; s < m->nsteps; s++) {
 				fprintf(f, "    step %-8s %12llu bytes", m->steps[s].name,
 					(unsigned long long)m->steps[s].bytes);
@@ -309,9 +313,11 @@ void lr_report_json(const struct lr_report *r, FILE *f)
 				fprintf(f, "%.3f", m->pause_ms);
 			else
 				fprintf(f, "null");
-			if (m->has_seqs)
-				fprintf(f, ",\"first_seq\":%u,\"last_seq\":%u",
+			if (m->has_seqs) {
+				fprintf(f, ",\"first_seq\":%u,\"last_seq\":%u,\"rt\":",
 					m->first_seq, m->last_seq);
+				eh_rt_stats_json(f, &m->rt);
+			}
 			fprintf(f, ",\"steps\":[");
 			for (int s = 0; s < m->nsteps; s++) {
 				fprintf(f, "%s{\"step\":\"%s\",\"bytes\":%llu,\"ms\":",

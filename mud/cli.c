@@ -30,6 +30,8 @@ static void usage(FILE *f)
 "  --assoc-timeout-ms T  an (re)association fails T ms after its first request\n"
 "                   (default 60000; the request is repeated every second): an\n"
 "                   agent creates or restores the MUD's container before READY\n"
+"  SIGUSR1: send no new request, finish those in flight, report as usual\n"
+"  (the run ends early, nothing counts lost for it); SIGTERM/SIGINT: stop now.\n"
 "  Exit status 0 only if nothing was lost, nothing mismatched, no handoff failed,\n"
 "  no request was answered STALE before it was answered, and every datagram\n"
 "  came from VIP:PORT and was an answer to this MUD.\n",

@@ -33,8 +33,10 @@
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	mud_stop = 1;
+	if (sig == SIGUSR1)
+		mud_finish = 1;
+	else
+		mud_stop = 1;
 }
 
 int main(int argc, char **argv)
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
 	sig.sa_handler = on_signal;
 	sigaction(SIGTERM, &sig, NULL);
 	sigaction(SIGINT, &sig, NULL);
+	sigaction(SIGUSR1, &sig, NULL);
 
 	memcpy(m->chain, m->init_digest, EH_DIGEST_LEN);
 	mud_phase_begin(m, m->nho ? MUD_PH_BEFORE : MUD_PH_ALL, 0);

@@ -133,6 +133,8 @@ struct mud {
 
 /* Set by SIGTERM/SIGINT: every loop ends at its next turn. */
 extern volatile sig_atomic_t mud_stop;
+/* Set by SIGUSR1: no new request; the run ends once those in flight are done. */
+extern volatile sig_atomic_t mud_finish;
 
 /* Who the MUD talks through: its AP, or without one the service address. */
 static inline const char *mud_ap_name(const struct mud *m)

@@ -18,6 +18,7 @@
 #include "mud.h"
 
 volatile sig_atomic_t mud_stop;
+volatile sig_atomic_t mud_finish;
 
 static int send_try(struct mud *m, uint32_t idx)
 {
@@ -172,9 +173,12 @@ int mud_run(struct mud *m)
 		struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
 		int wait_ms;
 
+		if (mud_finish && m->next < m->count)
+			m->count = m->next;	/* what was sent is the whole run */
+
 		/* a handoff waits until the request before it was sent */
 		if (hk < m->nho && m->start_seq + m->next == m->ho[hk].seq &&
-		    !m->ho[hk].done) {
+		    !m->ho[hk].done && m->next < m->count) {
 			mud_handoff(m, &m->ho[hk], hk + 1);
 			hk++;
 			now = eh_mono_ns();

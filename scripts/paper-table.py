@@ -77,6 +77,7 @@ def main():
             during = phase_stats(mud, "during")
             after = phase_stats(mud, "after")
             allrt = phase_stats(mud, "")
+            mrt = (migs[0].get("rt") or {}) if migs else {}
             rows.append({
                 "run": run, "method": PAPER[method]["name"], "mud_id": mud_id,
                 "migration_s": migs[0]["time_s"] if migs and migs[0].get("time_s") else
@@ -93,6 +94,12 @@ def main():
                                "after": after[0]},
                 "p99_rt_ms": {"all": allrt[1], "before": before[1], "during": during[1],
                               "after": after[1]},
+                # requests first sent while the migration ran (logrepo's window:
+                # "migr begins" .. "migr finished"), whatever phase the MUD gave them
+                "migration_rt_ms": {"requests": mrt.get("requests"), "mean": mrt.get("mean_ms"),
+                                    "p99": mrt.get("p99_ms"), "max": mrt.get("max_ms")},
+                "ready_ms": rep.get("ready_ms"), "t5_marks": rep.get("t5_marks") or {},
+                "ctx_remove_ms": rep.get("ctx_remove_ms"),
                 "ct_y_digest_equals_mud": bool(ctyd) and ctyd[0] == mud.get("final_digest"),
             })
     with open(os.path.join(a.out, "table.json"), "w") as f:
@@ -128,6 +135,23 @@ def main():
             fmt(row["mean_rt_ms"]["before"], "", 1), fmt(row["p99_rt_ms"]["before"], "", 1),
             fmt(row["mean_rt_ms"]["during"], "", 1), fmt(row["p99_rt_ms"]["during"], "", 1),
             fmt(row["mean_rt_ms"]["after"], "", 1), fmt(row["p99_rt_ms"]["after"], "", 1)))
+        mr = row["migration_rt_ms"]
+        if mr["requests"]:
+            # issue 11's target 4: mean <= 1.1 x (WAN RTT + local response), no answer
+            # slower than WAN RTT + service time + the pause window
+            rtt = 2 * (a.delay_ms or 0)
+            local = row["mean_rt_ms"]["before"]
+            line = "    sent during the migration: %d, rt mean %s max %s ms" % (
+                mr["requests"], fmt(mr["mean"], "", 1), fmt(mr["max"], "", 1))
+            if local is not None:
+                line += "; bounds: mean %.1f (1.1 x (RTT %.0f + local %.1f)), max %.1f (RTT + local + pause)" % (
+                    1.1 * (rtt + local), rtt, local, rtt + local + (row["pause_ms"] or 0))
+            print(line)
+        if row["t5_marks"] or row["ready_ms"]:
+            print("    ES-y ready after %s ms; T5 (ms from its begin): %s; CT-x removed in %s ms" % (
+                fmt(row["ready_ms"], "", 0),
+                " ".join("%s %.0f" % kv for kv in row["t5_marks"].items()) or "-",
+                fmt(row["ctx_remove_ms"], "", 0)))
     bad = [r for r in rows if r["lost"] != 0 or r["mismatches"] != 0 or not r["ct_y_digest_equals_mud"]
            or r["error"]]
     return 1 if bad else 0

@@ -108,6 +108,33 @@ NFT
 	run -0 grep -E '^applied 3000$' "$TMPD/ct-x.err"
 }
 
+@test "mud: SIGUSR1 ends a run early: no new request, those in flight finished, nothing lost" {
+	start_svc ct-x "$TMPD/st-usr1"
+	# a third of the answers dropped: at any moment some requests wait for a retry
+	timeout 10 ip netns exec "$NS_SVC" nft -f - <<'NFT'
+table inet ehs_usr1 {
+	chain out { type filter hook output priority 0; udp sport 7777 numgen random mod 100 < 33 counter drop; }
+}
+NFT
+	ip netns exec "$NS_MUD" "$EHS_BIN/edgehop-mud" --svc 10.77.0.2:7777 --mud-id 15 \
+		--count 100000 --rate 200 --window 4 --timeout-ms 100 --json "$TMPD/usr1.json" \
+		>"$TMPD/usr1.out" 2>&1 &
+	local pid=$!
+	wait_for 20 bash -c "timeout 5 ip netns exec $NS_SVC nft list table inet ehs_usr1 | grep -Eq 'packets [0-9]{2,} '"
+	kill -USR1 "$pid"
+	run -0 timeout 30 tail --pid="$pid" -f /dev/null
+	wait "$pid"	# its status: 0 only if nothing was lost or mismatched
+	timeout 10 ip netns exec "$NS_SVC" nft delete table inet ehs_usr1
+	cat "$TMPD/usr1.out"
+	run -0 jq -e '.sent < 100000 and .sent >= 10 and .count == .sent and .answered == .sent
+		and .lost == 0 and .mismatches == 0 and .retries > 0' "$TMPD/usr1.json"
+	local sent
+	sent=$(jq .sent "$TMPD/usr1.json")
+	stop_svc
+	# the service applied exactly what the MUD sent: nothing left in flight
+	run -0 grep -E "^applied $sent\$" "$TMPD/ct-x.err"
+}
+
 @test "svc+mud: a session continues with --start-seq/--initial-digest; a wrong digest is a mismatch" {
 	start_svc ct-x "$TMPD/st-cont"
 	run -0 mud --mud-id 11 --count 50 --rate 0 --timeout-ms 50 --json "$TMPD/a.json"

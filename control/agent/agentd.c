@@ -1041,10 +1041,15 @@ static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 	      A.c.docker_checkpoint ? "docker" : "runc");
 	if (!r) {
 		/* CT-y serves and AP-y released every held answer: CT-x stops last. */
-		if (dk_remove(d, ct_id, true))
+		double t_rm = eh_mono_ms();
+		int rr = dk_remove(d, ct_id, true);
+
+		rep.ctx_remove_ms = eh_mono_ms() - t_rm;
+		if (rr)
 			say("MUD %u: CT-x %s not removed: %s", j->mud_id, ct_id, dk_err(d));
 		else
-			event("docker", j->mud_id, "CT stopped", "ct=%.12s", ct_id);
+			event("docker", j->mud_id, "CT stopped", "ct=%.12s ms=%.3f", ct_id,
+			      rep.ctx_remove_ms);
 		/*
 		 * CT-x ran from an image a C-Migr brought here: nothing else
 		 * uses it (a container that does keeps it: no force).

@@ -102,6 +102,16 @@ int cmd_migrate(int argc, char **argv)
 		       json_real_value(json_object_get(res, "pause_ms")),
 		       json_real_value(json_object_get(res, "total_ms")),
 		       json_integer_value(json_object_get(res, "replayed")));
+		printf("  before the snapshot: %.1f ms until ES-y was ready",
+		       json_real_value(json_object_get(res, "ready_ms")));
+		if (json_object_size(json_object_get(res, "t5_marks"))) {
+			const char *k;
+
+			printf("; T5's moments (ms from its begin):");
+			json_object_foreach(json_object_get(res, "t5_marks"), k, v)
+				printf(" %s %.0f", k, json_real_value(v));
+		}
+		putchar('\n');
 	}
 	json_decref(ans);
 	return rc;

@@ -507,6 +507,67 @@ static int fd_sink(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+/* ---- T5's moments (migr_mark) ------------------------------------------------ */
+
+static void mark_add(struct migr_report *rep, const char *what, double ms)
+{
+	struct migr_mark *k;
+	int i;
+
+	if (rep->n_t5_marks >= MIGR_MAX_MARKS)
+		return;
+	/* In time order (insertion: a handful of entries). */
+	for (i = rep->n_t5_marks; i > 0 && rep->t5_marks[i - 1].ms > ms; i--)
+		rep->t5_marks[i] = rep->t5_marks[i - 1];
+	k = &rep->t5_marks[i];
+	snprintf(k->what, sizeof(k->what), "%s", what);
+	k->ms = ms;
+	rep->n_t5_marks++;
+}
+
+/*
+ * edgehop-runc's marks file (ehrt.h: "<what> <CLOCK_MONOTONIC ms>" lines),
+ * relative to @t0. Only the names it documents are taken; a missing or
+ * garbled file adds nothing.
+ */
+static void marks_from_runtime(struct migr_report *rep, const char *stage, double t0)
+{
+	static const char *const known[] = { EHRT_MARK_CREATE, EHRT_MARK_RESTORE,
+					     EHRT_MARK_RESTORED, EHRT_MARK_START };
+	char p[700], what[32];
+	double ms;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/marks", stage);
+	f = fopen(p, "re");
+	if (!f)
+		return;
+	while (fscanf(f, "%31s %lf", what, &ms) == 2)
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (!strcmp(what, known[i]))
+				mark_add(rep, known[i], ms - t0);
+	fclose(f);
+}
+
+static json_t *marks_json(const struct migr_report *rep)
+{
+	json_t *o = json_object();
+
+	for (int i = 0; i < rep->n_t5_marks; i++)
+		json_object_set_new(o, rep->t5_marks[i].what, json_real(rep->t5_marks[i].ms));
+	return o;
+}
+
+static void marks_from_json(struct migr_report *rep, json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v)
+		if (json_is_number(v))
+			mark_add(rep, k, json_number_value(v));
+}
+
 int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		struct migr_report *rep, char *err, size_t errlen)
 {
@@ -566,11 +627,13 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		json_decref(layers);
 		return fail(err, errlen, "migr_begin to %s: %s", peer_name(pc), strerror(-r)), r;
 	}
+	t = eh_mono_ms();
 	r = expect(pc, "ready", &m, err, errlen);
 	if (r) {
 		json_decref(layers);
 		return r;
 	}
+	rep->ready_ms = eh_mono_ms() - t;
 	{
 		json_int_t got = json_integer_value(json_object_get(m, "method"));
 		json_int_t have = json_integer_value(json_object_get(m, "have_layers"));
@@ -716,6 +779,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%s",
 		 json_string_value(json_object_get(m, "ct_image")) ?: "");
 	rep->step[MS_T7_REPLAY].ms = json_real_value(json_object_get(m, "replay_ms"));
+	marks_from_json(rep, json_object_get(m, "t5_marks"));
 	rep->replayed = json_integer_value(json_object_get(m, "replayed"));
 	rep->relayed = json_integer_value(json_object_get(m, "relayed"));
 	snprintf(rep->ct_y_id, sizeof(rep->ct_y_id), "%s",
@@ -1052,7 +1116,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	struct svc_mud_state ss;
 	struct early_start es = { .running = false };
 	bool created = false, have_ckpt = false, got_layer;
-	double t0 = eh_mono_ms(), t;
+	double t0 = eh_mono_ms(), t, t_start = 0;
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
@@ -1206,6 +1270,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		 */
 		if (h->restore_stage && h->docker_sock && !es.running && !have_ckpt &&
 		    (method == METHOD_C || got_layer)) {
+			t_start = eh_mono_ms();
 			r = early_start_begin(&es, h->docker_sock, stage, idy);
 			if (r) {
 				fail(err, errlen, "start CT-y early: %s", strerror(-r));
@@ -1234,8 +1299,13 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			snprintf(err, errlen, "%s", es.err);	/* Docker's message, for below */
 		rep->early_start = true;
 	} else {
+		t_start = eh_mono_ms();
 		r = dk_start(d, idy, h->restore_stage ? NULL : ckname);
 	}
+	mark_add(rep, "start_called", t_start - t);
+	mark_add(rep, "start_returned", eh_mono_ms() - t);
+	if (stage[0])
+		marks_from_runtime(rep, stage, t);
 	if (r) {
 		char why[512];
 
@@ -1273,6 +1343,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		goto failed;
 	}
 	rep->step[MS_T5_RESTORE].ms = eh_mono_ms() - t;
+	mark_add(rep, "answering", rep->step[MS_T5_RESTORE].ms);
 	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
 		 h->restore_stage ? "runc" : "docker");
 
@@ -1291,9 +1362,10 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%.127s", image);
 	rep->total_ms = eh_mono_ms() - t0;
 	marker_clear(state_dir, ckname, "in");
-	send_op(pc, json_pack("{s:s, s:s, s:f, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s}", "op", "done",
-			      "ct_image", rep->ct_y_image,
+	send_op(pc, json_pack("{s:s, s:s, s:f, s:o, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s}",
+			      "op", "done", "ct_image", rep->ct_y_image,
 			      "restore_ms", rep->step[MS_T5_RESTORE].ms,
+			      "t5_marks", marks_json(rep),
 			      "restore_via", rep->restore_via, "early_start", rep->early_start,
 			      "replay_ms", rep->step[MS_T7_REPLAY].ms,
 			      "replayed", (json_int_t)rep->replayed,
@@ -1330,10 +1402,11 @@ json_t *migr_report_json(const struct migr_report *rep)
 			"raw_bytes", (json_int_t)rep->step[i].raw_bytes,
 			"wire_bytes", (json_int_t)rep->step[i].wire_bytes,
 			"skipped_bytes", (json_int_t)rep->step[i].skipped_bytes));
-	j = json_pack("{s:s, s:s, s:b, s:o, s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:s}",
+	j = json_pack("{s:s, s:s, s:b, s:o, s:o, s:f, s:f, s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:s}",
 		      "method", rep->method == METHOD_C ? "C-Migr" : "P-Migr",
 		      "restore_via", rep->restore_via, "early_start", rep->early_start,
-		      "steps", steps,
+		      "steps", steps, "t5_marks", marks_json(rep),
+		      "ready_ms", rep->ready_ms, "ctx_remove_ms", rep->ctx_remove_ms,
 		      "pause_ms", rep->pause_ms, "criu_frozen_ms", rep->criu_frozen_ms,
 		      "ckpt_pages", (json_int_t)rep->ckpt_pages, "total_ms", rep->total_ms,
 		      "replayed", (json_int_t)rep->replayed, "relayed", (json_int_t)rep->relayed,

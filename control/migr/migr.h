@@ -48,6 +48,19 @@ struct migr_stepstat {
 	uint64_t skipped_bytes;		/* not sent: ES-y holds them (C-Migr's shared layers) */
 };
 
+/*
+ * Where T5's time went: moments of CT-y's restore, in ms from T5's begin (the
+ * restore op; negative: before it, the early start), in the order they
+ * happened. The agent's own (start_called, start_returned, answering) and
+ * edgehop-runc's (runtime_create, criu_begin, criu_end, runtime_start: ehrt.h).
+ */
+#define MIGR_MAX_MARKS 8
+
+struct migr_mark {
+	char what[16];
+	double ms;
+};
+
 struct migr_report {
 	int method;			/* enum ag_method */
 	struct migr_stepstat step[MS_MAX];
@@ -55,6 +68,10 @@ struct migr_report {
 	double criu_frozen_ms;		/* CRIU's own freeze inside T1 (runc path), < 0 unknown */
 	uint64_t ckpt_pages;		/* pages CRIU wrote */
 	double total_ms;
+	double ready_ms;		/* migr_begin -> ready: ES-y's checks and (P) CT-y's create */
+	double ctx_remove_ms;		/* CT-x's removal after done (set by the agent), 0: none */
+	struct migr_mark t5_marks[MIGR_MAX_MARKS];
+	int n_t5_marks;
 	uint64_t replayed, relayed;
 	char restore_via[8];		/* T5 by "runc" (edgehop-runc) or "docker" */
 	bool early_start;		/* Docker's start of CT-y overlapped the checkpoint's transfer */

@@ -20,6 +20,11 @@
  *	<stage>/<id>/img/       CRIU's images + runc's descriptors.json
  *	<stage>/<id>/work/      CRIU's restore.log and stats-restore (written here)
  *	<stage>/<id>/restored   created here once the restore succeeded
+ *	<stage>/<id>/marks      appended here, one line "<what> <CLOCK_MONOTONIC ms>"
+ *				per moment of the create (EHRT_MARK_*, written by
+ *				edgehop-runc's main.c): the agent
+ *				reads them before it removes the stage, to say where
+ *				its restore step's time went
  */
 #ifndef EHRT_H
 #define EHRT_H
@@ -29,6 +34,12 @@
 #define EHRT_STAGE_DIR	"/var/lib/edgehop/restore"
 #define EHRT_RUNTIME	"edgehop"	/* the name Docker knows it by (daemon.json) */
 #define EHRT_WAIT_S	900		/* longest wait for a "pending" image */
+
+/* The moments edgehop-runc marks (ehrt_mark), in the order they happen. */
+#define EHRT_MARK_CREATE	"runtime_create"	/* the shim's create reached us */
+#define EHRT_MARK_RESTORE	"criu_begin"		/* the image is whole: runc restore */
+#define EHRT_MARK_RESTORED	"criu_end"		/* runc restore returned 0 */
+#define EHRT_MARK_START		"runtime_start"		/* the shim's start (a no-op) */
 
 enum ehrt_cmd {
 	EHRT_PASS = 0,		/* anything else: exec runc with the same arguments */

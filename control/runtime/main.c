@@ -142,6 +142,31 @@ static int wait_staged(const char *stage, const char *id, const char *log)
 	return 0;
 }
 
+/*
+ * Appends "<what> <ms>\n" (CLOCK_MONOTONIC, the clock the agent reads too) to
+ * <stage>/<id>/marks. Best effort: a mark that cannot be written is missing
+ * from the agent's breakdown, it never fails a restore.
+ */
+static void mark(const char *stage, const char *id, const char *what)
+{
+	struct timespec ts;
+	char p[4200], line[96];
+	int fd, n;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	n = snprintf(line, sizeof(line), "%s %.3f\n", what,
+		     ts.tv_sec * 1e3 + ts.tv_nsec / 1e6);
+	snprintf(p, sizeof(p), "%s/%s/marks", stage, id);
+	fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	/* One write of a short line to an O_APPEND file: lines never interleave. */
+	if (write(fd, line, n) != n) {
+		/* best effort, see ehrt.h */
+	}
+	close(fd);
+}
+
 static void exec_runc(const char *runc, char *argv[])
 {
 	argv[0] = (char *)runc;
@@ -170,6 +195,7 @@ static int restore(int argc, char *argv[], const struct ehrt_plan *p, const char
 		report(log, msg);
 		return 1;
 	}
+	mark(stage, p->id, EHRT_MARK_RESTORE);
 	pid = fork();
 	if (pid < 0) {
 		snprintf(msg, sizeof(msg), "edgehop-runc: fork: %s", strerror(errno));
@@ -194,6 +220,7 @@ static int restore(int argc, char *argv[], const struct ehrt_plan *p, const char
 		report(log, msg);
 		return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 	}
+	mark(stage, p->id, EHRT_MARK_RESTORED);
 	snprintf(path, sizeof(path), "%s/%s/restored", stage, p->id);
 	n = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (n < 0) {
@@ -247,6 +274,8 @@ int main(int argc, char *argv[])
 		exec_runc(runc, argv);
 
 	snprintf(img, sizeof(img), "%s/%s/img", stage, p.id);
+	if (p.cmd == EHRT_RESTORE && (exists(stage, p.id, "pending") || is_dir(img)))
+		mark(stage, p.id, EHRT_MARK_CREATE);
 	if (p.cmd == EHRT_RESTORE && exists(stage, p.id, "pending")) {
 		if (wait_staged(stage, p.id, log_path(argc, argv, p.sub)))
 			return 1;
@@ -260,8 +289,10 @@ int main(int argc, char *argv[])
 	}
 	if (p.cmd == EHRT_RESTORE && is_dir(img) && !exists(stage, p.id, "restored"))
 		return restore(argc, argv, &p, runc, stage);
-	if (p.cmd == EHRT_START_NOOP && !start_restored(stage, p.id))
+	if (p.cmd == EHRT_START_NOOP && !start_restored(stage, p.id)) {
+		mark(stage, p.id, EHRT_MARK_START);
 		return 0;
+	}
 	exec_runc(runc, argv);
 	return 127;
 }

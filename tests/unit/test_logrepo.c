@@ -154,7 +154,7 @@ int main(void)
 	json_t *j;
 	int n, fd;
 
-	tap_plan(33);
+	tap_plan(34);
 
 	r = rec("USER", "AP-1", "USER", "SVCQ", "0", "sent", "run=r1 mud=3 rtt_ns=1500 phase=before x=-0.25 y=01");
 	n = eh_logrec_encode(&r, buf, sizeof(buf));
@@ -229,6 +229,9 @@ int main(void)
 	       "migration time 0.230 s (begins 10 ms before seq 4, finished 20 ms after seq 6)");
 	tap_ok(r1->migs[0].has_seqs && r1->migs[0].first_seq == 4 && r1->migs[0].last_seq == 6,
 	       "requests 4..6 were sent during the migration");
+	tap_ok(r1->migs[0].rt.n == 3 && near(r1->migs[0].rt.mean, 6) &&
+	       near(r1->migs[0].rt.max, 7) && near(r1->migs[0].rt.p50, 6),
+	       "their response times: n 3, mean 6, p50 6, max 7 ms");
 	tap_ok(r1->migs[0].nsteps == 1 && r1->migs[0].steps[0].bytes == 1000 &&
 	       near(r1->migs[0].steps[0].ms, 5) && near(r1->migs[0].pause_ms, 12.5),
 	       "step T1 1000 bytes in 5 ms, pause 12.5 ms");

@@ -186,7 +186,7 @@ static void test_binary(void)
 
 	snprintf(tmp, sizeof(tmp), "/tmp/unit_runtime.XXXXXX");
 	if (!mkdtemp(tmp)) {
-		tap_skip(12, "mkdtemp");
+		tap_skip(13, "mkdtemp");
 		return;
 	}
 	snprintf(fake, sizeof(fake), "%s/runc", tmp);
@@ -229,6 +229,28 @@ static void test_binary(void)
 	tap_ok(rc == 0 && access(calls, F_OK) && !exists("%s/%s/restored", "c1") &&
 	       exists("%s/%s/img.used", "c1") && !exists("%s/%s/img", "c1"),
 	       "start after the restore: runc not called, the image used up");
+	{
+		/* marks: the failed restore's two, the good one's three, the start's. */
+		static const char *const want[] = { EHRT_MARK_CREATE, EHRT_MARK_RESTORE,
+			EHRT_MARK_CREATE, EHRT_MARK_RESTORE, EHRT_MARK_RESTORED, EHRT_MARK_START };
+		char name[32], mp[600];
+		double ms, prev = 0;
+		int n = 0, ordered = 1;
+		FILE *mf;
+
+		snprintf(mp, sizeof(mp), "%s/c1/marks", tmp);
+		mf = fopen(mp, "r");
+		while (mf && fscanf(mf, "%31s %lf", name, &ms) == 2) {
+			if (n >= 6 || strcmp(name, want[n]) || ms < prev || ms <= 0)
+				ordered = 0;
+			prev = ms;
+			n++;
+		}
+		if (mf)
+			fclose(mf);
+		tap_ok(n == 6 && ordered, "marks: create, criu begin (and end when it succeeded), "
+		       "start, in order, monotonic ms (%d lines)", n);
+	}
 
 	rc = run(create, NULL);
 	slurp(calls, got, sizeof(got));
@@ -299,7 +321,7 @@ static void test_binary(void)
 
 int main(void)
 {
-	tap_plan(10 + 5 + 12);
+	tap_plan(10 + 5 + 13);
 	test_parse();
 	test_argv();
 	test_binary();

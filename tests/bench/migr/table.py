@@ -62,6 +62,27 @@ def main():
             row["capture_restore_s"] = row["capture_s"]["median"] + row["restore_s"]["median"]
         if row["wire_bytes"]:
             row["link_bound_s"] = row["wire_bytes"]["median"] / rate
+        if method in ("c", "p"):
+            row["ready_s"] = mmm([r.get("ready_s") for r in ok])
+            row["ctx_remove_s"] = mmm([r.get("ctx_remove_s") for r in ok])
+            marks = {}
+            for r in ok:
+                for k, v in (r.get("t5_marks_ms") or {}).items():
+                    marks.setdefault(k, []).append(v)
+            # median moment of each mark, in time order
+            row["t5_marks_ms"] = dict(sorted(((k, statistics.median(v)) for k, v in marks.items()),
+                                             key=lambda kv: kv[1]))
+            rt = [r for r in ok if r.get("rt_migration") and r["rt_migration"].get("requests")]
+            row["rt_migration"] = {
+                "runs": len(rt),
+                "mean_ms": mmm([r["rt_migration"]["mean_ms"] for r in rt]),
+                "max_ms": mmm([r["rt_migration"]["max_ms"] for r in rt]),
+                "local_mean_ms": mmm([r.get("rt_local_mean_ms") for r in rt]),
+                "local_p50_ms": mmm([r.get("rt_local_p50_ms") for r in rt]),
+                "pause_ms": mmm([r["pause_s"] * 1e3 for r in rt if r.get("pause_s") is not None]),
+                "lost": sum(r.get("mud_lost") or 0 for r in rt),
+                "mismatches": sum(r.get("mud_mismatches") or 0 for r in rt),
+            }
         rows.append(row)
 
     for row in rows:
@@ -97,6 +118,35 @@ def main():
             fmt(row["transfer_s"], "transfer_s"), fmt(row["restore_s"], "restore_s"),
             fmt(row["pause_s"], "pause_s"), fmt(row["wire_bytes"], "wire_bytes"),
             fmt(row["total_s"], "total_s"), xf, xl))
+    ed = [r for r in rows if r["method"] in ("c", "p") and r["ok"]]
+    if ed:
+        w.write("\nedgehop: where the time goes (medians, ms): ES-y ready = migr_begin -> ready "
+                "(its checks and P-Migr's create of CT-y);\nT5's moments from T5's begin "
+                "(the checkpoint is whole; negative: before, the early start)\n")
+        for row in ed:
+            m = row.get("t5_marks_ms") or {}
+            w.write("  %s (%s, %g MB/s): ES-y ready %s; T5: %s; CT-x removed in %s\n" % (
+                row["name"], row["mem_kind"], row["rate_Bps"] / 1e6,
+                "%.0f" % (row["ready_s"]["median"] * 1e3) if row.get("ready_s") else "-",
+                " ".join("%s %.0f" % kv for kv in m.items()) or "-",
+                "%.0f" % (row["ctx_remove_s"]["median"] * 1e3) if row.get("ctx_remove_s") else "-"))
+        w.write("\nResponse times of the requests sent while the migration ran (logrepo's window;\n"
+                "medians over runs, ms); bounds (issue 11, target 4): mean <= 1.1 x (RTT + local),\n"
+                "max <= RTT + local p50 + pause window; local = before the handoff, CT-x at its own AP\n")
+        w.write("| method | runs | mean | bound | max | bound | lost | mismatches |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+        rtt = 2 * a.delay_ms
+        for row in ed:
+            q = row.get("rt_migration") or {}
+            if not q.get("runs"):
+                continue
+            med = lambda k: q[k]["median"] if q.get(k) else None
+            mb = 1.1 * (rtt + med("local_mean_ms")) if med("local_mean_ms") is not None else None
+            xb = (rtt + med("local_p50_ms") + med("pause_ms")
+                  if med("local_p50_ms") is not None and med("pause_ms") is not None else None)
+            f1 = lambda v: "-" if v is None else "%.1f" % v
+            w.write("| %s (%s, %g MB/s) | %d | %s | %s | %s | %s | %d | %d |\n" % (
+                row["name"], row["mem_kind"], row["rate_Bps"] / 1e6, q["runs"],
+                f1(med("mean_ms")), f1(mb), f1(med("max_ms")), f1(xb), q["lost"], q["mismatches"]))
     for row in rows:
         for e in row["errors"]:
             w.write("\n%s (%s, %g MB/s) failed: %s" % (row["name"], row["mem_kind"], row["rate_Bps"] / 1e6, e))
