@@ -2,6 +2,7 @@
 # The AP dataplane for real: programs loaded in the kernel on veth inside
 # namespaces, a MUD, two APs joined by a WAN veth, and the offloading service
 # standing in for each AP's container (topology in dataplane_helper.bash).
+# EH_ATTACH=xdp bats tests/10-dataplane.bats: both APs at XDP instead of TC.
 
 bats_require_minimum_version 1.5.0
 
@@ -109,20 +110,32 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	assert [ ! -e /sys/fs/bpf/ehd-rt ]
 }
 
-@test "load refuses clearly: missing interface, someone else's XDP program, bad VIP, not root" {
+@test "load refuses clearly: missing interface, someone else's program (at either hook), bad VIP, not root; a refused load leaves the interfaces as they were" {
+	before=$(hooks ehd-apy radio0 wan0)
+	# AP-y's own three: radio and WAN (XDP or TC ingress), radio TC egress.
+	assert_equal "$(grep -c 'name eh_' <<<"$before")" 3
 	run -1 ap_y load --radio nosuch0 --wan wan0 --vip $VIP:$VPORT
 	assert_output --partial 'radio interface nosuch0 not found'
-	# An XDP program edgehop did not attach (here: another instance's) is left alone.
+	# A program edgehop did not attach (here: another instance's) is left
+	# alone, at whichever hook the other instance tries: it refuses on the
+	# first hook AP-y holds, and takes off what it attached before that (at
+	# the hook AP-y does not use: XDP when AP-y is at TC, TC ingress when at XDP).
 	rm -rf /sys/fs/bpf/ehd-other	# a stale one from an aborted run
-	run -1 in_ns ehd-apy "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-other load --radio radio0 --wan wan0 --vip $VIP:$VPORT
-	assert_output --regexp 'already has an? (XDP|TC ingress) program'
-	assert_output --partial 'did not attach'
+	for hook in auto xdp tc; do
+		run -1 in_ns ehd-apy "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-other load \
+			--radio radio0 --wan wan0 --vip $VIP:$VPORT --attach $hook
+		assert_output --regexp 'already has an? (XDP|TC ingress|TC egress) program'
+		assert_output --partial 'did not attach'
+		assert_equal "$(hooks ehd-apy radio0 wan0)" "$before"
+		assert [ ! -e /sys/fs/bpf/ehd-other ]
+	done
 	run -1 ap_y load --radio radio0 --wan wan0 --vip 10.91.255.1
 	assert_output --partial 'is not IPV4:PORT'
 	run -1 nsenter --net=/run/netns/ehd-apy setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-x load --radio radio0 --wan wan0 --vip $VIP:$VPORT
 	assert_output --partial 'needs root'
 	# The refused loads left nothing behind and the running dataplane working.
+	assert_equal "$(hooks ehd-apy radio0 wan0)" "$before"
 	assert [ ! -e /sys/fs/bpf/ehd-other ]
 	assert [ ! -e /sys/fs/bpf/ehd-x ]
 	run -0 ap_y stats

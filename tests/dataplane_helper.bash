@@ -99,6 +99,20 @@ topo_up() {
 	done
 }
 
+# hooks NS DEV...: what is attached to each DEV in NS (XDP program, qdiscs, TC
+# filters both ways, program ids included), for before/after comparisons.
+hooks() {
+	local ns=$1 dev dir; shift
+	for dev in "$@"; do
+		echo "$dev xdp: $(ip -n "$ns" -d link show dev "$dev" | grep -o 'prog/xdp id [0-9]* name [a-z_]*')"
+		tc -n "$ns" qdisc show dev "$dev"
+		for dir in ingress egress; do
+			echo "$dev $dir:"
+			tc -n "$ns" filter show dev "$dev" "$dir"
+		done
+	done
+}
+
 # start_svc NS NAME [PORT]: the offloading service as the stand-in container.
 start_svc() {
 	local ns=$1 name=$2 port=${3:-$VPORT} tmp=${TMPD:-$BATS_FILE_TMPDIR}

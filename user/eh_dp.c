@@ -233,10 +233,11 @@ static int ifindex_of(const char *name, const char *role)
 /*
  * Attach prog to ifindex through a pinned XDP link. Idempotent: our own pinned
  * link on the same interface is updated in place with the new program; an XDP
- * program attached by someone else is an error, never replaced.
+ * program attached by someone else is an error, never replaced. *created: a
+ * new link was made (it was not there before this call).
  */
 static int attach_xdp(struct bpf_program *prog, int ifindex, const char *ifname,
-		      const char *link_pin, __u32 flags)
+		      const char *link_pin, __u32 flags, bool *created)
 {
 	LIBBPF_OPTS(bpf_link_create_opts, lopts, .flags = flags);
 	struct bpf_link_info info = {};
@@ -283,7 +284,9 @@ static int attach_xdp(struct bpf_program *prog, int ifindex, const char *ifname,
 	err = bpf_obj_pin(fd, link_pin) ? -errno : 0;
 	if (err)
 		pr_err("Couldn't pin XDP link at %s: %s\n", link_pin, strerror(-err));
-	close(fd);	/* the pin (if any) keeps it attached */
+	else
+		*created = true;
+	close(fd);	/* the pin (if any) keeps it attached; without it, it goes */
 	return err;
 }
 
@@ -305,19 +308,46 @@ static int detach_xdp(const char *link_pin, const char *ifname)
 }
 
 /*
+ * Who holds our TC handle at @point on ifindex: 0 nobody (or no clsact), 1
+ * the program pinned at @path (ours), -EBUSY another program (*id: its id).
+ */
+static int tc_holder(int ifindex, enum bpf_tc_attach_point point, const char *path, __u32 *id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO);
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd, err;
+
+	libbpf_set_print(libbpf_print_none);
+	err = bpf_tc_query(&hook, &q);
+	libbpf_set_print(libbpf_print);
+	if (err)
+		return 0;
+	*id = q.prog_id;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -EBUSY;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	return !err && info.id == q.prog_id ? 1 : -EBUSY;
+}
+
+/*
  * Attach prog to ifindex's clsact hook at @point with our handle/priority,
- * pinned at pin/@pin_name. *hook_created: the clsact qdisc is ours (destroy
- * it on unload); an existing one is kept.
+ * pinned at pin/@pin_name. *hook_created: this call created the clsact qdisc
+ * (an existing one is kept); *added: our handle was free before this call
+ * (else our own program there was replaced).
  */
 static int attach_tc(struct bpf_program *prog, int ifindex, const char *ifname,
 		     enum bpf_tc_attach_point point, const char *pin, const char *pin_name,
-		     bool *hook_created)
+		     bool *hook_created, bool *added)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO,
 		    .flags = BPF_TC_F_REPLACE);
 	char path[PATH_MAX];
-	bool created = false;
+	bool created = false, free_handle = true;
 	int err;
 
 	/* An existing clsact (-EEXIST) is normal: keep libbpf from warning about it. */
@@ -337,26 +367,16 @@ static int attach_tc(struct bpf_program *prog, int ifindex, const char *ifname,
 		goto err_hook;
 	if (!created) {
 		/* Our handle is taken: replaced only if by our own pinned program. */
-		LIBBPF_OPTS(bpf_tc_opts, q, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO);
-		struct bpf_prog_info info = {};
-		__u32 len = sizeof(info);
-		int fd;
+		__u32 id = 0;
+		int held = tc_holder(ifindex, point, path, &id);
 
-		libbpf_set_print(libbpf_print_none);
-		err = bpf_tc_query(&hook, &q);
-		libbpf_set_print(libbpf_print);
-		if (!err) {
-			fd = bpf_obj_get(path);
-			if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || info.id != q.prog_id) {
-				pr_err("%s already has a TC %s program (id %u, handle 0x%x) that edgehop did not attach here; detach it first\n",
-				       ifname, point == BPF_TC_INGRESS ? "ingress" : "egress", q.prog_id,
-				       EH_TC_HANDLE);
-				if (fd >= 0)
-					close(fd);
-				return -EBUSY;
-			}
-			close(fd);
+		if (held < 0) {
+			pr_err("%s already has a TC %s program (id %u, handle 0x%x) that edgehop did not attach here; detach it first\n",
+			       ifname, point == BPF_TC_INGRESS ? "ingress" : "egress", id,
+			       EH_TC_HANDLE);
+			return held;
 		}
+		free_handle = !held;
 	}
 	opts.prog_fd = bpf_program__fd(prog);
 	err = bpf_tc_attach(&hook, &opts);
@@ -365,11 +385,13 @@ static int attach_tc(struct bpf_program *prog, int ifindex, const char *ifname,
 		       point == BPF_TC_INGRESS ? "ingress" : "egress", ifname, strerror(-err));
 		goto err_hook;
 	}
+	/* From here on the filter is attached: the caller undoes it on failure. */
+	*added = free_handle;
 	unlink(path);
 	err = bpf_program__pin(prog, path);
 	if (err) {
 		pr_err("Couldn't pin TC program at %s: %s\n", path, strerror(-err));
-		goto err_hook;
+		return err;
 	}
 	return 0;
 err_hook:
@@ -421,34 +443,105 @@ int eh_attach_parse(const char *s, enum eh_attach *a)
 	return -EINVAL;
 }
 
+enum { EH_RADIO, EH_WAN, EH_SIDES };
+
+static const char *const side_link[EH_SIDES] = { EH_PIN_LINK_RADIO, EH_PIN_LINK_WAN };
+static const char *const side_tc[EH_SIDES] = { EH_PIN_PROG_TC_RADIO, EH_PIN_PROG_TC_WAN };
+
 /*
- * One side (radio or WAN) at XDP or at TC ingress; the other hook of that
- * side is detached (a reload may change --attach). @flags: XDP_FLAGS_DRV_MODE
- * to insist on native XDP (auto).
+ * What one load put on the interfaces that was not there before it. A load
+ * that fails takes exactly this off again, and nothing else: our own
+ * programs from an earlier load, replaced in place, stay, and so does
+ * everything edgehop did not attach.
  */
-static int attach_side(struct bpf_program *xdp, struct bpf_program *tc, int ifindex,
-		       const char *ifname, const char *pin, const char *link_name,
-		       const char *tc_name, bool use_tc, __u32 flags, bool *hook_created)
+struct eh_attached {
+	int ifindex[EH_SIDES];
+	const char *ifname[EH_SIDES];
+	bool xdp[EH_SIDES];	/* a new XDP link (pinned at side_link) */
+	bool tc_in[EH_SIDES];	/* a new TC ingress filter at our handle */
+	bool tc_egr;		/* a new TC egress filter on the radio */
+	bool clsact[EH_SIDES];	/* a clsact qdisc this load created */
+};
+
+/*
+ * One side at XDP or at TC ingress. The other hook of that side is left as it
+ * is: detach_unused() removes it once the whole load has succeeded.
+ * @flags: XDP_FLAGS_DRV_MODE to insist on native XDP (auto).
+ */
+static int attach_side(struct bpf_program *xdp, struct bpf_program *tc, int side,
+		       const char *pin, bool use_tc, __u32 flags, struct eh_attached *a)
 {
-	char link[PATH_MAX], path[PATH_MAX];
+	char link[PATH_MAX];
 	int err;
 
-	err = pin_path(link, sizeof(link), pin, link_name);
-	if (!err)
-		err = pin_path(path, sizeof(path), pin, tc_name);
+	if (use_tc)
+		return attach_tc(tc, a->ifindex[side], a->ifname[side], BPF_TC_INGRESS, pin,
+				 side_tc[side], &a->clsact[side], &a->tc_in[side]);
+	err = pin_path(link, sizeof(link), pin, side_link[side]);
 	if (err)
 		return err;
-	if (use_tc) {
-		err = attach_tc(tc, ifindex, ifname, BPF_TC_INGRESS, pin, tc_name, hook_created);
-		if (!err)
-			err = detach_xdp(link, ifname);
-		return err;
+	return attach_xdp(xdp, a->ifindex[side], a->ifname[side], link, flags, &a->xdp[side]);
+}
+
+/*
+ * After a successful load: the hook of each side not in use goes (a reload
+ * may change --attach; an "auto" attempt at native XDP may have attached one
+ * side before the other refused).
+ */
+static int detach_unused(const char *pin, bool use_tc, struct eh_attached *a)
+{
+	char path[PATH_MAX];
+	int err;
+
+	for (int s = 0; s < EH_SIDES; s++) {
+		if (use_tc) {
+			err = pin_path(path, sizeof(path), pin, side_link[s]);
+			if (!err)
+				err = detach_xdp(path, a->ifname[s]);
+			if (err)
+				return err;
+			a->xdp[s] = false;
+		} else {
+			__u32 id;
+
+			err = pin_path(path, sizeof(path), pin, side_tc[s]);
+			if (err)
+				return err;
+			/* Only our own filter: another instance's is not ours to take off. */
+			if (tc_holder(a->ifindex[s], BPF_TC_INGRESS, path, &id) == 1) {
+				err = detach_tc(a->ifindex[s], a->ifname[s], BPF_TC_INGRESS, false);
+				if (err)
+					return err;
+			}
+			unlink(path);
+			a->tc_in[s] = false;
+		}
 	}
-	err = attach_xdp(xdp, ifindex, ifname, link, flags);
-	if (err)
-		return err;
-	unlink(path);
-	return detach_tc(ifindex, ifname, BPF_TC_INGRESS, false);
+	return 0;
+}
+
+/* A failed load: off again with what it attached (struct eh_attached). */
+static void detach_attached(const char *pin, const struct eh_attached *a)
+{
+	char path[PATH_MAX];
+
+	for (int s = 0; s < EH_SIDES; s++) {
+		if (a->xdp[s] && !pin_path(path, sizeof(path), pin, side_link[s]))
+			detach_xdp(path, a->ifname[s]);
+		if (a->tc_in[s]) {
+			detach_tc(a->ifindex[s], a->ifname[s], BPF_TC_INGRESS, false);
+			if (!pin_path(path, sizeof(path), pin, side_tc[s]))
+				unlink(path);
+		}
+		if (s == EH_RADIO && a->tc_egr) {
+			detach_tc(a->ifindex[s], a->ifname[s], BPF_TC_EGRESS, false);
+			if (!pin_path(path, sizeof(path), pin, EH_PIN_PROG_TC))
+				unlink(path);
+		}
+		/* Created by this load: nothing else was on it; it goes whole. */
+		if (a->clsact[s])
+			detach_tc(a->ifindex[s], a->ifname[s], BPF_TC_INGRESS, true);
+	}
 }
 
 /* Removes the pinned maps and TC program, then the pin directory. */
@@ -486,8 +579,9 @@ int eh_dp_load(const struct eh_load_opts *o)
 	const char *pin = o->pin ? o->pin : EH_PIN_DEFAULT;
 	struct edgehop_bpf *skel = NULL;
 	struct eh_cfg cfg = {}, old = {};
+	struct eh_attached a = { .ifname = { o->radio, o->wan } };
 	int radio_idx, wan_idx, err;
-	bool hook_created = false, wan_hook_created = false, fresh = false, use_tc;
+	bool fresh = false, use_tc;
 	char radio_drv[32], wan_drv[32];
 	__u32 zero = 0;
 
@@ -515,6 +609,8 @@ int eh_dp_load(const struct eh_load_opts *o)
 		pr_err("radio and WAN must be different interfaces (both are %s)\n", o->radio);
 		return -EINVAL;
 	}
+	a.ifindex[EH_RADIO] = radio_idx;
+	a.ifindex[EH_WAN] = wan_idx;
 	err = check_bpffs(pin);
 	if (err)
 		return err;
@@ -558,8 +654,6 @@ int eh_dp_load(const struct eh_load_opts *o)
 	cfg.radio_ifindex = radio_idx;
 	cfg.ring_bytes = o->ring_bytes ? o->ring_bytes : EH_RING_DEFAULT;
 	cfg.flags = old.flags & (EH_CFG_TC_HOOK_OURS | EH_CFG_WAN_HOOK_OURS);
-	hook_created = old.flags & EH_CFG_TC_HOOK_OURS;
-	wan_hook_created = old.flags & EH_CFG_WAN_HOOK_OURS;
 	driver_of(o->radio, radio_drv, sizeof(radio_drv));
 	driver_of(o->wan, wan_drv, sizeof(wan_drv));
 
@@ -569,13 +663,9 @@ int eh_dp_load(const struct eh_load_opts *o)
 		/* auto: native XDP on both, or TC on both (a redirect needs XDP at its target). */
 		__u32 flags = o->attach == EH_ATTACH_AUTO ? XDP_FLAGS_DRV_MODE : 0;
 
-		err = attach_side(skel->progs.eh_xdp_radio, skel->progs.eh_tc_radio, radio_idx,
-				  o->radio, pin, EH_PIN_LINK_RADIO, EH_PIN_PROG_TC_RADIO, false,
-				  flags, &hook_created);
+		err = attach_side(skel->progs.eh_xdp_radio, NULL, EH_RADIO, pin, false, flags, &a);
 		if (!err)
-			err = attach_side(skel->progs.eh_xdp_wan, skel->progs.eh_tc_wan, wan_idx,
-					  o->wan, pin, EH_PIN_LINK_WAN, EH_PIN_PROG_TC_WAN, false,
-					  flags, &wan_hook_created);
+			err = attach_side(skel->progs.eh_xdp_wan, NULL, EH_WAN, pin, false, flags, &a);
 		if (err && o->attach == EH_ATTACH_AUTO) {
 			fprintf(stderr, "edgehop: no native XDP on %s or %s (%s): attaching at TC\n",
 				o->radio, o->wan, strerror(-err));
@@ -586,13 +676,9 @@ int eh_dp_load(const struct eh_load_opts *o)
 	}
 	if (use_tc) {
 		cfg.flags |= EH_CFG_RADIO_TC | EH_CFG_WAN_TC;
-		err = attach_side(skel->progs.eh_xdp_radio, skel->progs.eh_tc_radio, radio_idx,
-				  o->radio, pin, EH_PIN_LINK_RADIO, EH_PIN_PROG_TC_RADIO, true, 0,
-				  &hook_created);
+		err = attach_side(NULL, skel->progs.eh_tc_radio, EH_RADIO, pin, true, 0, &a);
 		if (!err)
-			err = attach_side(skel->progs.eh_xdp_wan, skel->progs.eh_tc_wan, wan_idx,
-					  o->wan, pin, EH_PIN_LINK_WAN, EH_PIN_PROG_TC_WAN, true, 0,
-					  &wan_hook_created);
+			err = attach_side(NULL, skel->progs.eh_tc_wan, EH_WAN, pin, true, 0, &a);
 		if (err)
 			goto cleanup;
 	}
@@ -615,12 +701,15 @@ int eh_dp_load(const struct eh_load_opts *o)
 	if (use_tc && veth_peer_elsewhere(radio_idx))
 		cfg.flags |= EH_CFG_RADIO_PEER;
 	err = attach_tc(skel->progs.eh_tc_radio_egress, radio_idx, o->radio, BPF_TC_EGRESS, pin,
-			EH_PIN_PROG_TC, &hook_created);
+			EH_PIN_PROG_TC, &a.clsact[EH_RADIO], &a.tc_egr);
 	if (err)
 		goto cleanup;
-	if (hook_created)
+	err = detach_unused(pin, use_tc, &a);
+	if (err)
+		goto cleanup;
+	if (a.clsact[EH_RADIO])
 		cfg.flags |= EH_CFG_TC_HOOK_OURS;
-	if (wan_hook_created)
+	if (a.clsact[EH_WAN])
 		cfg.flags |= EH_CFG_WAN_HOOK_OURS;
 	err = bpf_map_update_elem(bpf_map__fd(skel->maps.eh_config), &zero, &cfg, 0);
 	if (err) {
@@ -628,6 +717,9 @@ int eh_dp_load(const struct eh_load_opts *o)
 		pr_err("Couldn't write the dataplane configuration: %s\n", strerror(errno));
 	}
 cleanup:
+	/* A refused or failed load leaves the interfaces as it found them. */
+	if (err)
+		detach_attached(pin, &a);
 	edgehop_bpf__destroy(skel);
 	/* A failed first load leaves no pins behind (a failed reload keeps them). */
 	if (err && fresh)
