@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The Docker client (control/docker) against Engine API answers recorded from
- * dockerd 20.10.24 (Debian 12's docker.io), served by a small HTTP/1.1 server
- * on a unix socket in threads of this test: one thread per connection, since
- * libcurl keeps its connection open between requests.
+ * dockerd 20.10.24 (Debian 12's docker.io), served by the fake dockerd of
+ * fake_dockerd.h (an HTTP/1.1 server on a unix socket in threads of this test).
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,16 +22,10 @@
 #include <curl/curl.h>
 
 #include "dk.h"
+#include "fake_dockerd.h"
 #include "tap.h"
 
 /* --- recorded answers (dockerd 20.10.24+dfsg1, API 1.41) --------------------------- */
-
-static const char HDRS[] =
-	"Api-Version: 1.41\r\n"
-	"Docker-Experimental: true\r\n"
-	"Ostype: linux\r\n"
-	"Server: Docker/20.10.24+dfsg1 (linux)\r\n"
-	"Date: Mon, 30 Nov 2026 20:50:53 GMT\r\n";
 
 /* GET /version, ApiVersion left to the test */
 static const char VERSION_FMT[] =
@@ -83,32 +76,9 @@ static const char INSPECT[] =
 #define SAVE_ABORT_BYTES (64u << 20)	/* ... and one far larger than any socket buffer */
 #define LOAD_BYTES	(3u << 20)
 
-struct hreq {
-	char method[16];
-	char target[1024];
-	char ver[16];		/* "1.41" from /v1.41/..., "" when unversioned */
-	const char *path;	/* target without the version prefix */
-	bool chunked;
-	char ctype[64];
-	char *body;
-	size_t body_len;
-	unsigned int chunks;
-};
-
-struct conn {
-	int fd;
-	char buf[65536];
-	size_t off, len;
-};
-
-static char g_sock[108];
+static struct fdk_server g_srv;
 static char g_api[16] = "1.41";
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-/* recorded under g_mu */
-static struct hreq g_last;
-static char *g_last_body;
-static unsigned int g_done;	/* requests fully handled */
+/* under g_srv.mu */
 static size_t g_sent;		/* body bytes the last streamed answer got out */
 static bool g_load_ok;		/* the uploaded tar matched the pattern */
 
@@ -117,201 +87,14 @@ static uint8_t pattern(size_t i)
 	return (uint8_t)((i * 2654435761u) >> 13);
 }
 
-static int conn_fill(struct conn *c)
-{
-	ssize_t n;
-
-	if (c->off == c->len)
-		c->off = c->len = 0;
-	if (c->len == sizeof(c->buf)) {
-		if (!c->off)
-			return -E2BIG;
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
-	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
-	if (n <= 0)
-		return n ? -errno : -EPIPE;
-	c->len += n;
-	return 0;
-}
-
-/* one line without its CRLF */
-static int conn_line(struct conn *c, char *out, size_t cap)
-{
-	size_t n = 0;
-
-	for (;;) {
-		while (c->off < c->len) {
-			char ch = c->buf[c->off++];
-
-			if (ch == '\n') {
-				if (n && out[n - 1] == '\r')
-					n--;
-				out[n] = '\0';
-				return 0;
-			}
-			if (n + 1 >= cap)
-				return -E2BIG;
-			out[n++] = ch;
-		}
-		if (conn_fill(c))
-			return -EPIPE;
-	}
-}
-
-static int conn_read(struct conn *c, char *dst, size_t n)
-{
-	while (n) {
-		size_t k;
-
-		if (c->off == c->len && conn_fill(c))
-			return -EPIPE;
-		k = c->len - c->off < n ? c->len - c->off : n;
-		memcpy(dst, c->buf + c->off, k);
-		c->off += k;
-		dst += k;
-		n -= k;
-	}
-	return 0;
-}
-
-static int body_grow(struct hreq *rq, size_t n)
-{
-	char *b = realloc(rq->body, rq->body_len + n + 1);
-
-	if (!b)
-		return -ENOMEM;
-	rq->body = b;
-	return 0;
-}
-
-/* a request with its body (Content-Length or chunked); -EPIPE when cut short */
-static int read_request(struct conn *c, struct hreq *rq)
-{
-	char line[2048], *p;
-	size_t clen = 0;
-
-	memset(rq, 0, sizeof(*rq));
-	if (conn_line(c, line, sizeof(line)))
-		return -EPIPE;
-	if (sscanf(line, "%15s %1023s", rq->method, rq->target) != 2)
-		return -EPROTO;
-	for (;;) {
-		if (conn_line(c, line, sizeof(line)))
-			return -EPIPE;
-		if (!line[0])
-			break;
-		p = strchr(line, ':');
-		if (!p)
-			return -EPROTO;
-		*p++ = '\0';
-		while (*p == ' ')
-			p++;
-		if (!strcasecmp(line, "Content-Length"))
-			clen = strtoul(p, NULL, 10);
-		else if (!strcasecmp(line, "Content-Type"))
-			snprintf(rq->ctype, sizeof(rq->ctype), "%s", p);
-		else if (!strcasecmp(line, "Transfer-Encoding") && !strcasecmp(p, "chunked"))
-			rq->chunked = true;
-	}
-	rq->path = rq->target;
-	if (!strncmp(rq->target, "/v", 2) && (p = strchr(rq->target + 1, '/'))) {
-		snprintf(rq->ver, sizeof(rq->ver), "%.*s", (int)(p - rq->target - 2), rq->target + 2);
-		rq->path = p;
-	}
-	if (rq->chunked) {
-		for (;;) {
-			size_t n;
-
-			if (conn_line(c, line, sizeof(line)))
-				return -EPIPE;
-			n = strtoul(line, NULL, 16);
-			if (!n)
-				break;
-			if (body_grow(rq, n) || conn_read(c, rq->body + rq->body_len, n))
-				return -EPIPE;
-			rq->body_len += n;
-			rq->chunks++;
-			if (conn_line(c, line, sizeof(line)) || line[0])
-				return -EPIPE;
-		}
-		if (conn_line(c, line, sizeof(line)))	/* the empty trailer */
-			return -EPIPE;
-	} else if (clen) {
-		if (body_grow(rq, clen) || conn_read(c, rq->body, clen))
-			return -EPIPE;
-		rq->body_len = clen;
-	}
-	if (rq->body)
-		rq->body[rq->body_len] = '\0';
-	return 0;
-}
-
-static int send_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0)
-			return -errno;
-		p += k;
-		n -= k;
-	}
-	return 0;
-}
-
-static int reply(int fd, const char *status, const char *body)
-{
-	char head[1024];
-
-	if (!body) {
-		/* as Go's net/http: no length on 204 and 304, "0" on any other */
-		snprintf(head, sizeof(head), "HTTP/1.1 %s\r\n%s%s\r\n", status, HDRS,
-			 strncmp(status, "204", 3) && strncmp(status, "304", 3) ?
-			 "Content-Length: 0\r\n" : "");
-		return send_all(fd, head, strlen(head));
-	}
-	snprintf(head, sizeof(head), "HTTP/1.1 %s\r\n%sContent-Type: application/json\r\n"
-		 "Content-Length: %zu\r\n\r\n", status, HDRS, strlen(body));
-	return send_all(fd, head, strlen(head)) ?: send_all(fd, body, strlen(body));
-}
-
-static int chunk(int fd, const void *buf, size_t n)
-{
-	char h[32];
-
-	snprintf(h, sizeof(h), "%zx\r\n", n);
-	return send_all(fd, h, strlen(h)) ?: send_all(fd, buf, n) ?: send_all(fd, "\r\n", 2);
-}
-
-static int reply_chunked(int fd, const char *ctype, const char *body)
-{
-	char head[1024];
-
-	snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n%sContent-Type: %s\r\n"
-		 "Transfer-Encoding: chunked\r\n\r\n", HDRS, ctype);
-	if (send_all(fd, head, strlen(head)))
-		return -EPIPE;
-	if (body && chunk(fd, body, strlen(body)))
-		return -EPIPE;
-	return send_all(fd, "0\r\n\r\n", 5);
-}
-
 /* image save: the pattern, chunked as dockerd does (32 KiB writes), or cut short */
 static int stream_save(int fd, size_t total, bool finish)
 {
 	static char buf[40000];
-	char head[1024];
 	size_t off = 0;
 	int err = 0;
 
-	snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n%sContent-Type: application/x-tar\r\n"
-		 "Transfer-Encoding: chunked\r\n\r\n", HDRS);
-	if (send_all(fd, head, strlen(head)))
+	if (fdk_chunked_head(fd, "application/x-tar"))
 		return -EPIPE;
 	while (off < total && !err) {
 		size_t n = 7000 + off % 33000;
@@ -320,38 +103,39 @@ static int stream_save(int fd, size_t total, bool finish)
 			n = total - off;
 		for (size_t i = 0; i < n; i++)
 			buf[i] = pattern(off + i);
-		err = chunk(fd, buf, n);
+		err = fdk_chunk(fd, buf, n);
 		if (!err)
 			off += n;
 	}
-	pthread_mutex_lock(&g_mu);
+	pthread_mutex_lock(&g_srv.mu);
 	g_sent = off;
-	pthread_mutex_unlock(&g_mu);
+	pthread_mutex_unlock(&g_srv.mu);
 	if (err || !finish)
 		return -EPIPE;
-	return send_all(fd, "0\r\n\r\n", 5);
+	return fdk_chunked_end(fd);
 }
 
-static bool is(const struct hreq *rq, const char *method, const char *path)
+static bool is(const struct fdk_req *rq, const char *method, const char *path)
 {
 	return !strcmp(rq->method, method) && !strcmp(rq->path, path);
 }
 
 /* Answers one request; a negative return closes the connection. */
-static int route(int fd, struct hreq *rq)
+static int route(struct fdk_server *s, int fd, struct fdk_req *rq)
 {
 	char buf[4096];
 
+	(void)s;
 	/* dockerd's httputils.CheckForJSON: libcurl's default form type is refused */
 	if (!strcmp(rq->method, "POST") && rq->ctype[0] &&
 	    strncmp(rq->ctype, "application/json", 16) && strcmp(rq->ctype, "application/x-tar")) {
 		snprintf(buf, sizeof(buf), "{\"message\":\"Content-Type specified (%s) must be "
 			 "'application/json'\"}", rq->ctype);
-		return reply(fd, "400 Bad Request", buf);
+		return fdk_reply(fd, "400 Bad Request", buf);
 	}
 	if (is(rq, "GET", "/version")) {
 		snprintf(buf, sizeof(buf), VERSION_FMT, g_api, g_api);
-		return reply(fd, "200 OK", buf);
+		return fdk_reply(fd, "200 OK", buf);
 	}
 	if (!strncmp(rq->path, "/containers/create", 18) && !strcmp(rq->method, "POST")) {
 		json_t *j = json_loadb(rq->body ? rq->body : "", rq->body_len, 0, NULL);
@@ -359,62 +143,62 @@ static int route(int fd, struct hreq *rq)
 		int err;
 
 		if (img && !strcmp(img, "nope/x:1"))
-			err = reply(fd, "404 Not Found", NO_IMAGE);
+			err = fdk_reply(fd, "404 Not Found", NO_IMAGE);
 		else if (!img)
-			err = reply(fd, "400 Bad Request", "{\"message\":\"config has no Image\"}");
+			err = fdk_reply(fd, "400 Bad Request", "{\"message\":\"config has no Image\"}");
 		else if (!strcmp(rq->path, "/containers/create?name=ct-x"))
-			err = reply(fd, "201 Created", CREATED);
+			err = fdk_reply(fd, "201 Created", CREATED);
 		else
-			err = reply(fd, "409 Conflict", CONFLICT_NAME);
+			err = fdk_reply(fd, "409 Conflict", CONFLICT_NAME);
 		json_decref(j);
 		return err;
 	}
 	if (is(rq, "GET", "/containers/ct-x/json"))
-		return reply(fd, "200 OK", INSPECT);
+		return fdk_reply(fd, "200 OK", INSPECT);
 	if (is(rq, "GET", "/containers/a%20b%26c/json"))
-		return reply(fd, "404 Not Found", "{\"message\":\"No such container: a b&c\"}");
+		return fdk_reply(fd, "404 Not Found", "{\"message\":\"No such container: a b&c\"}");
 	if (is(rq, "GET", "/containers/plain/json")) {
 		/* not dockerd's: a proxy's plain-text error */
 		snprintf(buf, sizeof(buf), "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
 			 "Content-Length: 12\r\n\r\nBad Gateway\n");
-		return send_all(fd, buf, strlen(buf));
+		return fdk_send_all(fd, buf, strlen(buf));
 	}
 	if (is(rq, "GET", "/containers/short/json")) {
 		/* promises 1000 bytes, sends 100, closes */
 		snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\n%sContent-Type: application/json\r\n"
-			 "Content-Length: 1000\r\n\r\n%.100s", HDRS, INSPECT);
-		send_all(fd, buf, strlen(buf));
+			 "Content-Length: 1000\r\n\r\n%.100s", FDK_HDRS, INSPECT);
+		fdk_send_all(fd, buf, strlen(buf));
 		return -EPIPE;
 	}
 	if (is(rq, "GET", "/images/x/json"))
-		return reply(fd, "404 Not Found", "{\"message\":\"No such image: x\"}");
+		return fdk_reply(fd, "404 Not Found", "{\"message\":\"No such image: x\"}");
 	if (is(rq, "POST", "/containers/ct-x/start"))
-		return reply(fd, "304 Not Modified", NULL);
+		return fdk_reply(fd, "304 Not Modified", NULL);
 	if (is(rq, "POST", "/containers/ct-x/start?checkpoint=cp1"))
-		return reply(fd, "204 No Content", NULL);
+		return fdk_reply(fd, "204 No Content", NULL);
 	if (is(rq, "POST", "/containers/ct-x/stop?t=1"))
-		return reply(fd, "304 Not Modified", NULL);
+		return fdk_reply(fd, "304 Not Modified", NULL);
 	if (is(rq, "POST", "/containers/ct-x/kill?signal=SIGTERM"))
-		return reply(fd, "204 No Content", NULL);
+		return fdk_reply(fd, "204 No Content", NULL);
 	if (is(rq, "DELETE", "/containers/ct-x?v=1&force=0"))
-		return reply(fd, "409 Conflict", REMOVE_RUNNING);
+		return fdk_reply(fd, "409 Conflict", REMOVE_RUNNING);
 	if (is(rq, "DELETE", "/containers/ct-x?v=1&force=1"))
-		return reply(fd, "204 No Content", NULL);
+		return fdk_reply(fd, "204 No Content", NULL);
 	if (is(rq, "POST", "/containers/ct-x/pause"))
-		return reply(fd, "409 Conflict", PAUSED);
+		return fdk_reply(fd, "409 Conflict", PAUSED);
 	if (is(rq, "POST", "/containers/ct-x/unpause"))
-		return reply(fd, "500 Internal Server Error",
+		return fdk_reply(fd, "500 Internal Server Error",
 			     "{\"message\":\"Cannot unpause container ct-x: OCI runtime resume failed\"}");
 	if (is(rq, "POST", "/containers/ct-x/wait?condition=not-running"))
-		return reply_chunked(fd, "application/json", WAITED);
+		return fdk_reply_chunked(fd, "application/json", WAITED);
 	if (is(rq, "POST", "/containers/ct-x/checkpoints"))
-		return reply(fd, "201 Created", NULL);
+		return fdk_reply(fd, "201 Created", NULL);
 	if (is(rq, "GET", "/containers/ct-x/checkpoints"))
-		return reply(fd, "200 OK", "null\n");
+		return fdk_reply(fd, "200 OK", "null\n");
 	if (is(rq, "DELETE", "/containers/ct-x/checkpoints/nope"))
-		return reply(fd, "500 Internal Server Error", NO_CHECKPOINT);
+		return fdk_reply(fd, "500 Internal Server Error", NO_CHECKPOINT);
 	if (is(rq, "POST", "/commit?container=ct-x&repo=edgehop/ct-x&tag=mig1&pause=1"))
-		return reply(fd, "201 Created", COMMITTED);
+		return fdk_reply(fd, "201 Created", COMMITTED);
 	if (is(rq, "GET", "/images/get?names=edgehop/svc:1"))
 		return stream_save(fd, SAVE_BYTES, true);
 	if (is(rq, "GET", "/images/get?names=big"))
@@ -426,117 +210,13 @@ static int route(int fd, struct hreq *rq)
 
 		for (size_t i = 0; ok && i < rq->body_len; i++)
 			ok = (uint8_t)rq->body[i] == pattern(i);
-		pthread_mutex_lock(&g_mu);
+		pthread_mutex_lock(&g_srv.mu);
 		g_load_ok = ok;
-		pthread_mutex_unlock(&g_mu);
+		pthread_mutex_unlock(&g_srv.mu);
 		/* what dockerd answers to a tar it can't read */
-		return reply_chunked(fd, "application/json", ok ? LOADED : LOAD_FAILED);
+		return fdk_reply_chunked(fd, "application/json", ok ? LOADED : LOAD_FAILED);
 	}
-	return reply(fd, "404 Not Found", "{\"message\":\"page not found\"}");
-}
-
-static void *serve_conn(void *arg)
-{
-	struct conn *c = arg;
-	struct hreq rq;
-	int err;
-
-	for (;;) {
-		err = read_request(c, &rq);
-		if (err) {
-			free(rq.body);
-			break;
-		}
-		pthread_mutex_lock(&g_mu);
-		free(g_last_body);
-		g_last = rq;
-		g_last.path = g_last.target + (rq.path - rq.target);
-		g_last_body = rq.body ? strdup(rq.body) : NULL;
-		pthread_mutex_unlock(&g_mu);
-		err = route(c->fd, &rq);
-		free(rq.body);
-		pthread_mutex_lock(&g_mu);
-		g_done++;
-		pthread_cond_broadcast(&g_cv);
-		pthread_mutex_unlock(&g_mu);
-		if (err)
-			break;
-	}
-	close(c->fd);
-	free(c);
-	return NULL;
-}
-
-static void *serve(void *arg)
-{
-	int lfd = *(int *)arg;
-
-	for (;;) {
-		struct conn *c;
-		pthread_t t;
-		int fd = accept(lfd, NULL, NULL);
-
-		if (fd < 0)
-			continue;
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		if (pthread_create(&t, NULL, serve_conn, c)) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		pthread_detach(t);
-	}
-	return NULL;
-}
-
-static int unix_socket(const char *path, bool do_listen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || (do_listen && listen(fd, 16))) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-/* until the server has handled n requests in all, up to 10 s */
-static bool wait_done(unsigned int n)
-{
-	struct timespec ts;
-	bool ok;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 10;
-	pthread_mutex_lock(&g_mu);
-	while (g_done < n && !pthread_cond_timedwait(&g_cv, &g_mu, &ts))
-		;
-	ok = g_done >= n;
-	pthread_mutex_unlock(&g_mu);
-	return ok;
-}
-
-static unsigned int done_now(void)
-{
-	unsigned int n;
-
-	pthread_mutex_lock(&g_mu);
-	n = g_done;
-	pthread_mutex_unlock(&g_mu);
-	return n;
+	return fdk_reply(fd, "404 Not Found", "{\"message\":\"page not found\"}");
 }
 
 /* --- sinks and sources -------------------------------------------------------------- */
@@ -600,7 +280,7 @@ static void test_connect_errors(const char *dir)
 	dk_close(d);
 
 	snprintf(path, sizeof(path), "%s/deaf.sock", dir);
-	fd = unix_socket(path, false);	/* bound, never listening */
+	fd = fdk_unix_socket(path, false);	/* bound, never listening */
 	err = dk_open(&d, path);
 	tap_ok(err == -ECONNREFUSED && strstr(dk_err(d), path),
 	       "nobody listening: -ECONNREFUSED naming the socket (got %d: %s)", err, dk_err(d));
@@ -623,19 +303,19 @@ static void test_negotiation(void)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(g_api, sizeof(g_api), "%s", cases[i].server);
-		err = dk_open(&d, g_sock);
+		err = dk_open(&d, g_srv.sock);
 		if (cases[i].err) {
 			tap_ok(err == cases[i].err && strstr(dk_err(d), "1.40"),
 			       "server API %s refused (got %d: %s)", cases[i].server, err, dk_err(d));
 		} else {
 			err = err ?: dk_inspect(d, "ct-x", &j);
-			pthread_mutex_lock(&g_mu);
+			pthread_mutex_lock(&g_srv.mu);
 			tap_ok(!err && !strcmp(dk_api_version(d), cases[i].want) &&
-			       !strcmp(g_last.ver, cases[i].want),
+			       !strcmp(g_srv.last.ver, cases[i].want),
 			       "server API %s: requests as /v%s/ (got %d, %s, sent /v%s/)",
 			       cases[i].server, cases[i].want, err, err ? dk_err(d) : dk_api_version(d),
-			       g_last.ver);
-			pthread_mutex_unlock(&g_mu);
+			       g_srv.last.ver);
+			pthread_mutex_unlock(&g_srv.mu);
 		}
 		json_decref(j);
 		j = NULL;
@@ -643,7 +323,7 @@ static void test_negotiation(void)
 		d = NULL;
 	}
 	snprintf(g_api, sizeof(g_api), "1.41");
-	err = dk_open(&d, g_sock);
+	err = dk_open(&d, g_srv.sock);
 	tap_ok(!err && !strcmp(dk_server_version(d), "20.10.24+dfsg1") && dk_experimental(d),
 	       "server version and experimental flag (got %d, \"%s\")", err,
 	       d ? dk_server_version(d) : "");
@@ -659,10 +339,10 @@ static void test_containers(struct dk *d)
 	cfg = json_pack("{s:s, s:[s,s], s:{s:s}}", "Image", "ehtry/bb:1", "Cmd", "/bin/sleep",
 			"3600", "HostConfig", "NetworkMode", "none");
 	err = dk_create(d, "ct-x", cfg, id);
-	pthread_mutex_lock(&g_mu);
-	tap_ok(!err && !strcmp(id, CT_ID) && g_last_body && strstr(g_last_body, "\"ehtry/bb:1\""),
+	pthread_mutex_lock(&g_srv.mu);
+	tap_ok(!err && !strcmp(id, CT_ID) && g_srv.last_body && strstr(g_srv.last_body, "\"ehtry/bb:1\""),
 	       "create ct-x -> id, config sent as the body (got %d, %s)", err, id);
-	pthread_mutex_unlock(&g_mu);
+	pthread_mutex_unlock(&g_srv.mu);
 
 	err = dk_create(d, "ct-dup", cfg, id);
 	tap_ok(err == -EEXIST && !strcmp(dk_err(d), CONFLICT_NAME_MSG),
@@ -724,12 +404,12 @@ static void test_checkpoints_commit(struct dk *d)
 	int err;
 
 	err = dk_checkpoint_create(d, "ct-x", "cp1", false);
-	pthread_mutex_lock(&g_mu);
-	tap_ok(!err && g_last_body && strstr(g_last_body, "\"CheckpointID\":\"cp1\"") &&
-	       strstr(g_last_body, "\"Exit\":true"),
+	pthread_mutex_lock(&g_srv.mu);
+	tap_ok(!err && g_srv.last_body && strstr(g_srv.last_body, "\"CheckpointID\":\"cp1\"") &&
+	       strstr(g_srv.last_body, "\"Exit\":true"),
 	       "checkpoint create: CheckpointID and Exit sent (got %d, %s)", err,
-	       g_last_body ? g_last_body : "no body");
-	pthread_mutex_unlock(&g_mu);
+	       g_srv.last_body ? g_srv.last_body : "no body");
+	pthread_mutex_unlock(&g_srv.mu);
 	err = dk_checkpoint_list(d, "ct-x", &j);
 	tap_ok(!err && json_is_array(j) && !json_array_size(j),
 	       "checkpoint list: Docker 20.10's null is an empty array (got %d)", err);
@@ -762,14 +442,14 @@ static void test_image_streams(struct dk *d)
 
 	memset(&sk, 0, sizeof(sk));
 	sk.fail_after = 256 << 10;
-	before = done_now();
+	before = fdk_done_now(&g_srv);
 	err = dk_image_save(d, "big", check_sink, &sk);
-	wait_done(before + 1);
-	pthread_mutex_lock(&g_mu);
+	fdk_wait_done(&g_srv, before + 1);
+	pthread_mutex_lock(&g_srv.mu);
 	tap_ok(err == -ENOSPC && sk.got < (1u << 20) && g_sent < SAVE_ABORT_BYTES,
 	       "a sink error aborts the save and is returned (got %d: %s; server sent %zu of %u)",
 	       err, dk_err(d), g_sent, SAVE_ABORT_BYTES);
-	pthread_mutex_unlock(&g_mu);
+	pthread_mutex_unlock(&g_srv.mu);
 
 	err = dk_inspect(d, "ct-x", &j);
 	tap_ok(!err, "the client works after an aborted transfer (got %d: %s)", err, dk_err(d));
@@ -781,12 +461,12 @@ static void test_image_streams(struct dk *d)
 	       "a save whose server closes mid-stream is an error (got %d: %s)", err, dk_err(d));
 
 	err = dk_image_load(d, pattern_source, &src, loaded, sizeof(loaded));
-	pthread_mutex_lock(&g_mu);
-	tap_ok(!err && !strcmp(loaded, "edgehop/svc:test") && g_load_ok && g_last.chunked &&
-	       g_last.chunks > 10,
+	pthread_mutex_lock(&g_srv.mu);
+	tap_ok(!err && !strcmp(loaded, "edgehop/svc:test") && g_load_ok && g_srv.last.chunked &&
+	       g_srv.last.chunks > 10,
 	       "image load: %u bytes uploaded chunked in %u chunks, \"Loaded image: edgehop/svc:test\" (got %d: %s, %s)",
-	       LOAD_BYTES, g_last.chunks, err, err ? dk_err(d) : "", loaded);
-	pthread_mutex_unlock(&g_mu);
+	       LOAD_BYTES, g_srv.last.chunks, err, err ? dk_err(d) : "", loaded);
+	pthread_mutex_unlock(&g_srv.mu);
 
 	src = (struct source){ .total = LOAD_BYTES - 1 };	/* a tar dockerd can't read */
 	err = dk_image_load(d, pattern_source, &src, loaded, sizeof(loaded));
@@ -806,10 +486,9 @@ static void test_image_streams(struct dk *d)
 
 int main(void)
 {
-	char dir[] = "/tmp/eh-unit-docker.XXXXXX";
+	char dir[] = "/tmp/eh-unit-docker.XXXXXX", path[108];
 	struct dk *d = NULL;
-	pthread_t srv;
-	int lfd, err;
+	int err;
 
 	signal(SIGPIPE, SIG_IGN);
 	tap_plan(37);
@@ -817,18 +496,18 @@ int main(void)
 		tap_diag("Couldn't create %s: %s", dir, strerror(errno));
 		return 1;
 	}
-	snprintf(g_sock, sizeof(g_sock), "%s/docker.sock", dir);
-	lfd = unix_socket(g_sock, true);
-	if (lfd < 0 || pthread_create(&srv, NULL, serve, &lfd)) {
-		tap_diag("Couldn't listen on %s: %s", g_sock, strerror(lfd < 0 ? -lfd : errno));
+	snprintf(path, sizeof(path), "%s/docker.sock", dir);
+	g_srv.route = route;
+	err = fdk_start(&g_srv, path);
+	if (err) {
+		tap_diag("Couldn't listen on %s: %s", path, strerror(-err));
 		return 1;
 	}
-	pthread_detach(srv);
 
 	test_connect_errors(dir);
 	test_negotiation();
-	err = dk_open(&d, g_sock);
-	tap_ok(!err, "open %s (got %d: %s)", g_sock, err, dk_err(d));
+	err = dk_open(&d, g_srv.sock);
+	tap_ok(!err, "open %s (got %d: %s)", g_srv.sock, err, dk_err(d));
 	if (!err) {
 		test_containers(d);
 		test_checkpoints_commit(d);
@@ -836,9 +515,9 @@ int main(void)
 	}
 	dk_close(d);
 
-	unlink(g_sock);
-	snprintf(g_sock, sizeof(g_sock), "%s/deaf.sock", dir);
-	unlink(g_sock);
+	unlink(g_srv.sock);
+	snprintf(path, sizeof(path), "%s/deaf.sock", dir);
+	unlink(path);
 	rmdir(dir);
 	return tap_done();
 }
