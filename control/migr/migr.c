@@ -975,7 +975,9 @@ static int create_cty(struct dk *d, const char *name, const char *image, json_t 
 	if (!r)
 		r = docker_root(upper, root, rcap);
 	if (r) {
-		fail(err, errlen, "CT-y's UpperDir: %s", strerror(-r));
+		/* Docker's message when the inspect failed ("" when it did not). */
+		fail(err, errlen, "CT-y's UpperDir: %s%s%s", strerror(-r), *dk_err(d) ? ": " : "",
+		     dk_err(d));
 		dk_remove(d, idy, true);
 		marker_clear(state_dir, ckname, "in");
 	} else if (restore_stage) {
@@ -1330,8 +1332,12 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		rm_tree(stage);
 	}
 	r = ct_facts(d, idy, NULL, NULL, 0, &rep->ct_y_addr);
-	if (r || !rep->ct_y_addr.s_addr) {
-		r = r ?: -EADDRNOTAVAIL;
+	if (r) {
+		fail(err, errlen, "inspect of the restored CT-y: %s: %s", strerror(-r), dk_err(d));
+		goto failed;
+	}
+	if (!rep->ct_y_addr.s_addr) {
+		r = -EADDRNOTAVAIL;
 		fail(err, errlen, "CT-y has no IPv4 address");
 		goto failed;
 	}
