@@ -327,10 +327,12 @@ static int expect(struct peer_conn *pc, const char *op, json_t **out, char *err,
 	if (!got || strcmp(got, op)) {
 		const char *why = json_string_value(json_object_get(m, "reason"));
 
+		/* ES-y said why it failed, or it sent what it should not have. */
+		r = got && (!strcmp(got, "error") || !strcmp(got, "failed")) ? -EREMOTEIO : -EPROTO;
 		fail(err, errlen, "peer %s: %s%s%s", peer_name(pc),
 		     got ? got : "message without op", why ? ": " : "", why ? why : "");
-		json_decref(m);
-		return got && (!strcmp(got, "error") || !strcmp(got, "failed")) ? -EREMOTEIO : -EPROTO;
+		json_decref(m);	/* got and why point into it */
+		return r;
 	}
 	if (out)
 		*out = m;
