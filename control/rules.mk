@@ -51,3 +51,15 @@ $(OUT)/tests/unit_agent: $(OUT)/obj/tests/unit/test_agent.o $(OUT)/obj/control/a
 		$(OUT)/obj/control/agent/assoc_wire.o $(EH_COMMON) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@
+
+# The migration engine end to end: migr_source() and migr_dest() in one process over
+# the peer channel, each with a fake dockerd (tests/unit/fake_dockerd.h).
+UNIT_TESTS += $(OUT)/tests/unit_migr
+$(OUT)/obj/tests/unit/test_migr.o: CFLAGS += -Icontrol/migr -Icontrol/docker -Icontrol/peer \
+	-Icontrol/runtime
+$(OUT)/obj/tests/unit/test_migr.o: $(wildcard control/migr/*.h control/docker/*.h control/peer/*.h \
+	control/runtime/*.h)
+$(OUT)/tests/unit_migr: $(OUT)/obj/tests/unit/test_migr.o $(MIGR_OBJS) $(DK_OBJS) $(PEER_OBJS) \
+		$(EH_COMMON) | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ -lcurl -ljansson -lssl -lcrypto -lzstd -larchive -lpthread -o $@

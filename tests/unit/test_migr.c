@@ -1,0 +1,1811 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The migration engine (control/migr/migr.c) end to end in one process:
+ * migr_source() (ES-x) and migr_dest() (ES-y) in two threads of this test,
+ * over the real peer channel (TLS 1.3 + PSK on loopback, through a relay of
+ * the test's that can cut it), each side with a fake dockerd of its own
+ * (fake_dockerd.h) that keeps containers and images as a small model. Every
+ * message between the two sides is built and parsed by the engine itself, so a
+ * json_pack format that does not match its arguments, or a field one side
+ * sends and the other does not read, fails here in seconds instead of in a
+ * ten-minute VM run.
+ *
+ * What stands in for what cannot run in a unit test (no production code is
+ * bent for it; every seam is one the engine already has):
+ *  - CRIU through Docker (CHECKPOINT = docker): the fake's checkpoint create writes
+ *    a checkpoint directory; its start ?checkpoint= checks what arrived.
+ *  - CRIU through runc (the default): a fake `runc` first in PATH (ckpt_dump
+ *    spawns "runc" by PATH) writes the image and CRIU's recorded statistics.
+ *  - edgehop-runc (RESTORE = runc, with the early start): the fake's start of a
+ *    container of runtime "edgehop" waits while <stage>/<id>/pending exists,
+ *    fails on "abort", checks <stage>/<id>/img and renames it img.used, as
+ *    control/runtime/main.c does.
+ *  - the service in CT-y: a UDP responder on 127.a.b.c:7777 (the engine's fixed
+ *    service port) answering STATUS_REQ in pages.
+ *  - overlay2: UpperDirs are plain directories under the fake's root; the
+ *    layer tar (layer.c) and the image tar filter (tarfilter.c) run for real.
+ * Not covered: the cgroup freezer (the fake's containers report no Pid, so the
+ * engine pauses through Docker, as on a host without cgroup v2), real CRIU,
+ * runc and edgehop-runc, the agent around the engine (steering, events).
+ *
+ * Three parts: (a) P-Migr, C-Migr and the two outcomes of "auto" succeed and
+ * their reports agree on both sides; (b) each Docker call the engine makes,
+ * on either side, fails once in turn (and the non-Docker failures: fake runc,
+ * the service, the cutover, the agent's FAULT steps): the error names
+ * Docker's message on both sides and nothing is left behind (CT-x running,
+ * CT-y and staged files gone, the rollback hook run); (c) the channel is cut
+ * at several points: both sides return an error within a deadline.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "dk.h"
+#include "edgehop_proto.h"
+#include "eh_time.h"
+#include "ehrt.h"
+#include "fake_dockerd.h"
+#include "migr.h"
+#include "peer.h"
+#include "tap.h"
+
+#define METHOD_P	1	/* enum ag_method */
+#define METHOD_C	2
+#define METHOD_AUTO	3
+#define SVC_PORT	7777	/* migr.c's */
+#define DEADLINE_S	10	/* one migration, both sides */
+
+#define CKPT_PAGES	(256 * 1024)	/* the checkpoint's pages-1.img */
+#define CKPT_WORD	"edgehop-ckpt\n"
+#define STATE_BYTES	40000		/* CT-x's app/state.db */
+
+#define BASE	"edgehop-svc:test"	/* layers 1 2: on both nodes */
+#define SOLO	"edgehop-svc:solo"	/* layers 4 5: ES-x only */
+#define OTHER	"edgehop-svc:other"	/* layers 1 6: ES-x only, shares layer 1 */
+
+static char tmp[40], data_dir[512];
+
+/* --- the fake dockerd's model ----------------------------------------------------- */
+
+enum ct_state { CT_GONE, CT_CREATED, CT_RUNNING, CT_PAUSED };
+
+struct fct {
+	char name[96], id[65], image[200], runtime[16];
+	enum ct_state st;
+	unsigned int mud;
+	json_t *cmd;
+};
+
+struct fimg {
+	char ref[200], id[72];
+	int layer[8], nlayers;	/* layer numbers (diff id "sha256:" hex64()) */
+	bool gone;
+};
+
+struct engine {
+	const char *node;
+	char root[256], state[256], stage[256];
+	struct fdk_server srv;
+	struct in_addr ip;	/* every running container's address */
+	pthread_mutex_t mu;
+	/* under mu */
+	struct fct ct[64];
+	int nct;
+	struct fimg img[64];
+	int nimg;
+	unsigned int seq;
+	char log[32768];
+	size_t loglen;
+	/* one Docker call fails: the skip+1-th of op */
+	char f_op[16];
+	int f_skip, f_hits;
+	const char *f_status;
+	char f_msg[160];
+	bool f_fired;
+	/* the channel is cut at op (mid: halfway through the image save) */
+	char cut_op[16];
+	bool cut_mid;
+	int loaded_layers;	/* layer blobs in the last load's tar */
+};
+
+static struct engine X = { .node = "node-x" }, Y = { .node = "node-y" };
+
+/* A sha256-looking id whose first 8 hex digits are @n (hex_n() reads them back). */
+static void hex64(char out[65], unsigned int n)
+{
+	snprintf(out, 65, "%08x%08x%048x", n, n * 2654435761u, 0);
+}
+
+static int hex_n(const char *hex)
+{
+	char h[9];
+
+	snprintf(h, sizeof(h), "%.8s", hex);
+	return (int)strtol(h, NULL, 16);
+}
+
+static size_t layer_size(int k)
+{
+	return 16384 + 1024 * (k % 16);
+}
+
+static uint8_t layer_byte(int k, size_t i)
+{
+	return (uint8_t)(k * 31 + i * 7 + (i >> 9));
+}
+
+static void elog(struct engine *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->loglen + 300 >= sizeof(e->log))
+		return;
+	va_start(ap, fmt);
+	e->loglen += vsnprintf(e->log + e->loglen, sizeof(e->log) - e->loglen, fmt, ap);
+	va_end(ap);
+}
+
+static struct fct *ct_find(struct engine *e, const char *name)
+{
+	for (int i = 0; i < e->nct; i++) {
+		struct fct *c = &e->ct[i];
+
+		if (c->st != CT_GONE && (!strcmp(c->name, name) || !strcmp(c->id, name) ||
+		    (strlen(name) >= 12 && !strncmp(c->id, name, strlen(name)))))
+			return c;
+	}
+	return NULL;
+}
+
+static struct fimg *img_find(struct engine *e, const char *ref)
+{
+	for (int i = 0; i < e->nimg; i++)
+		if (!e->img[i].gone && (!strcmp(e->img[i].ref, ref) || !strcmp(e->img[i].id, ref)))
+			return &e->img[i];
+	return NULL;
+}
+
+static struct fimg *img_add(struct engine *e, const char *ref, const int *layers, int n)
+{
+	struct fimg *m = &e->img[e->nimg++];
+	char h[65];
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->ref, sizeof(m->ref), "%s", ref);
+	hex64(h, 0x10000 + ++e->seq);
+	snprintf(m->id, sizeof(m->id), "sha256:%s", h);
+	memcpy(m->layer, layers, n * sizeof(*layers));
+	m->nlayers = n;
+	return m;
+}
+
+static bool holds_layer(struct engine *e, int k)
+{
+	for (int i = 0; i < e->nimg; i++)
+		for (int j = 0; !e->img[i].gone && j < e->img[i].nlayers; j++)
+			if (e->img[i].layer[j] == k)
+				return true;
+	return false;
+}
+
+static void upper_of(struct engine *e, const struct fct *c, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/overlay2/%s/diff", e->root, c->id);
+}
+
+static int mkdir_p(const char *path)
+{
+	char t[512];
+
+	snprintf(t, sizeof(t), "%s", path);
+	for (char *p = t + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(t, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return mkdir(t, 0700) && errno != EEXIST ? -errno : 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void rm_tree(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int write_file(const char *path, const void *buf, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ssize_t w;
+
+	if (fd < 0)
+		return -errno;
+	w = write(fd, buf, n);
+	close(fd);
+	return w == (ssize_t)n ? 0 : -EIO;
+}
+
+/* What CRIU would have written: the pages and an inventory. */
+static int ckpt_write(const char *dir)
+{
+	static char pages[CKPT_PAGES];
+	char p[800];
+	int r = mkdir_p(dir);
+
+	for (size_t i = 0; i < sizeof(pages); i++)
+		pages[i] = CKPT_WORD[i % (sizeof(CKPT_WORD) - 1)];
+	snprintf(p, sizeof(p), "%s/pages-1.img", dir);
+	r = r ?: write_file(p, pages, sizeof(pages));
+	snprintf(p, sizeof(p), "%s/inventory.img", dir);
+	return r ?: write_file(p, "fake\n", 5);
+}
+
+/* The checkpoint arrived whole: pages-1.img exactly as written, an inventory. */
+static bool ckpt_check(const char *dir, char *why, size_t cap)
+{
+	char p[800], buf[4096];
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/inventory.img", dir);
+	if (access(p, F_OK)) {
+		snprintf(why, cap, "%.300s: %s", p, strerror(errno));
+		return false;
+	}
+	snprintf(p, sizeof(p), "%s/pages-1.img", dir);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, cap, "%.300s: %s", p, strerror(errno));
+		return false;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != CKPT_WORD[(got + i) % (sizeof(CKPT_WORD) - 1)]) {
+				close(fd);
+				snprintf(why, cap, "%.300s differs at byte %zu", p, got + i);
+				return false;
+			}
+		}
+		got += n;
+	}
+	close(fd);
+	if (got != CKPT_PAGES) {
+		snprintf(why, cap, "%.300s has %zu bytes, not %d", p, got, CKPT_PAGES);
+		return false;
+	}
+	return true;
+}
+
+/* --- docker save / load: an OCI-layout tar of ustar entries ---------------------- */
+
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static void buf_put(struct buf *b, const void *src, size_t n)
+{
+	if (b->len + n > b->cap) {
+		b->cap = (b->len + n) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			abort();
+	}
+	if (src)
+		memcpy(b->p + b->len, src, n);
+	else
+		memset(b->p + b->len, 0, n);
+	b->len += n;
+}
+
+static void tar_entry(struct buf *b, const char *name, const void *data, size_t n)
+{
+	char h[512] = { 0 };
+	unsigned int sum = 0;
+
+	snprintf(h, 100, "%s", name);
+	snprintf(h + 100, 8, "%07o", 0644);
+	snprintf(h + 108, 8, "%07o", 0);
+	snprintf(h + 116, 8, "%07o", 0);
+	snprintf(h + 124, 12, "%011o", (unsigned int)n);
+	snprintf(h + 136, 12, "%011o", 0);
+	memset(h + 148, ' ', 8);
+	h[156] = '0';
+	memcpy(h + 257, "ustar", 6);
+	memcpy(h + 263, "00", 2);
+	for (int i = 0; i < 512; i++)
+		sum += (uint8_t)h[i];
+	snprintf(h + 148, 8, "%06o", sum);
+	h[155] = ' ';
+	buf_put(b, h, 512);
+	buf_put(b, data, n);
+	buf_put(b, NULL, (512 - n % 512) % 512);
+}
+
+static void image_tar(const struct fimg *m, struct buf *b)
+{
+	json_t *man = json_pack("[{s:s+, s:[s], s:[]}]", "Config", "blobs/sha256/", m->id + 7,
+				"RepoTags", m->ref, "Layers");
+	json_t *cfg = json_pack("{s:{s:s, s:[]}}", "rootfs", "type", "layers", "diff_ids");
+	json_t *ml = json_object_get(json_array_get(man, 0), "Layers");
+	json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+	char name[128], h[65], *s;
+
+	for (int i = 0; i < m->nlayers; i++) {
+		hex64(h, m->layer[i]);
+		snprintf(name, sizeof(name), "blobs/sha256/%s", h);
+		json_array_append_new(ml, json_string(name));
+		snprintf(name, sizeof(name), "sha256:%s", h);
+		json_array_append_new(ids, json_string(name));
+	}
+	s = json_dumps(man, JSON_COMPACT);
+	tar_entry(b, "manifest.json", s, strlen(s));
+	free(s);
+	s = json_dumps(cfg, JSON_COMPACT);
+	snprintf(name, sizeof(name), "blobs/sha256/%s", m->id + 7);
+	tar_entry(b, name, s, strlen(s));
+	free(s);
+	for (int i = 0; i < m->nlayers; i++) {
+		size_t n = layer_size(m->layer[i]);
+		uint8_t *d = malloc(n);
+
+		for (size_t k = 0; k < n; k++)
+			d[k] = layer_byte(m->layer[i], k);
+		hex64(h, m->layer[i]);
+		snprintf(name, sizeof(name), "blobs/sha256/%s", h);
+		tar_entry(b, name, d, n);
+		free(d);
+	}
+	buf_put(b, NULL, 1024);
+	json_decref(man);
+	json_decref(cfg);
+}
+
+/*
+ * docker load of @tar: every layer of the manifest is in the tar, intact, or
+ * already held here; registers the image. 0, or -1 with Docker-like @why.
+ */
+static int image_load(struct engine *e, const uint8_t *tar, size_t len, char *ref, size_t rcap,
+		      char *why, size_t wcap)
+{
+	const uint8_t *blob[16];
+	char bname[16][128];
+	size_t blen[16], off = 0;
+	int nb = 0, layers[8], nl = 0, nblobs = 0;
+	json_t *man = NULL, *ml;
+	size_t i;
+	json_t *v;
+
+	while (off + 512 <= len && tar[off]) {
+		char name[101], size[13];
+		size_t n;
+
+		snprintf(name, sizeof(name), "%.100s", (const char *)tar + off);
+		snprintf(size, sizeof(size), "%.12s", (const char *)tar + off + 124);
+		n = strtoul(size, NULL, 8);
+		if (off + 512 + n > len) {
+			snprintf(why, wcap, "Error processing tar file(exit status 1): unexpected EOF");
+			return -1;
+		}
+		if (!strcmp(name, "manifest.json"))
+			man = json_loadb((const char *)tar + off + 512, n, 0, NULL);
+		else if (nb < 16) {
+			snprintf(bname[nb], sizeof(bname[nb]), "%s", name);
+			blob[nb] = tar + off + 512;
+			blen[nb++] = n;
+		}
+		off += 512 + (n + 511) / 512 * 512;
+	}
+	ml = json_object_get(json_array_get(man, 0), "Layers");
+	if (!json_is_array(ml)) {
+		json_decref(man);
+		snprintf(why, wcap, "open /var/lib/docker/tmp/docker-import-1/manifest.json: "
+			 "no such file or directory");
+		return -1;
+	}
+	json_array_foreach(ml, i, v) {
+		const char *want = json_string_value(v);
+		int k = hex_n(want ? want + strlen("blobs/sha256/") : "0"), b;
+
+		for (b = 0; b < nb && strcmp(bname[b], want ?: ""); b++)
+			;
+		if (b < nb) {
+			nblobs++;
+			for (size_t j = 0; j < blen[b]; j++) {
+				if (blen[b] != layer_size(k) || blob[b][j] != layer_byte(k, j)) {
+					snprintf(why, wcap, "layer %s: digest mismatch", want);
+					json_decref(man);
+					return -1;
+				}
+			}
+		} else if (!holds_layer(e, k)) {
+			snprintf(why, wcap, "open /var/lib/docker/tmp/docker-import-1/%s: no such file "
+				 "or directory", want ?: "");
+			json_decref(man);
+			return -1;
+		}
+		if (nl < 8)
+			layers[nl++] = k;
+	}
+	snprintf(ref, rcap, "%s", json_string_value(json_array_get(json_object_get(
+		json_array_get(man, 0), "RepoTags"), 0)) ?: "");
+	json_decref(man);
+	if (img_find(e, ref))
+		img_find(e, ref)->gone = true;
+	img_add(e, ref, layers, nl);
+	e->loaded_layers = nblobs;
+	return 0;
+}
+
+/* --- the relay: the peer channel passes through it, and it can cut it ------------- */
+
+struct relay {
+	int lfd;
+	uint16_t port, to;
+	pthread_t th;
+	pthread_mutex_t mu;
+	int a, b;		/* under mu */
+	bool cut;
+};
+
+static struct relay R = { .a = -1, .b = -1, .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void relay_cut(struct relay *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->cut = true;
+	if (r->a >= 0)
+		shutdown(r->a, SHUT_RDWR);
+	if (r->b >= 0)
+		shutdown(r->b, SHUT_RDWR);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int fwd(int from, int to)
+{
+	char buf[65536];
+	ssize_t n = read(from, buf, sizeof(buf));
+
+	if (n <= 0)
+		return -1;
+	return fdk_send_all(to, buf, n) ? -1 : 0;
+}
+
+static void *relay_main(void *arg)
+{
+	struct relay *r = arg;
+	struct pollfd p[2] = { { .fd = r->lfd, .events = POLLIN } };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(r->to),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int a, b;
+
+	if (poll(p, 1, 5000) != 1)
+		return NULL;
+	a = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+	b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (a < 0 || b < 0 || connect(b, (struct sockaddr *)&sa, sizeof(sa))) {
+		if (a >= 0)
+			close(a);
+		if (b >= 0)
+			close(b);
+		return NULL;
+	}
+	/* As transparent as a wire: no Nagle delay on what the ends already batched. */
+	setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	setsockopt(b, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	pthread_mutex_lock(&r->mu);
+	r->a = a;
+	r->b = b;
+	pthread_mutex_unlock(&r->mu);
+	p[0] = (struct pollfd){ .fd = a, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = b, .events = POLLIN };
+	for (;;) {
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if ((p[0].revents && fwd(a, b)) || (p[1].revents && fwd(b, a)))
+			break;
+	}
+	pthread_mutex_lock(&r->mu);
+	close(a);
+	close(b);
+	r->a = r->b = -1;
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* --- the fake dockerd's routes ---------------------------------------------------- */
+
+static int reply_json(int fd, const char *status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	int r = fdk_reply(fd, status, s);
+
+	free(s);
+	json_decref(j);
+	return r;
+}
+
+static int reply_no_ct(int fd, const char *name)
+{
+	char m[200];
+
+	snprintf(m, sizeof(m), "No such container: %s", name);
+	return fdk_reply_msg(fd, "404 Not Found", m);
+}
+
+static int reply_no_img(int fd, const char *name)
+{
+	char m[300];
+
+	snprintf(m, sizeof(m), "No such image: %s", name);
+	return fdk_reply_msg(fd, "404 Not Found", m);
+}
+
+/* A query parameter's value (no percent-decoding: the test's names need none). */
+static void qget(const char *path, const char *key, char *out, size_t cap)
+{
+	const char *q = strchr(path, '?'), *p;
+	size_t kl = strlen(key);
+
+	out[0] = '\0';
+	for (p = q; p && *p; p = strchr(p + 1, '&')) {
+		if (!strncmp(p + 1, key, kl) && p[1 + kl] == '=') {
+			snprintf(out, cap, "%.*s", (int)strcspn(p + 2 + kl, "&"), p + 2 + kl);
+			return;
+		}
+	}
+}
+
+/* Which Engine API call: op name, the container or image it names (@a). */
+static const char *classify(const struct fdk_req *rq, char *a, size_t cap)
+{
+	const char *p = rq->path, *m = rq->method, *rest;
+	size_t n;
+
+	a[0] = '\0';
+	if (!strcmp(p, "/version"))
+		return "version";
+	if (!strncmp(p, "/containers/create", 18)) {
+		qget(p, "name", a, cap);
+		return "create";
+	}
+	if (!strncmp(p, "/containers/", 12)) {
+		rest = p + 12;
+		n = strcspn(rest, "/?");
+		snprintf(a, cap, "%.*s", (int)n, rest);
+		rest += n;
+		if (!strcmp(m, "DELETE") && *rest == '?')
+			return "remove";
+		if (!strcmp(rest, "/json"))
+			return "inspect";
+		if (!strncmp(rest, "/start", 6))
+			return "start";
+		if (!strcmp(rest, "/pause"))
+			return "pause";
+		if (!strcmp(rest, "/unpause"))
+			return "unpause";
+		if (!strcmp(rest, "/checkpoints"))
+			return !strcmp(m, "POST") ? "ckpt-create" : "ckpt-list";
+		if (!strncmp(rest, "/checkpoints/", 13))
+			return "ckpt-delete";
+		return "?";
+	}
+	if (!strncmp(p, "/commit?", 8)) {
+		qget(p, "container", a, cap);
+		return "commit";
+	}
+	if (!strcmp(p, "/images/json"))
+		return "image-list";
+	if (!strncmp(p, "/images/get?", 12)) {
+		qget(p, "names", a, cap);
+		return "save";
+	}
+	if (!strncmp(p, "/images/load", 12))
+		return "load";
+	if (!strncmp(p, "/images/", 8)) {
+		rest = p + 8;
+		n = strlen(rest);
+		if (!strcmp(m, "GET") && n > 5 && !strcmp(rest + n - 5, "/json")) {
+			snprintf(a, cap, "%.*s", (int)(n - 5), rest);
+			return "image-inspect";
+		}
+		if (!strcmp(m, "DELETE")) {
+			snprintf(a, cap, "%.*s", (int)strcspn(rest, "?"), rest);
+			return "image-remove";
+		}
+	}
+	return "?";
+}
+
+static int do_inspect(struct engine *e, int fd, const char *name)
+{
+	struct fct *c = ct_find(e, name);
+	char upper[512], nm[100];
+	json_t *j;
+
+	if (!c)
+		return reply_no_ct(fd, name);
+	upper_of(e, c, upper, sizeof(upper));
+	snprintf(nm, sizeof(nm), "/%s", c->name);
+	j = json_pack("{s:s, s:s, s:{s:s, s:b, s:b, s:i}, s:{s:s, s:{s:s}}, s:{s:s}, s:{s:s},"
+		      " s:{s:s, s:O}}",
+		      "Id", c->id, "Name", nm,
+		      "State", "Status", c->st == CT_RUNNING ? "running" : c->st == CT_PAUSED ?
+		      "paused" : "created", "Running", c->st == CT_RUNNING || c->st == CT_PAUSED,
+		      "Paused", c->st == CT_PAUSED, "Pid", 0,
+		      "GraphDriver", "Name", "overlay2", "Data", "UpperDir", upper,
+		      "NetworkSettings", "IPAddress", c->st == CT_CREATED ? "" : inet_ntoa(e->ip),
+		      "HostConfig", "Runtime", c->runtime,
+		      "Config", "Image", c->image, "Cmd", c->cmd);
+	return reply_json(fd, "200 OK", j);
+}
+
+static int do_create(struct engine *e, int fd, const char *name, const struct fdk_req *rq)
+{
+	json_t *cfg = json_loadb(rq->body ?: "", rq->body_len, 0, NULL);
+	const char *image = json_string_value(json_object_get(cfg, "Image"));
+	const char *rt = json_string_value(json_object_get(json_object_get(cfg, "HostConfig"),
+							   "Runtime"));
+	const char *mud = json_string_value(json_object_get(json_object_get(cfg, "Labels"),
+							    "edgehop.mud"));
+	char upper[512], m[300];
+	struct fct *c;
+
+	if (!image || !json_is_array(json_object_get(cfg, "Cmd"))) {
+		json_decref(cfg);
+		return fdk_reply_msg(fd, "400 Bad Request", "config has no Image or Cmd");
+	}
+	if (!img_find(e, image)) {
+		json_decref(cfg);
+		return reply_no_img(fd, image);
+	}
+	if (ct_find(e, name)) {
+		json_decref(cfg);
+		snprintf(m, sizeof(m), "Conflict. The container name \"/%s\" is already in use", name);
+		return fdk_reply_msg(fd, "409 Conflict", m);
+	}
+	c = &e->ct[e->nct++];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	hex64(c->id, 0xc0000 + ++e->seq);
+	snprintf(c->image, sizeof(c->image), "%s", image);
+	snprintf(c->runtime, sizeof(c->runtime), "%s", rt ?: "runc");
+	c->mud = mud ? strtoul(mud, NULL, 10) : 0;
+	c->cmd = json_incref(json_object_get(cfg, "Cmd"));
+	c->st = CT_CREATED;
+	json_decref(cfg);
+	upper_of(e, c, upper, sizeof(upper));
+	mkdir_p(upper);
+	return reply_json(fd, "201 Created", json_pack("{s:s, s:[]}", "Id", c->id, "Warnings"));
+}
+
+/* One line of edgehop-runc's marks file (ehrt.h). */
+static void runc_mark(struct engine *e, const char *id, const char *what)
+{
+	char p[600];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s/marks", e->stage, id);
+	f = fopen(p, "a");
+	if (f) {
+		fprintf(f, "%s %.3f\n", what, eh_mono_ms());
+		fclose(f);
+	}
+}
+
+/*
+ * edgehop-runc's create and start, as control/runtime/main.c: waits for the
+ * staged image, "restores" it, marks each moment.
+ */
+static int runc_restore(struct engine *e, const char *id, char *why, size_t cap)
+{
+	char p[600], q[600];
+	double end = eh_mono_ms() + DEADLINE_S * 1000;
+
+	runc_mark(e, id, EHRT_MARK_CREATE);
+	for (;;) {
+		snprintf(p, sizeof(p), "%s/%s/abort", e->stage, id);
+		if (!access(p, F_OK)) {
+			snprintf(why, cap, "edgehop-runc: the migration of %s was aborted", id);
+			return -1;
+		}
+		snprintf(p, sizeof(p), "%s/%s/pending", e->stage, id);
+		if (access(p, F_OK))
+			break;
+		if (eh_mono_ms() > end) {
+			snprintf(why, cap, "edgehop-runc: %s still pending", id);
+			return -1;
+		}
+		usleep(1000);	/* edgehop-runc waits on inotify; a poll is enough here */
+	}
+	runc_mark(e, id, EHRT_MARK_RESTORE);
+	snprintf(p, sizeof(p), "%s/%s/img", e->stage, id);
+	if (!ckpt_check(p, why, cap))
+		return -1;
+	snprintf(q, sizeof(q), "%s/%s/img.used", e->stage, id);
+	if (rename(p, q)) {
+		snprintf(why, cap, "rename %s: %s", p, strerror(errno));
+		return -1;
+	}
+	runc_mark(e, id, EHRT_MARK_RESTORED);
+	runc_mark(e, id, EHRT_MARK_START);
+	return 0;
+}
+
+static int do_start(struct engine *e, int fd, const char *name, const struct fdk_req *rq)
+{
+	char ck[128], dir[700], why[700], id[65];
+	struct fct *c;
+	bool edgehop;
+
+	qget(rq->path, "checkpoint", ck, sizeof(ck));
+	pthread_mutex_lock(&e->mu);
+	c = ct_find(e, name);
+	if (!c) {
+		pthread_mutex_unlock(&e->mu);
+		return reply_no_ct(fd, name);
+	}
+	if (c->st == CT_RUNNING || c->st == CT_PAUSED) {
+		pthread_mutex_unlock(&e->mu);
+		return fdk_reply(fd, "304 Not Modified", NULL);
+	}
+	edgehop = !strcmp(c->runtime, "edgehop");
+	snprintf(id, sizeof(id), "%s", c->id);
+	pthread_mutex_unlock(&e->mu);
+	why[0] = '\0';
+	if (ck[0]) {
+		snprintf(dir, sizeof(dir), "%s/containers/%s/checkpoints/%s", e->root, id, ck);
+		ckpt_check(dir, why, sizeof(why));
+	} else if (edgehop) {
+		runc_restore(e, id, why, sizeof(why));
+	}
+	if (why[0]) {
+		char m[900];
+
+		snprintf(m, sizeof(m), "failed to create task for container: restore: %s", why);
+		return fdk_reply_msg(fd, "500 Internal Server Error", m);
+	}
+	pthread_mutex_lock(&e->mu);
+	c = ct_find(e, id);
+	if (c)
+		c->st = CT_RUNNING;
+	pthread_mutex_unlock(&e->mu);
+	return c ? fdk_reply(fd, "204 No Content", NULL) : reply_no_ct(fd, name);
+}
+
+/* The image save, chunked as dockerd does; the channel is cut halfway if asked. */
+static int do_save(struct engine *e, int fd, const char *name)
+{
+	struct buf b = { 0 };
+	struct fimg *m;
+	bool cut;
+	int r = 0;
+
+	pthread_mutex_lock(&e->mu);
+	m = img_find(e, name);
+	if (m)
+		image_tar(m, &b);
+	cut = e->cut_mid && !strcmp(e->cut_op, "save");
+	pthread_mutex_unlock(&e->mu);
+	if (!m)
+		return reply_no_img(fd, name);
+	r = fdk_chunked_head(fd, "application/x-tar");
+	for (size_t off = 0; !r && off < b.len; off += 32768) {
+		if (cut && off >= b.len / 2) {
+			relay_cut(&R);
+			cut = false;
+		}
+		r = fdk_chunk(fd, b.p + off, b.len - off < 32768 ? b.len - off : 32768);
+	}
+	free(b.p);
+	return r ?: fdk_chunked_end(fd);
+}
+
+static int do_load(struct engine *e, int fd, const struct fdk_req *rq)
+{
+	char ref[200], why[400], body[1000];
+	int r;
+
+	pthread_mutex_lock(&e->mu);
+	r = image_load(e, (const uint8_t *)rq->body, rq->body_len, ref, sizeof(ref), why,
+		       sizeof(why));
+	pthread_mutex_unlock(&e->mu);
+	if (r)
+		snprintf(body, sizeof(body), "{\"errorDetail\":{\"message\":\"%s\"},\"error\":\"%s\"}\r\n",
+			 why, why);
+	else
+		snprintf(body, sizeof(body), "{\"stream\":\"Loaded image: %s\\n\"}\r\n", ref);
+	return fdk_reply_chunked(fd, "application/json", body);
+}
+
+static int route(struct fdk_server *s, int fd, struct fdk_req *rq)
+{
+	struct engine *e = s->ctx;
+	char a[256], b[512], dir[700], m[300];
+	const char *op = classify(rq, a, sizeof(a));
+	struct fct *c;
+	struct fimg *im;
+	bool fault = false, cut = false;
+	json_t *j, *v;
+
+	pthread_mutex_lock(&e->mu);
+	elog(e, "%s %s\n", op, a);
+	if (e->f_op[0] && !strcmp(op, e->f_op) && e->f_hits++ == e->f_skip) {
+		fault = true;
+		e->f_fired = true;
+	}
+	cut = e->cut_op[0] && !e->cut_mid && !strcmp(op, e->cut_op);
+	pthread_mutex_unlock(&e->mu);
+	if (cut)
+		relay_cut(&R);
+	if (fault && !strcmp(op, "load")) {
+		snprintf(b, sizeof(b), "{\"errorDetail\":{\"message\":\"%s\"},\"error\":\"%s\"}\r\n",
+			 e->f_msg, e->f_msg);
+		return fdk_reply_chunked(fd, "application/json", b);
+	}
+	if (fault)
+		return fdk_reply_msg(fd, e->f_status, e->f_msg);
+
+	if (!strcmp(op, "version"))
+		return fdk_reply(fd, "200 OK", "{\"Version\":\"26.1.5\",\"ApiVersion\":\"1.45\","
+				 "\"MinAPIVersion\":\"1.24\",\"Experimental\":true}");
+	if (!strcmp(op, "start"))
+		return do_start(e, fd, a, rq);
+	if (!strcmp(op, "save"))
+		return do_save(e, fd, a);
+	if (!strcmp(op, "load"))
+		return do_load(e, fd, rq);
+
+	pthread_mutex_lock(&e->mu);
+	c = ct_find(e, a);
+	if (!strcmp(op, "inspect")) {
+		int r = do_inspect(e, fd, a);
+
+		pthread_mutex_unlock(&e->mu);
+		return r;
+	}
+	if (!strcmp(op, "create")) {
+		int r = do_create(e, fd, a, rq);
+
+		pthread_mutex_unlock(&e->mu);
+		return r;
+	}
+	if (c && (!strcmp(op, "pause") || !strcmp(op, "unpause"))) {
+		bool p = !strcmp(op, "pause"), can = c->st == (p ? CT_RUNNING : CT_PAUSED);
+
+		if (can)
+			c->st = p ? CT_PAUSED : CT_RUNNING;
+		else
+			snprintf(m, sizeof(m), "Container %s is %s", c->id,
+				 p ? "not running" : "not paused");
+		pthread_mutex_unlock(&e->mu);
+		return can ? fdk_reply(fd, "204 No Content", NULL) : fdk_reply_msg(fd, "409 Conflict", m);
+	}
+	if (!strcmp(op, "remove")) {
+		if (c) {
+			upper_of(e, c, dir, sizeof(dir));
+			*strrchr(dir, '/') = '\0';
+			rm_tree(dir);
+			snprintf(dir, sizeof(dir), "%s/containers/%s", e->root, c->id);
+			rm_tree(dir);
+			c->st = CT_GONE;
+		}
+		pthread_mutex_unlock(&e->mu);
+		return c ? fdk_reply(fd, "204 No Content", NULL) : reply_no_ct(fd, a);
+	}
+	if (!strcmp(op, "ckpt-create") && c) {
+		j = json_loadb(rq->body ?: "", rq->body_len, 0, NULL);
+		snprintf(dir, sizeof(dir), "%s/containers/%s/checkpoints/%s", e->root, c->id,
+			 json_string_value(json_object_get(j, "CheckpointID")) ?: "none");
+		json_decref(j);
+		pthread_mutex_unlock(&e->mu);
+		if (ckpt_write(dir))
+			return fdk_reply_msg(fd, "500 Internal Server Error", "fake CRIU: cannot write");
+		return fdk_reply(fd, "201 Created", NULL);
+	}
+	if (!strcmp(op, "ckpt-delete") && c) {
+		snprintf(dir, sizeof(dir), "%s/containers/%s/checkpoints/%s", e->root, c->id,
+			 strrchr(rq->path, '/') + 1);
+		pthread_mutex_unlock(&e->mu);
+		rm_tree(dir);
+		return fdk_reply(fd, "204 No Content", NULL);
+	}
+	if (!strcmp(op, "commit") && c && (im = img_find(e, c->image))) {
+		char repo[200], tag[100], ref[300];
+		int layers[8], n = im->nlayers;
+
+		qget(rq->path, "repo", repo, sizeof(repo));
+		qget(rq->path, "tag", tag, sizeof(tag));
+		snprintf(ref, sizeof(ref), "%s:%s", repo, tag);
+		memcpy(layers, im->layer, n * sizeof(int));
+		layers[n++] = 0x100 + e->seq;	/* the container's own layer */
+		im = img_add(e, ref, layers, n);
+		snprintf(b, sizeof(b), "{\"Id\":\"%s\"}", im->id);
+		pthread_mutex_unlock(&e->mu);
+		return fdk_reply(fd, "201 Created", b);
+	}
+	if (!strcmp(op, "image-list")) {
+		j = json_array();
+		for (int i = 0; i < e->nimg; i++)
+			if (!e->img[i].gone)
+				json_array_append_new(j, json_pack("{s:s, s:[s]}", "Id", e->img[i].id,
+								   "RepoTags", e->img[i].ref));
+		pthread_mutex_unlock(&e->mu);
+		return reply_json(fd, "200 OK", j);
+	}
+	if (!strcmp(op, "image-inspect") && (im = img_find(e, a))) {
+		char h[65], id[80];
+
+		v = json_array();
+		for (int i = 0; i < im->nlayers; i++) {
+			hex64(h, im->layer[i]);
+			snprintf(id, sizeof(id), "sha256:%s", h);
+			json_array_append_new(v, json_string(id));
+		}
+		j = json_pack("{s:s, s:[s], s:{s:s, s:o}}", "Id", im->id, "RepoTags", im->ref,
+			      "RootFS", "Type", "layers", "Layers", v);
+		pthread_mutex_unlock(&e->mu);
+		return reply_json(fd, "200 OK", j);
+	}
+	if (!strcmp(op, "image-remove") && (im = img_find(e, a))) {
+		im->gone = true;
+		snprintf(b, sizeof(b), "[{\"Untagged\":\"%s\"}]", im->ref);
+		pthread_mutex_unlock(&e->mu);
+		return fdk_reply(fd, "200 OK", b);
+	}
+	pthread_mutex_unlock(&e->mu);
+	if (!strncmp(op, "image", 5))
+		return reply_no_img(fd, a);
+	if (!c && strcmp(op, "?"))
+		return reply_no_ct(fd, a);
+	snprintf(m, sizeof(m), "fake dockerd: no route for %s %s", rq->method, rq->path);
+	return fdk_reply_msg(fd, "404 Not Found", m);
+}
+
+static int engine_start(struct engine *e, struct in_addr ip)
+{
+	char p[108];
+
+	snprintf(e->root, sizeof(e->root), "%s/%s/docker", tmp, e->node);
+	snprintf(e->state, sizeof(e->state), "%s/%s/state", tmp, e->node);
+	snprintf(e->stage, sizeof(e->stage), "%s/%s/restore", tmp, e->node);
+	snprintf(p, sizeof(p), "%s/%s/docker.sock", tmp, e->node);
+	pthread_mutex_init(&e->mu, NULL);
+	e->ip = ip;
+	e->srv.route = route;
+	e->srv.ctx = e;
+	return mkdir_p(e->root) ?: mkdir_p(e->state) ?: mkdir_p(e->stage) ?: fdk_start(&e->srv, p);
+}
+
+/* CT-x of @mud on ES-x from @image, running, its UpperDir with a few files. */
+static struct fct *ct_x(uint32_t mud, const char *image)
+{
+	static uint8_t state[STATE_BYTES];
+	char upper[512], p[600];
+	struct fct *c;
+
+	for (size_t i = 0; i < sizeof(state); i++)
+		state[i] = (uint8_t)(i * 13 + mud);
+	pthread_mutex_lock(&X.mu);
+	c = &X.ct[X.nct++];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "eh-mud-%u", mud);
+	hex64(c->id, 0xa0000 + mud);
+	snprintf(c->image, sizeof(c->image), "%s", image);
+	snprintf(c->runtime, sizeof(c->runtime), "runc");
+	c->mud = mud;
+	c->cmd = json_pack("[s, s, s]", "/edgehop-svc", "--port", "7777");
+	c->st = CT_RUNNING;
+	upper_of(&X, c, upper, sizeof(upper));
+	pthread_mutex_unlock(&X.mu);
+	snprintf(p, sizeof(p), "%s/app/empty", upper);
+	mkdir_p(p);
+	snprintf(p, sizeof(p), "%s/app/state.db", upper);
+	write_file(p, state, sizeof(state));
+	snprintf(p, sizeof(p), "%s/etc", upper);
+	mkdir_p(p);
+	snprintf(p, sizeof(p), "%s/etc/state-link", upper);
+	if (symlink("../app/state.db", p))
+		tap_diag("symlink %s: %s", p, strerror(errno));
+	return c;
+}
+
+/* --- the service in CT-y: STATUS_REQ answered in pages of 20 ------------------------ */
+
+#define SVC_MUD_FIRST	100	/* it holds state for MUDs 100..159 ... */
+#define SVC_MUD_COUNT	60
+static uint32_t svc_forget;	/* ... except this one */
+static int svc_fd = -1;
+static struct in_addr svc_ip;
+
+static void *svc_main(void *arg)
+{
+	uint8_t in[512], out[2048];
+	struct eh_hdr *q = (void *)in, *h = (void *)out;
+
+	(void)arg;
+	for (;;) {
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(svc_fd, in, sizeof(in), 0, (struct sockaddr *)&from, &fl);
+		uint32_t first, cnt = 0, held = 0, ids[SVC_MUD_COUNT];
+
+		if (n < (ssize_t)sizeof(*q) || ntohl(q->magic) != EH_MAGIC ||
+		    q->type != EH_T_STATUS_REQ)
+			continue;
+		for (uint32_t i = 0; i < SVC_MUD_COUNT; i++)
+			if (SVC_MUD_FIRST + i != __atomic_load_n(&svc_forget, __ATOMIC_RELAXED))
+				ids[held++] = SVC_MUD_FIRST + i;
+		first = ntohl(q->seq);
+		memset(out, 0, sizeof(out));
+		for (uint32_t i = first; i < held && cnt < 20; i++, cnt++) {
+			struct eh_status_ent *e = (void *)(out + sizeof(*h) + cnt * sizeof(*e));
+
+			e->mud_id = htonl(ids[i]);
+			e->last_seq = htonl(41);
+			e->applied = htobe64(42);
+		}
+		h->magic = htonl(EH_MAGIC);
+		h->version = EH_VERSION;
+		h->type = EH_T_STATUS_RESP;
+		h->mud_id = htonl(held);
+		h->seq = htonl(first);
+		h->send_ns = q->send_ns;
+		h->len = htonl(cnt * sizeof(struct eh_status_ent));
+		sendto(svc_fd, out, sizeof(*h) + cnt * sizeof(struct eh_status_ent), 0,
+		       (struct sockaddr *)&from, fl);
+	}
+	return NULL;
+}
+
+/* On 127.a.b.c:7777, an address of this process's own (tests may run side by side). */
+static int svc_start(void)
+{
+	pthread_t t;
+	uint32_t pid = getpid();
+
+	for (int i = 0; i < 8; i++) {
+		uint32_t h = pid * 8 + i;
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(SVC_PORT) };
+
+		sa.sin_addr.s_addr = htonl(0x7f000000u | (100u + (h >> 16) % 150) << 16 |
+					   ((h >> 8) & 0xff) << 8 | (1 + h % 250));
+		svc_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (svc_fd >= 0 && !bind(svc_fd, (struct sockaddr *)&sa, sizeof(sa))) {
+			svc_ip = sa.sin_addr;
+			return -pthread_create(&t, NULL, svc_main, NULL);
+		}
+		if (svc_fd >= 0)
+			close(svc_fd);
+	}
+	return -EADDRINUSE;
+}
+
+/* --- one migration: ES-x and ES-y in threads, under a deadline -------------------- */
+
+static struct peer_ctx *ctx_x, *ctx_y;
+static int lfd_y;
+static uint16_t port_y;
+
+struct mig {
+	uint32_t mud;
+	int method;
+	const char *image;
+	bool runc_ckpt;		/* CHECKPOINT = runc (fake runc) instead of Docker's API */
+	bool runc_restore;	/* RESTORE = runc: edgehop-runc, early start */
+	const char *fault;	/* the agent's FAULT key on ES-y */
+	bool cutover_fail;
+	/* results */
+	int rs, rd;
+	bool dest_ran, was_cut;
+	char es[1200], ed[1200];
+	struct migr_report reps, repd;
+	int cutovers, rollbacks;
+	struct in_addr cut_addr;
+	uint16_t cut_port;
+	double ms;
+};
+
+static int hook_cutover(void *ctx, uint32_t mud_id, struct in_addr addr, uint16_t port,
+			uint64_t *replayed, uint64_t *relayed, char *err, size_t errlen)
+{
+	struct mig *g = ctx;
+
+	(void)mud_id;
+	g->cutovers++;
+	g->cut_addr = addr;
+	g->cut_port = port;
+	if (g->cutover_fail) {
+		snprintf(err, errlen, "replay into CT-y: fake cutover refused");
+		return -EHOSTUNREACH;
+	}
+	*replayed = 7;
+	*relayed = 3;
+	return 0;
+}
+
+static void hook_rollback(void *ctx, uint32_t mud_id)
+{
+	(void)mud_id;
+	((struct mig *)ctx)->rollbacks++;
+}
+
+static void *src_main(void *arg)
+{
+	struct mig *g = arg;
+	struct peer_conn *pc = NULL;
+	struct dk *d = NULL;
+	char ct[64];
+	struct migr_src s = { .mud_id = g->mud, .method = g->method, .node = "node-x",
+			      .ct_id = ct, .image = g->image, .state_dir = X.state,
+			      .docker_checkpoint = !g->runc_ckpt };
+
+	snprintf(ct, sizeof(ct), "eh-mud-%u", g->mud);
+	s.cmd = json_pack("[s, s, s]", "/edgehop-svc", "--port", "7777");
+	g->rs = dk_open(&d, X.srv.sock);
+	if (g->rs) {
+		snprintf(g->es, sizeof(g->es), "dk_open: %s", dk_err(d));
+		goto out;
+	}
+	g->rs = peer_connect(ctx_x, "node-y", "127.0.0.1", R.port, 5000, &pc);
+	if (g->rs) {
+		snprintf(g->es, sizeof(g->es), "peer_connect: %s", strerror(-g->rs));
+		goto out;
+	}
+	g->rs = migr_source(d, pc, &s, &g->reps, g->es, sizeof(g->es));
+out:
+	json_decref(s.cmd);
+	peer_close(pc);
+	dk_close(d);
+	return NULL;
+}
+
+static void *dst_main(void *arg)
+{
+	struct mig *g = arg;
+	struct migr_dst_hooks h = { .ctx = g, .cutover = hook_cutover, .rollback = hook_rollback,
+				    .fault = g->fault, .docker_sock = Y.srv.sock,
+				    .restore_stage = g->runc_restore ? Y.stage : NULL };
+	struct peer_conn *pc = NULL;
+	struct dk *d = NULL;
+	json_t *begin = NULL;
+
+	g->rd = peer_accept(ctx_y, lfd_y, 5000, &pc);
+	if (g->rd) {
+		snprintf(g->ed, sizeof(g->ed), "peer_accept: %s", strerror(-g->rd));
+		return NULL;
+	}
+	g->rd = peer_recv_msg(pc, &begin);
+	if (!g->rd && strcmp(json_string_value(json_object_get(begin, "op")) ?: "", "migr_begin"))
+		g->rd = -EPROTO;
+	if (g->rd) {
+		snprintf(g->ed, sizeof(g->ed), "no migr_begin: %s", strerror(-g->rd));
+		goto out;
+	}
+	g->rd = dk_open(&d, Y.srv.sock);
+	if (g->rd) {
+		snprintf(g->ed, sizeof(g->ed), "dk_open: %s", dk_err(d));
+		goto out;
+	}
+	g->dest_ran = true;
+	g->rd = migr_dest(d, pc, begin, "node-y", Y.state, &h, &g->repd, g->ed, sizeof(g->ed));
+out:
+	json_decref(begin);
+	peer_close(pc);
+	dk_close(d);
+	return NULL;
+}
+
+static bool join_by(pthread_t t, const struct timespec *dl)
+{
+	return pthread_timedjoin_np(t, NULL, dl) == 0;
+}
+
+static void migrate(struct mig *g)
+{
+	pthread_t ts, td;
+	struct timespec dl;
+	double t0 = eh_mono_ms();
+	bool ok;
+
+	R.cut = false;
+	pthread_create(&R.th, NULL, relay_main, &R);
+	pthread_create(&td, NULL, dst_main, g);
+	pthread_create(&ts, NULL, src_main, g);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += DEADLINE_S;
+	ok = join_by(ts, &dl);
+	ok = join_by(td, &dl) && ok;
+	g->ms = eh_mono_ms() - t0;
+	if (!ok) {
+		/* Threads stuck in the engine: nothing sane to go on with. */
+		tap_ok(0, "MUD %u: ES-x and ES-y end within %d s (source: %s; dest: %s)", g->mud,
+		       DEADLINE_S, g->es, g->ed);
+		fflush(stdout);
+		_exit(1);
+	}
+	pthread_mutex_lock(&R.mu);
+	g->was_cut = R.cut;
+	pthread_mutex_unlock(&R.mu);
+	relay_cut(&R);	/* a relay whose two ends did not both close yet */
+	pthread_join(R.th, NULL);
+}
+
+/* --- what is left behind ---------------------------------------------------------- */
+
+static int dir_entries(const char *dir, char *list, size_t cap)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		n++;
+		if (strlen(list) + strlen(e->d_name) + 4 < cap)
+			strcat(strcat(list, " "), e->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * After a failed migration: CT-x running (not paused), no checkpoint or
+ * committed image of it on ES-x, no CT-y or loaded image on ES-y, no staged
+ * file or marker on either side. Returns how many things are wrong, in @why.
+ */
+static int leftovers(uint32_t mud, char *why, size_t cap)
+{
+	char pfx[64], dir[700];
+	struct fct *c;
+	int n = 0;
+
+	why[0] = '\0';
+	snprintf(pfx, sizeof(pfx), MIGR_IMAGE_REPO "mud-%u:", mud);
+	pthread_mutex_lock(&X.mu);
+	snprintf(dir, sizeof(dir), "eh-mud-%u", mud);
+	c = ct_find(&X, dir);
+	if (!c || c->st != CT_RUNNING) {
+		n++;
+		snprintf(why + strlen(why), cap - strlen(why), " CT-x %s;",
+			 !c ? "gone" : c->st == CT_PAUSED ? "paused" : "not running");
+	}
+	if (c) {
+		snprintf(dir, sizeof(dir), "%s/containers/%s/checkpoints", X.root, c->id);
+		n += dir_entries(dir, why, cap);
+	}
+	for (struct engine *e = &X; e; e = e == &X ? &Y : NULL) {
+		for (int i = 0; i < e->nimg; i++) {
+			if (!e->img[i].gone && !strncmp(e->img[i].ref, pfx, strlen(pfx))) {
+				n++;
+				snprintf(why + strlen(why), cap - strlen(why), " %s image %s;",
+					 e->node, e->img[i].ref);
+			}
+		}
+	}
+	for (int i = 0; i < Y.nct; i++) {
+		if (Y.ct[i].st != CT_GONE && Y.ct[i].mud == mud) {
+			n++;
+			snprintf(why + strlen(why), cap - strlen(why), " CT-y %s;", Y.ct[i].name);
+		}
+	}
+	pthread_mutex_unlock(&X.mu);
+	n += dir_entries(X.state, why, cap);
+	n += dir_entries(Y.state, why, cap);
+	n += dir_entries(Y.stage, why, cap);
+	return n;
+}
+
+static void engines_reset(void)
+{
+	for (struct engine *e = &X; e; e = e == &X ? &Y : NULL) {
+		pthread_mutex_lock(&e->mu);
+		e->f_op[0] = e->cut_op[0] = '\0';
+		e->f_hits = 0;
+		e->f_fired = e->cut_mid = false;
+		e->loglen = 0;
+		e->log[0] = '\0';
+		e->loaded_layers = -1;
+		pthread_mutex_unlock(&e->mu);
+	}
+	__atomic_store_n(&svc_forget, 0, __ATOMIC_RELAXED);
+}
+
+static bool logged(struct engine *e, const char *line)
+{
+	bool r;
+
+	pthread_mutex_lock(&e->mu);
+	r = strstr(e->log, line) != NULL;
+	pthread_mutex_unlock(&e->mu);
+	return r;
+}
+
+/* --- (a) migrations that succeed -------------------------------------------------- */
+
+static bool file_same(const char *a, const char *b)
+{
+	char x[4096], y[4096];
+	FILE *fa = fopen(a, "r"), *fb = fopen(b, "r");
+	size_t n, m;
+	bool same = fa && fb;
+
+	while (same && (n = fread(x, 1, sizeof(x), fa)) > 0) {
+		m = fread(y, 1, n, fb);
+		same = m == n && !memcmp(x, y, n);
+	}
+	if (same)
+		same = fread(y, 1, 1, fb) == 0;
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return same;
+}
+
+static bool report_json_ok(const struct migr_report *rep)
+{
+	json_t *j = migr_report_json(rep);
+	bool ok = j && json_array_size(json_object_get(j, "steps")) == MS_MAX &&
+		  json_is_string(json_object_get(j, "ct_y_id"));
+
+	json_decref(j);
+	return ok;
+}
+
+/*
+ * T5's moments: ES-y's own three, edgehop-runc's four (RESTORE = runc), the
+ * same on both sides after the trip in "done", "answering" at T5's end.
+ */
+static bool marks_ok(const struct migr_report *s, const struct migr_report *d, bool runc)
+{
+	static const char *const want[] = { "start_called", "start_returned", "answering",
+					    EHRT_MARK_CREATE, EHRT_MARK_RESTORE,
+					    EHRT_MARK_RESTORED, EHRT_MARK_START };
+	int n = runc ? 7 : 3;
+	bool ok = s->n_t5_marks == n && d->n_t5_marks == n;
+
+	for (int i = 0; ok && i < n; i++) {
+		ok = !strcmp(s->t5_marks[i].what, d->t5_marks[i].what) &&
+		     s->t5_marks[i].ms == d->t5_marks[i].ms;
+		if (!strcmp(s->t5_marks[i].what, "answering"))
+			ok = ok && s->t5_marks[i].ms == d->step[MS_T5_RESTORE].ms;
+	}
+	for (int k = 0; ok && k < n; k++) {
+		bool found = false;
+
+		for (int i = 0; i < n; i++)
+			found = found || !strcmp(s->t5_marks[i].what, want[k]);
+		ok = found;
+	}
+	return ok;
+}
+
+static void success(const char *what, uint32_t mud, int method, const char *image, int want,
+		    bool runc_ckpt, bool runc_restore, int want_blobs)
+{
+	struct mig g = { .mud = mud, .method = method, .image = image, .runc_ckpt = runc_ckpt,
+			 .runc_restore = runc_restore };
+	const struct migr_stepstat *s = g.reps.step, *d = g.repd.step;
+	char upx[512], upy[512], a[600], b[600], why[1000];
+	struct fct *cx, *cy = NULL;
+	json_t *cmd;
+	bool ok;
+
+	engines_reset();
+	cx = ct_x(mud, image);
+	migrate(&g);
+	tap_ok(!g.rs && !g.rd && g.dest_ran, "%s: both sides succeed in %.0f ms (source %d: %s; "
+	       "dest %d: %s)", what, g.ms, g.rs, g.es, g.rd, g.ed);
+
+	/* The reports: every step there, bytes counted alike on both sides. */
+	ok = g.reps.method == want && g.repd.method == want &&
+	     s[MS_T1_CHECKPOINT].ms > 0 && s[MS_T3_CAPTURE].ms > 0 &&
+	     s[MS_T2_SEND_CKPT].raw_bytes >= CKPT_PAGES && s[MS_T2_SEND_CKPT].wire_bytes > 0 &&
+	     s[MS_T2_SEND_CKPT].wire_bytes < s[MS_T2_SEND_CKPT].raw_bytes &&
+	     s[MS_T2_SEND_CKPT].raw_bytes == d[MS_T2_SEND_CKPT].raw_bytes &&
+	     s[MS_T2_SEND_CKPT].wire_bytes == d[MS_T2_SEND_CKPT].wire_bytes &&
+	     s[MS_T4_SEND_FS].raw_bytes > 0 &&
+	     s[MS_T4_SEND_FS].raw_bytes == d[MS_T4_SEND_FS].raw_bytes &&
+	     s[MS_T4_SEND_FS].wire_bytes == d[MS_T4_SEND_FS].wire_bytes &&
+	     (want == METHOD_C || s[MS_T3_CAPTURE].raw_bytes == s[MS_T4_SEND_FS].raw_bytes) &&
+	     d[MS_T5_RESTORE].ms > 0 && s[MS_T5_RESTORE].ms == d[MS_T5_RESTORE].ms &&
+	     d[MS_T7_REPLAY].ms >= 0 && s[MS_T7_REPLAY].ms == d[MS_T7_REPLAY].ms &&
+	     g.reps.pause_ms > 0 && g.reps.total_ms >= g.reps.pause_ms && g.reps.ready_ms > 0 &&
+	     marks_ok(&g.reps, &g.repd, runc_restore) &&
+	     g.reps.replayed == 7 && g.reps.relayed == 3 &&
+	     !strcmp(g.reps.restore_via, runc_restore ? "runc" : "docker") &&
+	     g.reps.early_start == runc_restore && g.repd.early_start == runc_restore &&
+	     g.reps.ct_y_id[0] && !strcmp(g.reps.ct_y_id, g.repd.ct_y_id) &&
+	     !strcmp(g.reps.ct_y_name, g.repd.ct_y_name) &&
+	     !strcmp(g.reps.ct_y_image, g.repd.ct_y_image) &&
+	     g.reps.ct_y_addr.s_addr == svc_ip.s_addr && g.repd.ct_y_addr.s_addr == svc_ip.s_addr &&
+	     (!runc_ckpt || !data_dir[0] || (g.reps.ckpt_pages > 0 && g.reps.criu_frozen_ms > 0)) &&
+	     (runc_ckpt || g.reps.criu_frozen_ms < 0) &&
+	     report_json_ok(&g.reps) && report_json_ok(&g.repd);
+	tap_ok(ok, "%s: reports agree: %s, T1 %.1f ms, T2 %llu/%llu B (dest %llu/%llu), "
+	       "T3 %llu B, T4 %llu/%llu B (dest %llu), skipped %llu B, T5 %.1f ms via %s%s, "
+	       "T7 %.1f ms, pause %.1f ms, ready %.1f ms, total %.1f ms, %d T5 marks (dest %d), "
+	       "%llu replayed/%llu relayed, pages %llu, CT-y %.12s at %s", what, g.reps.method == METHOD_C ? "C-Migr" : "P-Migr",
+	       s[MS_T1_CHECKPOINT].ms, (unsigned long long)s[MS_T2_SEND_CKPT].raw_bytes,
+	       (unsigned long long)s[MS_T2_SEND_CKPT].wire_bytes,
+	       (unsigned long long)d[MS_T2_SEND_CKPT].raw_bytes,
+	       (unsigned long long)d[MS_T2_SEND_CKPT].wire_bytes,
+	       (unsigned long long)s[MS_T3_CAPTURE].raw_bytes,
+	       (unsigned long long)s[MS_T4_SEND_FS].raw_bytes,
+	       (unsigned long long)s[MS_T4_SEND_FS].wire_bytes,
+	       (unsigned long long)d[MS_T4_SEND_FS].raw_bytes,
+	       (unsigned long long)s[MS_T4_SEND_FS].skipped_bytes, d[MS_T5_RESTORE].ms,
+	       g.reps.restore_via, g.reps.early_start ? " (early start)" : "",
+	       d[MS_T7_REPLAY].ms, g.reps.pause_ms, g.reps.ready_ms, g.reps.total_ms,
+	       g.reps.n_t5_marks, g.repd.n_t5_marks,
+	       (unsigned long long)g.reps.replayed, (unsigned long long)g.reps.relayed,
+	       (unsigned long long)g.reps.ckpt_pages, g.reps.ct_y_id, inet_ntoa(g.reps.ct_y_addr));
+
+	/* What ES-y holds: CT-y as CT-x was, from the right image, the layer in it. */
+	pthread_mutex_lock(&Y.mu);
+	cy = ct_find(&Y, g.repd.ct_y_id[0] ? g.repd.ct_y_id : "none");
+	cmd = cy ? json_incref(cy->cmd) : NULL;
+	ok = cy && cy->st == CT_RUNNING && cy->mud == mud && json_equal(cmd, cx->cmd) &&
+	     !strcmp(cy->image, g.repd.ct_y_image) &&
+	     !strcmp(cy->runtime, runc_restore ? "edgehop" : "runc") &&
+	     (want == METHOD_C ? !strncmp(cy->image, MIGR_IMAGE_REPO, strlen(MIGR_IMAGE_REPO)) &&
+				 img_find(&Y, cy->image) : !strcmp(cy->image, image)) &&
+	     /* C: the layer blobs ES-y lacked were sent, the one it held was not */
+	     (want_blobs < 0 || (Y.loaded_layers == want_blobs &&
+				  (want_blobs == 3 ? s[MS_T4_SEND_FS].skipped_bytes == 0 :
+				   s[MS_T4_SEND_FS].skipped_bytes >= layer_size(1))));
+	if (cy)
+		upper_of(&Y, cy, upy, sizeof(upy));
+	pthread_mutex_unlock(&Y.mu);
+	json_decref(cmd);
+	upper_of(&X, cx, upx, sizeof(upx));
+	if (cy && want == METHOD_P) {
+		ssize_t n;
+
+		snprintf(a, sizeof(a), "%s/app/state.db", upx);
+		snprintf(b, sizeof(b), "%s/app/state.db", upy);
+		ok = ok && file_same(a, b);
+		snprintf(b, sizeof(b), "%s/etc/state-link", upy);
+		n = readlink(b, a, sizeof(a) - 1);
+		ok = ok && n > 0 && (a[n] = '\0', !strcmp(a, "../app/state.db"));
+		snprintf(b, sizeof(b), "%s/app/empty", upy);
+		ok = ok && !access(b, F_OK);
+	}
+	/* Nothing staged left, CT-x running, the hooks as they should. */
+	ok = ok && cx->st == CT_RUNNING && g.cutovers == 1 && g.rollbacks == 0 &&
+	     g.cut_addr.s_addr == svc_ip.s_addr && g.cut_port == SVC_PORT;
+	why[0] = '\0';
+	ok = ok && !dir_entries(X.state, why, sizeof(why)) && !dir_entries(Y.state, why, sizeof(why)) &&
+	     !dir_entries(Y.stage, why, sizeof(why));
+	if (!runc_ckpt) {
+		snprintf(a, sizeof(a), "%s/containers/%s/checkpoints", X.root, cx->id);
+		ok = ok && !dir_entries(a, why, sizeof(why));
+	}
+	tap_ok(ok, "%s: CT-y runs %s%s with CT-x's command%s, %d layer blob(s) loaded; CT-x runs; "
+	       "cutover once at %s:%u; nothing staged left%s", what, cy ? cy->image : "(none)",
+	       runc_restore ? " under edgehop-runc" : "",
+	       want == METHOD_P ? " and its layer (file, symlink, empty dir)" : "",
+	       Y.loaded_layers, inet_ntoa(g.cut_addr), g.cut_port, why);
+}
+
+/* --- (b) failures ----------------------------------------------------------------- */
+
+enum special { SP_NONE, SP_RUNC_FAIL, SP_CUTOVER, SP_SVC_FORGETS };
+
+struct fcase {
+	const char *what;
+	int method;
+	bool runc_ckpt, runc_restore;
+	struct engine *side;	/* whose dockerd fails, or NULL */
+	const char *op;
+	int skip;
+	const char *status;
+	const char *fault;	/* FAULT key */
+	enum special sp;
+	const char *want;	/* in the source's error (NULL: the Docker message) */
+};
+
+static void failure(const struct fcase *f, uint32_t mud)
+{
+	struct mig g = { .mud = mud, .method = f->method, .image = BASE, .runc_ckpt = f->runc_ckpt,
+			 .runc_restore = f->runc_restore, .fault = f->fault,
+			 .cutover_fail = f->sp == SP_CUTOVER };
+	char msg[160], want[200], why[1000], fail_path[300];
+	bool ok, fired = true;
+	bool on_y = f->side == &Y || f->fault || f->sp == SP_CUTOVER || f->sp == SP_SVC_FORGETS;
+
+	engines_reset();
+	ct_x(mud, BASE);
+	snprintf(msg, sizeof(msg), "fake %s: %s refused (MUD %u)", f->side ? f->side->node : "",
+		 f->op ?: "", mud);
+	if (f->side) {
+		pthread_mutex_lock(&f->side->mu);
+		snprintf(f->side->f_op, sizeof(f->side->f_op), "%s", f->op);
+		f->side->f_skip = f->skip;
+		f->side->f_status = f->status ?: "500 Internal Server Error";
+		snprintf(f->side->f_msg, sizeof(f->side->f_msg), "%s", msg);
+		pthread_mutex_unlock(&f->side->mu);
+	}
+	snprintf(fail_path, sizeof(fail_path), "%s/runc-fail", tmp);
+	if (f->sp == SP_RUNC_FAIL)
+		write_file(fail_path, "", 0);
+	if (f->sp == SP_SVC_FORGETS)
+		__atomic_store_n(&svc_forget, mud, __ATOMIC_RELAXED);
+	snprintf(want, sizeof(want), "%s", f->want ?: msg);
+
+	migrate(&g);
+	unlink(fail_path);
+	if (f->side) {
+		pthread_mutex_lock(&f->side->mu);
+		fired = f->side->f_fired;
+		pthread_mutex_unlock(&f->side->mu);
+	}
+	/*
+	 * Both sides fail; the source's error (what the agent reports) says why,
+	 * in Docker's words; so does ES-y's when the failure was on ES-y.
+	 */
+	ok = fired && g.rs < 0 && strstr(g.es, want) && (!g.dest_ran || g.rd < 0) &&
+	     (f->side != &Y || strstr(g.ed, want)) &&
+	     /* ES-y's "failed" is the source's -EREMOTEIO */
+	     (!on_y || g.rs == -EREMOTEIO);
+	tap_ok(ok, "%s: %s; source %d: %s | dest%s %d: %s", f->what,
+	       fired ? "both fail with the reason" : "THE FAULT NEVER FIRED", g.rs, g.es,
+	       g.dest_ran ? "" : " (no migr_begin)", g.rd, g.ed);
+
+	/* Everything undone on both sides; ES-y's rollback hook ran once if it began. */
+	ok = !leftovers(mud, why, sizeof(why)) && g.rollbacks == (g.dest_ran ? 1 : 0) &&
+	     (f->sp == SP_CUTOVER || g.cutovers == 0) &&
+	     (!f->side || f->side != &Y || !f->op || strcmp(f->op, "start") ||
+	      logged(&Y, "remove "));
+	tap_ok(ok, "%s: rolled back: CT-x runs, nothing left on either side, rollback hook %d "
+	       "time(s)%s", f->what, g.rollbacks, why);
+}
+
+/* --- (c) the channel cut ---------------------------------------------------------- */
+
+static void cut(const char *what, uint32_t mud, int method, struct engine *e, const char *op,
+		bool mid, bool dest_may_finish)
+{
+	struct mig g = { .mud = mud, .method = method, .image = BASE };
+	char why[1000];
+	bool ok;
+
+	engines_reset();
+	ct_x(mud, BASE);
+	pthread_mutex_lock(&e->mu);
+	snprintf(e->cut_op, sizeof(e->cut_op), "%s", op);
+	e->cut_mid = mid;
+	pthread_mutex_unlock(&e->mu);
+	migrate(&g);
+	ok = g.was_cut && g.rs < 0 && g.dest_ran && (g.rd < 0 || dest_may_finish) && g.ms < DEADLINE_S * 1000;
+	tap_ok(ok, "%s: %s within %.0f ms; source %d: %s | dest %d: %s", what,
+	       dest_may_finish ? "the source fails (ES-y may finish)" : "both sides fail",
+	       g.ms, g.rs, g.es, g.rd, g.ed);
+	if (dest_may_finish && !g.rd) {
+		/*
+		 * ES-y finished: its "done" went into the cut channel and ES-x
+		 * never read it (two generals). CT-y serves the MUD, CT-x runs on.
+		 */
+		tap_diag("%s: ES-y finished, ES-x did not hear it: CT-x and CT-y both run", what);
+		tap_ok(g.rollbacks == 0 && g.cutovers == 1, "%s: ES-y's side is whole (cutover %d, "
+		       "rollback %d)", what, g.cutovers, g.rollbacks);
+		return;
+	}
+	ok = !leftovers(mud, why, sizeof(why)) && g.rollbacks == 1;
+	tap_ok(ok, "%s: rolled back on both sides, rollback hook %d time(s)%s", what, g.rollbacks,
+	       why);
+}
+
+/* --- setup ------------------------------------------------------------------------ */
+
+static int fake_runc(void)
+{
+	char p[400], body[2048];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/bin", tmp);
+	mkdir_p(p);
+	snprintf(p, sizeof(p), "%s/bin/runc", tmp);
+	f = fopen(p, "w");
+	if (!f)
+		return -errno;
+	fprintf(f,
+		 "#!/bin/sh\n"
+		 "# fake runc (tests/unit/test_migr.c): checkpoint writes what CRIU would\n"
+		 "while [ $# -gt 1 ]; do case $1 in --image-path) i=$2;; --work-path) w=$2;; esac; "
+		 "shift; done\n"
+		 "if [ -e %s/runc-fail ]; then\n"
+		 "  echo 'criu failed: type NOTIFY errno 0 (fake)' >&2; exit 1\n"
+		 "fi\n"
+		 "[ -n '%s' ] && cp '%s/ckpt-full.stats-dump' \"$w/stats-dump\" && "
+		 "cp '%s/ckpt-full.dump.log' \"$w/dump.log\"\n"
+		 "yes '%.*s' | head -c %d > \"$i/pages-1.img\"\n"
+		 "echo fake > \"$i/inventory.img\"\n",
+		 tmp, data_dir, data_dir, data_dir, (int)strlen(CKPT_WORD) - 1, CKPT_WORD, CKPT_PAGES);
+	fclose(f);
+	chmod(p, 0755);
+	snprintf(body, sizeof(body), "%s/bin:%s", tmp, getenv("PATH") ?: "/usr/bin:/bin");
+	return setenv("PATH", body, 1) ? -errno : 0;
+}
+
+static void peer_log(int prio, const char *msg, void *arg)
+{
+	(void)prio;
+	(void)arg;
+	tap_diag("peer: %s", msg);
+}
+
+static int setup(void)
+{
+	static const struct peer_allow ax = { "node-y", NULL }, ay = { "node-x", NULL };
+	static const int base[] = { 1, 2 }, solo[] = { 4, 5 }, other[] = { 1, 6 };
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	struct in_addr xip;
+	uint8_t key[32];
+	int r;
+
+	if (!realpath("tests/unit/data", data_dir) || access("tests/unit/data/ckpt-full.stats-dump",
+							      R_OK)) {
+		tap_diag("tests/unit/data not here (run from the top of the tree): no CRIU stats");
+		data_dir[0] = '\0';
+	}
+	inet_pton(AF_INET, "127.0.0.1", &xip);
+	r = svc_start();
+	if (r)
+		return tap_diag("the service's address: %s", strerror(-r)), r;
+	r = engine_start(&X, xip) ?: engine_start(&Y, svc_ip);
+	if (r)
+		return tap_diag("fake dockerd: %s", strerror(-r)), r;
+	img_add(&X, BASE, base, 2);
+	img_add(&X, SOLO, solo, 2);
+	img_add(&X, OTHER, other, 2);
+	img_add(&Y, BASE, base, 2);
+	r = fake_runc();
+	if (r)
+		return tap_diag("fake runc: %s", strerror(-r)), r;
+
+	peer_set_log(peer_log, NULL);
+	RAND_bytes(key, sizeof(key));
+	r = peer_ctx_new(&ctx_x, "node-x", key, sizeof(key), &ax, 1) ?:
+	    peer_ctx_new(&ctx_y, "node-y", key, sizeof(key), &ay, 1);
+	if (r)
+		return tap_diag("peer contexts: %s", strerror(-r)), r;
+	lfd_y = peer_listen("127.0.0.1", 0);
+	R.lfd = peer_listen("127.0.0.1", 0);
+	if (lfd_y < 0 || R.lfd < 0)
+		return tap_diag("listen: %s", strerror(-(lfd_y < 0 ? lfd_y : R.lfd))), -EIO;
+	getsockname(lfd_y, (struct sockaddr *)&sa, &sl);
+	port_y = ntohs(sa.sin_port);
+	sl = sizeof(sa);
+	getsockname(R.lfd, (struct sockaddr *)&sa, &sl);
+	R.port = ntohs(sa.sin_port);
+	R.to = port_y;
+	return 0;
+}
+
+/* Docker's call @o on @e fails (the @k+1-th of them). */
+#define DK(w, m, rc, rr, e, o, k) \
+	{ .what = w, .method = m, .runc_ckpt = rc, .runc_restore = rr, .side = e, .op = o, .skip = k }
+/* Something else fails, with @msg in the source's error. */
+#define NOT_DK(w, m, rc, rr, f, s, msg) \
+	{ .what = w, .method = m, .runc_ckpt = rc, .runc_restore = rr, .fault = f, .sp = s, .want = msg }
+
+static const struct fcase fcases[] = {
+	/* ES-x's dockerd */
+	DK("ES-x: inspect CT-x fails", METHOD_P, false, false, &X, "inspect", 0),
+	DK("ES-x: pause CT-x fails", METHOD_P, false, false, &X, "pause", 0),
+	DK("ES-x: Docker's checkpoint fails", METHOD_P, false, false, &X, "ckpt-create", 0),
+	DK("ES-x: unpause after the snapshot fails once", METHOD_P, false, false, &X, "unpause", 0),
+	DK("ES-x: commit CT-x fails (C)", METHOD_C, false, false, &X, "commit", 0),
+	DK("ES-x: image save fails (C)", METHOD_C, false, false, &X, "save", 0),
+	DK("ES-x: pause fails on the runc path", METHOD_P, true, false, &X, "pause", 0),
+	NOT_DK("ES-x: runc's checkpoint fails", METHOD_P, true, false, NULL, SP_RUNC_FAIL,
+	       "criu failed: type NOTIFY errno 0 (fake)"),
+	/* ES-y's dockerd */
+	DK("ES-y: the base image's inspect fails (P)", METHOD_P, false, false, &Y, "image-inspect", 0),
+	DK("ES-y: create CT-y fails (P)", METHOD_P, false, false, &Y, "create", 0),
+	DK("ES-y: inspect of the new CT-y fails (P)", METHOD_P, false, false, &Y, "inspect", 0),
+	DK("ES-y: start --checkpoint fails (P)", METHOD_P, false, false, &Y, "start", 0),
+	DK("ES-y: the early start fails (P, edgehop-runc)", METHOD_P, true, true, &Y, "start", 0),
+	DK("ES-y: inspect of the restored CT-y fails (P)", METHOD_P, false, false, &Y, "inspect", 1),
+	DK("ES-y: docker load fails (C)", METHOD_C, false, false, &Y, "load", 0),
+	DK("ES-y: create CT-y from the loaded image fails (C)", METHOD_C, false, false, &Y, "create", 0),
+	DK("ES-y: start --checkpoint fails (C)", METHOD_C, false, false, &Y, "start", 0),
+	DK("ES-y: the early start fails (C, edgehop-runc)", METHOD_C, false, true, &Y, "start", 0),
+	/* not Docker */
+	NOT_DK("ES-y: the cutover fails", METHOD_P, false, false, NULL, SP_CUTOVER,
+	       "replay into CT-y: fake cutover refused"),
+	NOT_DK("ES-y: the restored service holds nothing for the MUD", METHOD_P, false, false,
+	       NULL, SP_SVC_FORGETS, "answers but holds no state for the MUD"),
+	NOT_DK("FAULT = image (C)", METHOD_C, false, false, "image", SP_NONE,
+	       "fault injected at image"),
+	NOT_DK("FAULT = checkpoint", METHOD_P, false, true, "checkpoint", SP_NONE,
+	       "fault injected at checkpoint"),
+	NOT_DK("FAULT = layer", METHOD_P, true, true, "layer", SP_NONE, "fault injected at layer"),
+	NOT_DK("FAULT = restore", METHOD_P, false, true, "restore", SP_NONE,
+	       "fault injected at restore"),
+	NOT_DK("FAULT = replay", METHOD_P, false, false, "replay", SP_NONE,
+	       "fault injected at replay"),
+};
+
+#define NFCASES (int)(sizeof(fcases) / sizeof(fcases[0]))
+#define NCUTS 5
+
+int main(void)
+{
+	char dir[] = "/tmp/eh-unit-migr.XXXXXX";
+	uint32_t mud = SVC_MUD_FIRST;
+	double t0 = eh_mono_ms();
+	int err;
+
+	signal(SIGPIPE, SIG_IGN);
+	tap_plan(1 + 4 * 3 + NFCASES * 2 + NCUTS * 2);
+	if (!mkdtemp(dir)) {
+		tap_diag("Couldn't create %s: %s", dir, strerror(errno));
+		return 1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s", dir);
+	err = setup();
+	if (!tap_ok(err == 0, "two fake dockerds, the service at %s:%u, a fake runc, the peer "
+		    "channel through a relay", inet_ntoa(svc_ip), SVC_PORT))
+		return tap_done();
+
+	/* (a) */
+	success("P-Migr, runc checkpoint, edgehop-runc restore", mud++, METHOD_P, BASE, METHOD_P,
+		true, true, -1);
+	success("C-Migr, Docker's checkpoint and restore", mud++, METHOD_C, SOLO, METHOD_C,
+		false, false, 3);
+	success("auto, ES-y holds the image: P-Migr", mud++, METHOD_AUTO, BASE, METHOD_P,
+		false, false, -1);
+	success("auto, ES-y holds one layer: C-Migr of the rest", mud++, METHOD_AUTO, OTHER,
+		METHOD_C, true, true, 2);
+
+	/* (b) */
+	for (int i = 0; i < NFCASES; i++)
+		failure(&fcases[i], mud++);
+
+	/* (c) */
+	cut("cut while ES-y creates CT-y", mud++, METHOD_P, &Y, "create", false, false);
+	cut("cut during ES-x's checkpoint", mud++, METHOD_P, &X, "ckpt-create", false, false);
+	cut("cut halfway through the image stream", mud++, METHOD_C, &X, "save", true, false);
+	cut("cut as ES-y loads the image", mud++, METHOD_C, &Y, "load", false, false);
+	cut("cut as ES-y restores", mud++, METHOD_P, &Y, "start", false, true);
+
+	tap_diag("%u migrations in %.1f s", mud - SVC_MUD_FIRST, (eh_mono_ms() - t0) / 1000);
+	if (mud > SVC_MUD_FIRST + SVC_MUD_COUNT)
+		tap_diag("more MUDs than the fake service knows: raise SVC_MUD_COUNT");
+	rm_tree(dir);
+	return tap_done();
+}
