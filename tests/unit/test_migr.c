@@ -34,7 +34,8 @@
  * the service, the cutover, the agent's FAULT steps): the error names
  * Docker's message on both sides and nothing is left behind (CT-x running,
  * CT-y and staged files gone, the rollback hook run); (c) the channel is cut
- * at several points: both sides return an error within a deadline.
+ * at several points: both sides return an error within a deadline; and the
+ * agent's cancel (a MUD that moved again) before and after the snapshot.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -123,10 +124,13 @@ struct engine {
 	/* the channel is cut at op (mid: halfway through the image save) */
 	char cut_op[16];
 	bool cut_mid;
+	/* the agent cancels the migration (the MUD moved again) at op */
+	char cancel_op[16];
 	int loaded_layers;	/* layer blobs in the last load's tar */
 };
 
 static struct engine X = { .node = "node-x" }, Y = { .node = "node-y" };
+static volatile int *g_cancel;	/* the running migration's migr_src.cancel (under X.mu) */
 
 /* A sha256-looking id whose first 8 hex digits are @n (hex_n() reads them back). */
 static void hex64(char out[65], unsigned int n)
@@ -862,6 +866,8 @@ static int route(struct fdk_server *s, int fd, struct fdk_req *rq)
 		e->f_fired = true;
 	}
 	cut = e->cut_op[0] && !e->cut_mid && !strcmp(op, e->cut_op);
+	if (e->cancel_op[0] && !strcmp(op, e->cancel_op) && g_cancel)
+		*g_cancel = 1;
 	pthread_mutex_unlock(&e->mu);
 	if (cut)
 		relay_cut(&R);
@@ -1122,6 +1128,7 @@ struct mig {
 	bool runc_restore;	/* RESTORE = runc: edgehop-runc, early start */
 	const char *fault;	/* the agent's FAULT key on ES-y */
 	bool cutover_fail;
+	volatile int cancel;	/* ES-x's agent: stop at the next step */
 	/* results */
 	int rs, rd;
 	bool dest_ran, was_cut;
@@ -1165,7 +1172,7 @@ static void *src_main(void *arg)
 	char ct[64];
 	struct migr_src s = { .mud_id = g->mud, .method = g->method, .node = "node-x",
 			      .ct_id = ct, .image = g->image, .state_dir = X.state,
-			      .docker_checkpoint = !g->runc_ckpt };
+			      .docker_checkpoint = !g->runc_ckpt, .cancel = &g->cancel };
 
 	snprintf(ct, sizeof(ct), "eh-mud-%u", g->mud);
 	s.cmd = json_pack("[s, s, s]", "/edgehop-svc", "--port", "7777");
@@ -1236,6 +1243,9 @@ static void migrate(struct mig *g)
 	bool ok;
 
 	R.cut = false;
+	pthread_mutex_lock(&X.mu);
+	g_cancel = &g->cancel;
+	pthread_mutex_unlock(&X.mu);
 	pthread_create(&R.th, NULL, relay_main, &R);
 	pthread_create(&td, NULL, dst_main, g);
 	pthread_create(&ts, NULL, src_main, g);
@@ -1251,6 +1261,9 @@ static void migrate(struct mig *g)
 		fflush(stdout);
 		_exit(1);
 	}
+	pthread_mutex_lock(&X.mu);
+	g_cancel = NULL;
+	pthread_mutex_unlock(&X.mu);
 	pthread_mutex_lock(&R.mu);
 	g->was_cut = R.cut;
 	pthread_mutex_unlock(&R.mu);
@@ -1330,7 +1343,7 @@ static void engines_reset(void)
 {
 	for (struct engine *e = &X; e; e = e == &X ? &Y : NULL) {
 		pthread_mutex_lock(&e->mu);
-		e->f_op[0] = e->cut_op[0] = '\0';
+		e->f_op[0] = e->cut_op[0] = e->cancel_op[0] = '\0';
 		e->f_hits = 0;
 		e->f_fired = e->cut_mid = false;
 		e->loglen = 0;
@@ -1627,6 +1640,30 @@ static void cut(const char *what, uint32_t mud, int method, struct engine *e, co
 	       why);
 }
 
+/* --- the agent cancels: the MUD moved again --------------------------------------- */
+
+static void cancel(const char *what, uint32_t mud, const char *op, const char *when)
+{
+	struct mig g = { .mud = mud, .method = METHOD_P, .image = BASE };
+	char want[100], why[1000];
+	bool ok;
+
+	engines_reset();
+	ct_x(mud, BASE);
+	pthread_mutex_lock(&X.mu);
+	snprintf(X.cancel_op, sizeof(X.cancel_op), "%s", op);
+	pthread_mutex_unlock(&X.mu);
+	migrate(&g);
+	snprintf(want, sizeof(want), "cancelled %s (the MUD moved again)", when);
+	ok = g.cancel && g.rs == -ECANCELED && strstr(g.es, want) && g.dest_ran && g.rd < 0 &&
+	     strstr(g.ed, "ES-x aborted: ") && strstr(g.ed, want);
+	tap_ok(ok, "%s: ES-x stops %s and tells ES-y; source %d: %s | dest %d: %s", what, when,
+	       g.rs, g.es, g.rd, g.ed);
+	ok = !leftovers(mud, why, sizeof(why)) && g.rollbacks == 1 && g.cutovers == 0;
+	tap_ok(ok, "%s: rolled back on both sides, rollback hook %d time(s)%s", what, g.rollbacks,
+	       why);
+}
+
 /* --- setup ------------------------------------------------------------------------ */
 
 static int fake_runc(void)
@@ -1762,6 +1799,7 @@ static const struct fcase fcases[] = {
 
 #define NFCASES (int)(sizeof(fcases) / sizeof(fcases[0]))
 #define NCUTS 5
+#define NCANCELS 2
 
 int main(void)
 {
@@ -1771,7 +1809,7 @@ int main(void)
 	int err;
 
 	signal(SIGPIPE, SIG_IGN);
-	tap_plan(1 + 4 * 3 + NFCASES * 2 + NCUTS * 2);
+	tap_plan(1 + 4 * 3 + NFCASES * 2 + NCUTS * 2 + NCANCELS * 2);
 	if (!mkdtemp(dir)) {
 		tap_diag("Couldn't create %s: %s", dir, strerror(errno));
 		return 1;
@@ -1802,6 +1840,10 @@ int main(void)
 	cut("cut halfway through the image stream", mud++, METHOD_C, &X, "save", true, false);
 	cut("cut as ES-y loads the image", mud++, METHOD_C, &Y, "load", false, false);
 	cut("cut as ES-y restores", mud++, METHOD_P, &Y, "start", false, true);
+
+	/* the agent's cancel (migr_src.cancel), raised during a Docker call of ES-x */
+	cancel("cancelled while ES-x inspects CT-x", mud++, "inspect", "before the snapshot");
+	cancel("cancelled during ES-x's checkpoint", mud++, "ckpt-create", "between steps");
 
 	tap_diag("%u migrations in %.1f s", mud - SVC_MUD_FIRST, (eh_mono_ms() - t0) / 1000);
 	if (mud > SVC_MUD_FIRST + SVC_MUD_COUNT)
