@@ -80,10 +80,11 @@ mud_at() {
 	assert_output --partial "node node-x, dataplane off"
 	run -2 "$EHS_BIN/edgehop-agent" frobnicate
 	run -2 "$EHS_BIN/edgehop-agent" migrate 7 --method z --to node-y
-	printf 'NODE = n\nDATAPLANE = no\nBOGUS = 1\nPEER = only-a-name\n' >"$TMPD/bad.conf"
+	printf 'NODE = n\nDATAPLANE = no\nBOGUS = 1\nPEER = only-a-name\nRING_BYTES = 10000\n' >"$TMPD/bad.conf"
 	run -2 "$EHS_BIN/edgehop-agent" run --config "$TMPD/bad.conf"
 	assert_output --partial "bad.conf:3: unknown key BOGUS"
 	assert_output --partial "bad.conf:4: bad value for PEER"
+	assert_output --partial "bad.conf:5: bad value for RING_BYTES: '10000': not a power of two"
 	run -1 "$EHS_BIN/edgehop-agent" status --ctl "$TMPD/nobody.sock"
 	assert_output --partial "no agent at"
 	# A migration of a MUD the node holds no container of, and to a node that is no peer.

@@ -914,15 +914,32 @@ static void ring_release(struct eh_dp *dp, struct in_addr mud)
 	bpf_map_delete_elem(dp->rings_fd, &mud.s_addr);
 }
 
-int eh_dp_ring_reset(struct eh_dp *dp, struct in_addr mud)
+int eh_dp_ring_reset_size(struct eh_dp *dp, struct in_addr mud, uint32_t bytes)
 {
 	struct eh_steer_ctl c = {};
-	int fd;
+	__u32 id;
 
-	if (bpf_map_lookup_elem(dp->rings_fd, &mud.s_addr, &fd))
+	if (bytes && eh_ring_bytes_check(bytes))
+		return -EINVAL;
+	if (bpf_map_lookup_elem(dp->rings_fd, &mud.s_addr, &id))
 		return errno == ENOENT ? 0 : -errno;
-	bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &c);
-	return ring_create(dp, mud, true, ring_size(dp, &c));
+	if (!bpf_map_lookup_elem(dp->steer_fd, &mud.s_addr, &c) && bytes && c.ring_bytes != bytes) {
+		/* Its rings from now on are of this size (not read by the programs). */
+		c.ring_bytes = bytes;
+		if (bpf_map_update_elem(dp->steer_fd, &mud.s_addr, &c, BPF_EXIST)) {
+			int err = -errno;
+
+			pr_err("Couldn't set the replay buffer size of %s: %s\n", inet_ntoa(mud),
+			       strerror(errno));
+			return err;
+		}
+	}
+	return ring_create(dp, mud, true, bytes ? bytes : ring_size(dp, &c));
+}
+
+int eh_dp_ring_reset(struct eh_dp *dp, struct in_addr mud)
+{
+	return eh_dp_ring_reset_size(dp, mud, 0);
 }
 
 int eh_dp_ring_open(struct eh_dp *dp, struct in_addr mud, struct eh_ring *r)

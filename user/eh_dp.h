@@ -139,6 +139,12 @@ struct eh_ring;
 int eh_dp_ring_open(struct eh_dp *dp, struct in_addr mud, struct eh_ring *r);
 /* Empties the MUD's ring (a fresh one replaces it); 0 if it has none. */
 int eh_dp_ring_reset(struct eh_dp *dp, struct in_addr mud);
+/*
+ * The same with a fresh ring of @bytes (0: the MUD's size), which becomes the
+ * MUD's size (as eh_dp_steer_set_ring's @ring_bytes): what it held is dropped
+ * either way, so its size may change even while the MUD stays buffering.
+ */
+int eh_dp_ring_reset_size(struct eh_dp *dp, struct in_addr mud, uint32_t bytes);
 /* Calls fn for each MUD that has a ring; stops and returns fn's value if non-zero. */
 int eh_dp_ring_foreach(struct eh_dp *dp, int (*fn)(void *ctx, struct in_addr mud), void *ctx);
 

@@ -210,7 +210,8 @@ static int steer(struct mud *m, enum eh_mode mode, struct in_addr to, uint16_t p
 
 	if (!A.dp_ok || !m->addr.s_addr)
 		return 0;
-	err = eh_dp_steer_set(&A.dp, m->addr, mode, to, port, m->id);
+	/* RING_BYTES: the size of the MUD's replay buffer when it gets one. */
+	err = eh_dp_steer_set_ring(&A.dp, m->addr, mode, to, port, m->id, A.c.ring_bytes);
 	if (err)
 		say("steering MUD %u %s -> %s: %s", m->id, eh_mode_name(mode), inet_ntoa(to),
 		    strerror(-err));
@@ -536,8 +537,11 @@ static void *handoff_thread(void *arg)
 			A.c.migrate != AG_MIGR_NONE ? EH_MODE_FWD_BUF : EH_MODE_FORWARD;
 
 		if (A.dp_ok && !local && mode == EH_MODE_FWD_BUF) {
-			/* What an earlier migration left in this MUD's buffer is not this one's. */
-			int e = eh_dp_ring_reset(&A.dp, m->addr);
+			/*
+			 * What an earlier migration left in this MUD's buffer is not
+			 * this one's; its fresh buffer has this node's RING_BYTES.
+			 */
+			int e = eh_dp_ring_reset_size(&A.dp, m->addr, A.c.ring_bytes);
 
 			if (e && e != -ENOENT)
 				say("MUD %u: emptying its replay buffer: %s", m->id, strerror(-e));

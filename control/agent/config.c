@@ -6,8 +6,11 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include <unistd.h>
+
 #include "config.h"
 #include "eh_parse.h"
+#include "edgehop_kern_user.h"
 
 void ag_config_defaults(struct ag_config *c)
 {
@@ -17,6 +20,7 @@ void ag_config_defaults(struct ag_config *c)
 	c->vip_port = 7777;
 	c->migrate = AG_MIGR_P;
 	c->load_dataplane = 1;
+	c->ring_bytes = EH_RING_DEFAULT;
 	snprintf(c->key, sizeof(c->key), "/etc/edgehop/peer.key");
 	snprintf(c->image, sizeof(c->image), "edgehop-svc:small");
 	snprintf(c->pin, sizeof(c->pin), "/sys/fs/bpf/edgehop");
@@ -45,9 +49,41 @@ int ag_method_parse(const char *s, enum ag_method *m)
 	return 0;
 }
 
+int ag_ring_bytes_parse(const char *s, uint32_t *bytes, const char **why)
+{
+	static char msg[96];
+	unsigned long long v;
+	long page = sysconf(_SC_PAGESIZE);
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!isdigit((unsigned char)*s) || *end || errno) {
+		*why = "not a number of bytes";
+		return -EINVAL;
+	}
+	if (v & (v - 1)) {
+		*why = "not a power of two";
+		return -EINVAL;
+	}
+	if (v < (unsigned long long)page) {
+		snprintf(msg, sizeof(msg), "less than the page size (%ld)", page);
+		*why = msg;
+		return -EINVAL;
+	}
+	if (v > EH_RING_MAX_BYTES) {
+		snprintf(msg, sizeof(msg), "more than the largest replay buffer (%u)", EH_RING_MAX_BYTES);
+		*why = msg;
+		return -EINVAL;
+	}
+	*bytes = v;
+	return 0;
+}
+
 #define SETSTR(dst, v) (snprintf(dst, sizeof(dst), "%s", v) >= (int)sizeof(dst) ? -ENAMETOOLONG : 0)
 
-static int set_key(struct ag_config *c, const char *k, char *v)
+/* 0, -ENOENT (no such key) or another -errno; *why: what is wrong, if known. */
+static int set_key(struct ag_config *c, const char *k, char *v, const char **why)
 {
 	if (!strcmp(k, "NODE"))
 		return SETSTR(c->node, v);
@@ -125,6 +161,8 @@ static int set_key(struct ag_config *c, const char *k, char *v)
 				return SETSTR(c->fault, v);
 		return -EINVAL;
 	}
+	if (!strcmp(k, "RING_BYTES"))
+		return ag_ring_bytes_parse(v, &c->ring_bytes, why);
 	if (!strcmp(k, "DATAPLANE")) {
 		if (strcmp(v, "yes") && strcmp(v, "no"))
 			return -EINVAL;
@@ -178,6 +216,7 @@ int ag_config_load(struct ag_config *c, const char *path)
 	}
 	while (fgets(line, sizeof(line), f)) {
 		char *s = trim(line), *eq, *k, *v;
+		const char *why = NULL;
 		int r;
 
 		lineno++;
@@ -197,12 +236,13 @@ int ag_config_load(struct ag_config *c, const char *path)
 			v++;
 		}
 		snprintf(orig, sizeof(orig), "%s", v);	/* set_key may cut it up */
-		r = set_key(c, k, v);
+		r = set_key(c, k, v, &why);
 		if (r == -ENOENT) {
 			fprintf(stderr, "%s:%d: unknown key %s\n", path, lineno, k);
 			err = -EINVAL;
 		} else if (r) {
-			fprintf(stderr, "%s:%d: bad value for %s: '%s'\n", path, lineno, k, orig);
+			fprintf(stderr, "%s:%d: bad value for %s: '%s'%s%s\n", path, lineno, k, orig,
+				why ? ": " : "", why ? why : "");
 			err = -EINVAL;
 		}
 	}

@@ -21,6 +21,9 @@
  *	CTL = /run/edgehop-agent.sock	local control socket (status, migrate)
  *	STATE_DIR = /var/lib/edgehop-agent	staged files of migrations
  *	DOCKER = /var/run/docker.sock
+ *	RING_BYTES = 16777216		replay buffer of each MUD migrating into this node
+ *					(bytes: a power of two, page size to 1 GiB;
+ *					default EH_RING_DEFAULT, 16 MiB)
  *	ATTACH = auto			dataplane hook: auto, xdp or tc (tc keeps forwarded
  *					requests in the WAN's qdisc, e.g. netem; XDP_REDIRECT skips it)
  *	CHECKPOINT = runc		T1 by runc directly (default) or docker (Engine API:
@@ -75,6 +78,7 @@ struct ag_config {
 	int restore;			/* enum ag_restore */
 	int attach;			/* enum eh_attach */
 	int load_dataplane;		/* DATAPLANE = yes|no (no: tests without BPF) */
+	uint32_t ring_bytes;		/* RING_BYTES: each MUD's replay buffer */
 };
 
 /* Reads @path; on error prints "FILE:LINE: what" and returns -EINVAL/-errno. */
@@ -84,5 +88,11 @@ const struct ag_peer_cfg *ag_peer_by_name(const struct ag_config *c, const char 
 const struct ag_peer_cfg *ag_peer_by_agent_addr(const struct ag_config *c, struct in_addr a);
 const char *ag_method_name(enum ag_method m);
 int ag_method_parse(const char *s, enum ag_method *m);
+/*
+ * RING_BYTES: a decimal number of bytes, a power of two from the page size to
+ * EH_RING_MAX_BYTES (what the dataplane accepts as a ring's size). 0 or
+ * -EINVAL with *why saying what is wrong with @s.
+ */
+int ag_ring_bytes_parse(const char *s, uint32_t *bytes, const char **why);
 
 #endif /* EDGEHOP_AGENT_CONFIG_H */

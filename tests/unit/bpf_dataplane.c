@@ -740,6 +740,19 @@ static void t_ring_sizes(void)
 	tap_ok(!eh_dp_steer_save(&dp, m, &saved) && !eh_dp_ring_reset(&dp, m) &&
 	       entry().ring_bytes == 4096 && entry().ring_used == 0,
 	       "a ring reset keeps the MUD's size");
+	/* The agent's reset at a REASSOCIATION: a fresh ring of its RING_BYTES. */
+	tap_ok(eh_dp_ring_reset_size(&dp, m, 10000) == -EINVAL && entry().ring_bytes == 4096 &&
+	       ring.size == 4096, "a ring reset to an invalid size is refused, the ring kept");
+	tap_ok(!eh_dp_ring_reset_size(&dp, m, 8192) && entry().ring_bytes == 8192 &&
+	       entry().has_ring && entry().ring_used == 0 && entry().mode == EH_MODE_FWD_BUF &&
+	       !eh_dp_steer_set_ring(&dp, m, EH_MODE_FWD_BUF, b, BPORT, MUDID, 8192),
+	       "a ring reset to another size: the MUD's new size, kept while it stays buffering");
+	eh_dp_steer_set(&dp, m2, EH_MODE_LOCAL, b, BPORT, MUDID + 1);
+	tap_ok(!eh_dp_ring_reset_size(&dp, m2, 8192) && !eh_dp_steer_get(&dp, m2, &st2) &&
+	       !st2.has_ring && st2.ring_bytes == EH_RING_DEFAULT,
+	       "a ring reset of a MUD without a ring changes nothing");
+	tap_ok(!eh_dp_ring_reset_size(&dp, m, 4096) && entry().ring_bytes == 4096,
+	       "...and back to one page");
 	eh_dp_steer_set(&dp, m, EH_MODE_LOCAL, b, BPORT, MUDID);
 	tap_ok(!entry().has_ring && entry().ring_bytes == 4096 &&
 	       !eh_dp_steer_restore(&dp, m, &saved) && entry().has_ring &&
@@ -1086,7 +1099,7 @@ int main(void)
 {
 	int err;
 
-	tap_plan(118);
+	tap_plan(122);
 	if (geteuid()) {
 		tap_diag("needs root (BPF_PROG_TEST_RUN)");
 		return 1;

@@ -9,6 +9,7 @@
 
 #include "assoc_wire.h"
 #include "config.h"
+#include "edgehop_kern_user.h"
 #include "tap.h"
 
 static const char *write_conf(const char *text)
@@ -58,7 +59,7 @@ int main(void)
 	char a[INET_ADDRSTRLEN];
 	size_t n;
 
-	tap_plan(23);
+	tap_plan(31);
 
 	/* Configuration */
 	tap_ok(load("# a node\nNODE = node-x\nRADIO = radio0\nWAN = wan0\nVIP = 10.77.100.1:7777\n"
@@ -101,6 +102,45 @@ int main(void)
 	tap_ok(load("NODE = n\nDATAPLANE = no\nMIGRATE = auto\n", &c) == 0 &&
 	       c.migrate == AG_MIGR_AUTO && !strcmp(ag_method_name(c.migrate), "auto"),
 	       "MIGRATE = auto read, and named back 'auto' (the IAPP context carries it)");
+
+	/* RING_BYTES: each MUD's replay buffer, as the dataplane would take it. */
+	{
+		long page = sysconf(_SC_PAGESIZE);
+		const char *why = NULL;
+		uint32_t b = 0;
+		char text[96];
+
+		tap_ok(load("NODE = n\nDATAPLANE = no\n", &c) == 0 && c.ring_bytes == EH_RING_DEFAULT,
+		       "RING_BYTES: the dataplane's default (%u) unless set", EH_RING_DEFAULT);
+		tap_ok(load("NODE = n\nDATAPLANE = no\nRING_BYTES = 1048576\n", &c) == 0 &&
+		       c.ring_bytes == 1048576, "RING_BYTES = 1048576 read");
+		snprintf(text, sizeof(text), "NODE = n\nDATAPLANE = no\nRING_BYTES = %ld\n", page);
+		tap_ok(load(text, &c) == 0 && c.ring_bytes == (uint32_t)page,
+		       "RING_BYTES: the page size (%ld) is the smallest", page);
+		tap_ok(!ag_ring_bytes_parse("1073741824", &b, &why) && b == EH_RING_MAX_BYTES,
+		       "RING_BYTES: 1 GiB is the largest");
+		tap_ok(load("NODE = n\nDATAPLANE = no\nRING_BYTES = 10000\n", &c) == -EINVAL &&
+		       ag_ring_bytes_parse("10000", &b, &why) == -EINVAL &&
+		       !strcmp(why, "not a power of two"), "RING_BYTES: 10000 refused: %s", why);
+		snprintf(text, sizeof(text), "%ld", page / 2);
+		why = "";
+		tap_ok(ag_ring_bytes_parse(text, &b, &why) == -EINVAL &&
+		       strstr(why, "less than the page size") &&
+		       ag_ring_bytes_parse("0", &b, &why) == -EINVAL,
+		       "RING_BYTES: below a page refused (%s), 0 too", why);
+		why = "";
+		tap_ok(ag_ring_bytes_parse("2147483648", &b, &why) == -EINVAL &&
+		       strstr(why, "more than the largest") &&
+		       ag_ring_bytes_parse("18446744073709551616", &b, &why) == -EINVAL,
+		       "RING_BYTES: beyond 1 GiB refused (%s), beyond 64 bits too", why);
+		b = 7;
+		tap_ok(ag_ring_bytes_parse("16M", &b, &why) == -EINVAL &&
+		       !strcmp(why, "not a number of bytes") &&
+		       ag_ring_bytes_parse("-4096", &b, &why) == -EINVAL &&
+		       ag_ring_bytes_parse("", &b, &why) == -EINVAL &&
+		       ag_ring_bytes_parse(" 4096", &b, &why) == -EINVAL && b == 7,
+		       "RING_BYTES: '16M', '-4096', '' refused as not a number of bytes; nothing written");
+	}
 
 	/* MUD datagrams */
 	n = mk(buf, EH_T_REASSOC_REQ, 42, sizeof(struct eh_assoc_body), sizeof(struct eh_assoc_body),
