@@ -8,17 +8,8 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load dataplane_helper
-	topo_up
-	# The MUD's veth keeps checksum offload on: its requests arrive as
-	# CHECKSUM_PARTIAL seeds, which the redirect paths must checksum whole.
-	# XDP_REDIRECT into a veth needs NAPI on the peer: GRO on the MUD's end
-	# lets AP-y's fast return path (WAN -> radio in XDP) deliver to it.
-	ip netns exec ehd-mud ethtool -K mud0 gro on >/dev/null
 	# auto: TC on these veths; EH_ATTACH=xdp runs the whole suite at XDP.
-	ap_x load --radio radio0 --wan wan0 --vip $VIP:$VPORT ${EH_ATTACH:+--attach $EH_ATTACH}
-	ap_y load --radio radio0 --wan wan0 --vip $VIP:$VPORT --fast-return on ${EH_ATTACH:+--attach $EH_ATTACH}
-	start_svc ehd-esx ct-x
-	start_svc ehd-esy ct-y
+	dp_topo_up
 	# For the test with three different ports (VIP, CT-x, CT-y).
 	start_svc ehd-esx ct-x2 7001
 	start_svc ehd-esy ct-y2 7002

@@ -5,7 +5,7 @@
 # with a replay buffer each, and all cut over to CT-y concurrently. The MUDs
 # check every answer against their own digest chain; CT-y's digest of each
 # MUD must equal the MUD's; logrepo's report must agree with each MUD.
-# Topology: tests/dataplane_helper.bash (many_up, many_run).
+# Topology: tests/dataplane_helper.bash (many_topo_up, many_run).
 
 bats_require_minimum_version 1.5.0
 
@@ -15,18 +15,7 @@ HANDOFF=20
 
 setup_file() {
 	load dataplane_helper
-	topo_up
-	ip netns exec ehd-mud ethtool -K mud0 gro on >/dev/null
-	ap_x load --radio radio0 --wan wan0 --vip $VIP:$VPORT ${EH_ATTACH:+--attach $EH_ATTACH}
-	ap_y load --radio radio0 --wan wan0 --vip $VIP:$VPORT --fast-return on ${EH_ATTACH:+--attach $EH_ATTACH}
-	start_svc ehd-esx ct-x
-	start_svc ehd-esy ct-y
-	many_up $N
-	many_agents "$BATS_FILE_TMPDIR"
-	nsenter --net=/run/netns/ehd-apy "$BIN/edgehop-logrepo" serve --udp 7779 \
-		--allow 10.91.0.0/16 --allow 127.0.0.0/8 --dir "$BATS_FILE_TMPDIR/logrepo" \
-		>"$BATS_FILE_TMPDIR/logrepo.out" 2>&1 &
-	wait_for 10 grep -q "serving udp" "$BATS_FILE_TMPDIR/logrepo.out"
+	many_topo_up $N "$BATS_FILE_TMPDIR"
 }
 
 teardown_file() {

@@ -99,6 +99,21 @@ topo_up() {
 	done
 }
 
+# dp_topo_up: topo_up, both APs' dataplanes loaded (at EH_ATTACH: auto, xdp or
+# tc; auto attaches at TC on these veths), CT-x and CT-y serving on VPORT. The
+# MUD's veth keeps checksum offload on: its requests arrive as
+# CHECKSUM_PARTIAL seeds, which the redirect paths must checksum whole. GRO on
+# the MUD's end gives the peer the NAPI that XDP_REDIRECT into a veth needs
+# (AP-y's fast return path, WAN -> radio at XDP).
+dp_topo_up() {
+	topo_up
+	ip netns exec ehd-mud ethtool -K mud0 gro on >/dev/null
+	ap_x load --radio radio0 --wan wan0 --vip $VIP:$VPORT ${EH_ATTACH:+--attach $EH_ATTACH}
+	ap_y load --radio radio0 --wan wan0 --vip $VIP:$VPORT --fast-return on ${EH_ATTACH:+--attach $EH_ATTACH}
+	start_svc ehd-esx ct-x
+	start_svc ehd-esy ct-y
+}
+
 # hooks NS DEV...: what is attached to each DEV in NS (XDP program, qdiscs, TC
 # filters both ways, program ids included), for before/after comparisons.
 hooks() {
@@ -183,7 +198,20 @@ many_agents() {
 	wait_for 10 grep -q ready "$dir/agent-y.out"
 }
 
-# ap_show_all PIN FILTER: 0 if jq FILTER holds on AP's show --json.
+# many_topo_up N DIR: dp_topo_up, N MUDs (many_up), the test-double agents and
+# logrepo on AP-y (udp 7779, DIR/logrepo); their output in DIR.
+many_topo_up() {
+	local n=$1 dir=$2
+	dp_topo_up
+	many_up "$n"
+	many_agents "$dir"
+	nsenter --net=/run/netns/ehd-apy "$BIN/edgehop-logrepo" serve --udp 7779 \
+		--allow 10.91.0.0/16 --allow 127.0.0.0/8 --dir "$dir/logrepo" \
+		>"$dir/logrepo.out" 2>&1 &
+	wait_for 10 grep -q "serving udp" "$dir/logrepo.out"
+}
+
+# ap_show_holds NS PIN FILTER: 0 if jq FILTER holds on that AP's show --json.
 ap_show_holds() {
 	local ns=$1 pin=$2 filter=$3
 	timeout 20 nsenter --net=/run/netns/"$ns" "$BIN/edgehop-ap" --pin "$pin" show --json |
