@@ -1120,6 +1120,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	struct svc_mud_state ss;
 	struct early_start es = { .running = false };
 	bool created = false, have_ckpt = false, got_layer;
+	int create_r = 0;	/* P-Migr's create of CT-y failed (after "ready") */
 	double t0 = eh_mono_ms(), t, t_start = 0;
 	int r;
 
@@ -1150,19 +1151,24 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			goto failed;
 		}
 	}
-	if (method == METHOD_P) {
-		/* The base image is here: CT-y now, so the streams go straight into it. */
-		r = create_cty(d, name, image, cmd, mud_id, h->restore_stage, stage, state_dir,
-			       ckname, idy, upper, sizeof(upper), root, sizeof(root), err, errlen);
-		if (r)
-			goto failed;
-		created = true;
-	}
 	r = send_op(pc, json_pack("{s:s, s:i, s:i}", "op", "ready", "method", method,
 				  "have_layers", method == METHOD_C ?
 				  layers_held(d, json_object_get(begin, "layers")) : 0));
 	if (r)
 		goto failed;
+	if (method == METHOD_P) {
+		/*
+		 * The base image is here: CT-y now, so the streams go straight
+		 * into it. After "ready", so that Docker's create runs while ES-x
+		 * takes its snapshot instead of before it. A failure is told when
+		 * ES-x's first step arrives (its stream drained), so that ES-x
+		 * reads the reason instead of meeting a closed channel.
+		 */
+		create_r = create_cty(d, name, image, cmd, mud_id, h->restore_stage, stage,
+				      state_dir, ckname, idy, upper, sizeof(upper), root,
+				      sizeof(root), err, errlen);
+		created = !create_r;
+	}
 
 	for (;;) {
 		const char *op;
@@ -1177,6 +1183,12 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 			r = -ECANCELED;
 			fail(err, errlen, "ES-x aborted: %s",
 			     json_string_value(json_object_get(m, "reason")) ?: "no reason");
+			goto failed;
+		}
+		if (create_r) {		/* err holds create_cty's reason */
+			if (!strcmp(op, "layer") || !strcmp(op, "checkpoint") || !strcmp(op, "image"))
+				drain_stream(pc);
+			r = create_r;
 			goto failed;
 		}
 		if (!strcmp(op, "image") && method == METHOD_C && !created) {
