@@ -690,7 +690,8 @@ int eh_tc_radio(struct __sk_buff *skb)
  * (address and port), or the backend before the last switch (its answers
  * still in flight). A datagram from a service port (the backend's, the
  * previous backend's or the VIP's) that is from neither is somebody posing as
- * the service: counted, never rewritten.
+ * the service, or a container that is not the MUD's backend (yet): counted,
+ * never rewritten, and dropped by TC egress (see eh_tc_radio_egress).
  */
 enum answer_src {
 	ANSWER_OTHER,		/* not an answer: pass untouched, uncounted */
@@ -749,7 +750,7 @@ static __always_inline int wan(void *ctx, const bool tc)
 	st = bpf_map_lookup_elem(&eh_steer, &ip->daddr);
 	if (!st)
 		return V_PASS(tc);
-	/* A foreign one is counted once, by TC egress on its way to the radio. */
+	/* A foreign one is counted (and dropped) once, by TC egress on its way to the radio. */
 	if (answer_src(st, cfg, ip->saddr, udp->source) != ANSWER_BACKEND)
 		return V_PASS(tc);
 
@@ -822,7 +823,17 @@ int eh_tc_wan(struct __sk_buff *skb)
  * Answers to a steered MUD leave the radio interface with VIP:port as their
  * source, whichever of its containers produced them. Only UDP from the MUD's
  * backend (or previous backend) address and port to a MUD with a steering
- * entry is touched; see answer_src().
+ * entry is rewritten; see answer_src().
+ *
+ * A datagram to a steered MUD from a service port but not from its backend
+ * (ANSWER_FOREIGN) is dropped: a steered MUD only ever hears the service
+ * from VIP:port. Besides posers, this is what a container restored from a
+ * checkpoint sends before its cut-over: CRIU resumes the service where the
+ * checkpoint caught it, possibly between receiving a request of the MUD
+ * (forwarded to CT-x) and sending its answer, so CT-y answers that request
+ * from its own address while the MUD's entry still names CT-x (which,
+ * left running, answers it too, from the VIP). Passed, it reached the MUD
+ * as a foreign datagram.
  */
 SEC("tc")
 int eh_tc_radio_egress(struct __sk_buff *skb)
@@ -861,7 +872,7 @@ int eh_tc_radio_egress(struct __sk_buff *skb)
 		break;
 	case ANSWER_FOREIGN:
 		count(EH_C_TX_FOREIGN, skb->len);
-		return TC_ACT_OK;
+		return TC_ACT_SHOT;
 	default:
 		return TC_ACT_OK;
 	}

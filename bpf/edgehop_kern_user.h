@@ -165,7 +165,7 @@ enum eh_counter {
 	EH_C_TX_REWRITE,	/* answers whose source TC egress rewrote to the VIP */
 	EH_C_RET_FAST,		/* answers redirected WAN -> radio in XDP (source rewritten) */
 	EH_C_TX_FOREIGN,	/* to a steered MUD from a service port, not from its
-				 * backend's address and port: passed, never rewritten */
+				 * backend's address and port: dropped, never rewritten */
 	EH_C_NO_RING,		/* to be buffered, but the MUD has no replay buffer */
 	/*
 	 * How the in-kernel redirects left, at TC (each is also one of the

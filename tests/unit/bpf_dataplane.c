@@ -495,10 +495,10 @@ static void t_tc_egress(void)
 			s.sport = spoof[i].sport;
 			len = build(in, &s);
 			rc = run(tc, in, len, out, &olen);
-			tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len) &&
+			tap_ok(rc == TC_ACT_SHOT && !memcmp(in, out, len) &&
 			       counter(EH_C_TX_FOREIGN) == foreign + 1 &&
 			       counter(EH_C_TX_REWRITE) == rw,
-			       "TC egress: %s: untouched, counted tx_foreign", spoof[i].what);
+			       "TC egress: %s: dropped unrewritten, counted tx_foreign", spoof[i].what);
 		}
 	}
 
@@ -532,9 +532,10 @@ static void t_tc_egress(void)
 				       udp_csum_ok(ip, udp),
 				       "TC egress after the switch: %s rewritten from the VIP", after[i].what);
 			else
-				tap_ok(rc == TC_ACT_OK && !memcmp(in, out, len) &&
+				tap_ok(rc == TC_ACT_SHOT && !memcmp(in, out, len) &&
 				       counter(EH_C_TX_FOREIGN) == foreign + 1,
-				       "TC egress after the switch: %s untouched, counted", after[i].what);
+				       "TC egress after the switch: %s dropped unrewritten, counted",
+				       after[i].what);
 		}
 	}
 }

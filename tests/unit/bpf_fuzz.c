@@ -770,12 +770,20 @@ static bool check_egress(const struct frame *in, const uint8_t *out, __u32 olen,
 	    !(be16(ip + 6) & 0x1fff) && addr_at(ip + 12) != ip4(VIP) &&
 	    (m = find_mud(addr_at(ip + 16))) && 14 + in->ihl + 8 <= in->len)
 		a = answer_of(m, addr_at(ip + 12), be16(ip + in->ihl));
+	if (a == A_FOREIGN) {
+		/* Posing as the service, or not the MUD's backend (yet): dropped. */
+		if (rc != TC_ACT_SHOT)
+			FAIL("verdict %d for a foreign datagram to a steered MUD (not dropped)", rc);
+		if (!unchanged(in, out, olen))
+			return false;
+		return ONLY(e, EH_C_TX_FOREIGN);
+	}
 	if (a != A_BACKEND) {
 		if (rc != TC_ACT_OK)
 			FAIL("verdict %d for a frame not ours", rc);
 		if (!unchanged(in, out, olen))
 			return false;
-		return a == A_FOREIGN ? ONLY(e, EH_C_TX_FOREIGN) : ONLY(e, -1);
+		return ONLY(e, -1);
 	}
 	if (rc != TC_ACT_OK)
 		FAIL("an answer from the backend dropped");

@@ -61,20 +61,20 @@ migr_is() {
 }
 
 # mud_ok JSON COUNT: the MUD's report says every request was answered, none
-# lost, no mismatch, no bad answer, no failed handoff. Foreign datagrams (an
-# answer that left node-y un-rewritten, from CT-y's own address, around the
-# cut-over: a known dataplane fault, seen in 1 of ~4 P-Migr runs) are
-# reported and bounded, not hidden: the MUD itself exits 1 for them.
+# lost, no mismatch, no bad answer, no failed handoff, and no foreign
+# datagram (an answer not from VIP:port: the MUD exits 1 for one). A restored
+# CT-y's answer to the request its checkpoint caught in flight, sent from its
+# own address before its cut-over, is dropped by node-y's radio egress
+# (docs/dataplane.md, "Who may answer"; seen here in 1 of ~4 P-Migr runs
+# before); migrate_case prints node-y's tx_foreign.
 mud_ok() {
-	local j=$1 count=$2 f
+	local j=$1 count=$2
 	assert_equal "$(jq -r .answered "$j")" "$count"
 	assert_equal "$(jq -r .lost "$j")" 0
 	assert_equal "$(jq -r .mismatches "$j")" 0
 	assert_equal "$(jq -r .bad_answers "$j")" 0
 	assert_equal "$(jq -r .handoff_failures "$j")" 0
-	f=$(jq -r .foreign "$j")
-	[ "$f" -eq 0 ] || echo "# KNOWN FAULT: $f foreign datagram(s) reached the MUD around the cut-over" >&3
-	assert [ "$f" -le 2 ]
+	assert_equal "$(jq -r .foreign "$j")" 0
 }
 
 ct_of() { on "$1" "docker ps -q --filter label=edgehop.mud=$2" | head -1; }
@@ -142,6 +142,7 @@ migrate_case() {
 		--count 800 --rate 20 --window 4 --handoff 60:node-y
 	on node-y "$AGENT wan del radio0"
 	cat "$j2" >&3
+	echo "# node-y tx_foreign (dropped, not from the MUD's backend): $(on node-y "$BIN/edgehop-ap stats --json" | jq -c .tx_foreign)" >&3
 	mud_ok "$j2" 800
 	wait_for 300 migr_is node-y "$id" none	# the migration ended
 	# ES-x removes CT-x once ES-y said done: its own state says when.
