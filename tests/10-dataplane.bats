@@ -505,7 +505,11 @@ tx_foreign_ge() { [ "$(counter $PIN_Y TX_FOREIGN)" -ge "$1" ]; }
 
 @test "a restored CT-y answering the MUD from its own address before its cut-over: dropped at AP-y, the MUD never hears it; the cut-over as usual" {
 	ap_y ring --drain --timeout-ms 0 >/dev/null
+	# As at node-y: the entry created at the reassociation, no previous backend
+	# (one naming CT-y would have CT-y's answers rewritten, from the VIP).
+	run ap_y del $MUD_IP
 	ap_y set $MUD_IP --mode fwd-buf --backend $CTX_IP:$VPORT --mud-id 131
+	assert_equal "$(ap_y show --json | jq -r '.[]|select(.mud_id==131)|.prev_backend')" 0.0.0.0:0
 	foreign_before=$(counter $PIN_Y TX_FOREIGN)
 	mud 131 5000 --rate 1000 & mud_pid=$!
 	wait_for 30 bash -c "[ \$(nsenter --net=/run/netns/ehd-apy $BIN/edgehop-ap --pin $PIN_Y show --json | jq '.[]|select(.mud_id==131)|.buffered') -ge 200 ]"
