@@ -6,6 +6,7 @@
 #   make run            the main job: the paper's experiment on the VM testbed (scripts/run-paper)
 #   make demo           the handoff scenario in namespaces on this host (scripts/run-demo)
 #   make bench          the dataplane benchmark (tests/bench/run); make bench-cutover: cut-over of 1, 5, 20 MUDs
+#   make bench-vm       the same dataplane benchmark between two nodes of the VM testbed (tests/bench/run-vm)
 #   make load RADIO=<if> WAN=<if> VIP=<ipv4>:<port> [PIN=/sys/fs/bpf/edgehop] [CONFIG=file]
 #   make unload RADIO=<if> WAN=<if> [PIN=...]
 #   make V=1            show full commands
@@ -142,6 +143,11 @@ fuzz:
 
 bench: build-all
 	$(Q)./tests/bench/run
+
+# The dataplane benchmark on the VM testbed (virtio-net, native XDP): docs/bench.md.
+.PHONY: bench-vm
+bench-vm: build-all
+	$(Q)./tests/bench/run-vm
 
 # Cut-over of 1, 5 and 20 MUDs at once (docs/bench.md; the ns tier's namespaces).
 .PHONY: bench-cutover
