@@ -1408,6 +1408,12 @@ int agentd_run(const struct ag_config *cfg, int verbose)
 		say("TLS context: %s", strerror(-err));
 		return err;
 	}
+	err = peer_ctx_set_congestion(A.pctx, A.c.tcp_cc);
+	if (err) {
+		say("TCP_CONGESTION = %s: %s (tcp_available_congestion_control lists what "
+		    "this kernel has)", A.c.tcp_cc, strerror(-err));
+		return err;
+	}
 	err = eh_log_open(&A.log, A.c.logrepo, A.c.node);
 	if (err)
 		say("logrepo %s: %s (events not sent)", A.c.logrepo, strerror(-err));

@@ -161,6 +161,13 @@ static int set_key(struct ag_config *c, const char *k, char *v, const char **why
 				return SETSTR(c->fault, v);
 		return -EINVAL;
 	}
+	if (!strcmp(k, "TCP_CONGESTION")) {
+		/* a name as the kernel lists them (tcp_available_congestion_control) */
+		for (const char *q = v; *q; q++)
+			if (!isalnum((unsigned char)*q) && *q != '_' && *q != '-')
+				return -EINVAL;
+		return SETSTR(c->tcp_cc, v);
+	}
 	if (!strcmp(k, "RING_BYTES"))
 		return ag_ring_bytes_parse(v, &c->ring_bytes, why);
 	if (!strcmp(k, "DATAPLANE")) {

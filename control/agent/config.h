@@ -32,6 +32,9 @@
  *					around containerd's content store; Docker's runtime
  *					"edgehop"), docker (start --checkpoint), or auto: runc
  *					when Docker knows the runtime "edgehop", else docker
+ *	TCP_CONGESTION = bbr		the peer channel's TCP congestion control ("" the
+ *					kernel's default); a name this kernel lacks stops
+ *					the agent at start with the reason
  *	FAULT = restore			test hook: migrations into this node fail on
  *					purpose at image|checkpoint|layer|restore|replay
  */
@@ -79,6 +82,7 @@ struct ag_config {
 	int attach;			/* enum eh_attach */
 	int load_dataplane;		/* DATAPLANE = yes|no (no: tests without BPF) */
 	uint32_t ring_bytes;		/* RING_BYTES: each MUD's replay buffer */
+	char tcp_cc[16];		/* TCP_CONGESTION, "" = the kernel's default */
 };
 
 /* Reads @path; on error prints "FILE:LINE: what" and returns -EINVAL/-errno. */

@@ -72,6 +72,7 @@ struct peer_ctx {
 	size_t keylen;
 	struct allow_ent *allow;
 	size_t nallow;
+	char cc[PEER_CC_MAX];	/* TCP congestion control, "" = the kernel's */
 };
 
 struct peer_conn {
@@ -621,6 +622,30 @@ void peer_ctx_free(struct peer_ctx *c)
 	free(c);
 }
 
+int peer_ctx_set_congestion(struct peer_ctx *c, const char *cc)
+{
+	int fd, err = 0;
+
+	if (!cc || !*cc) {
+		c->cc[0] = '\0';
+		return 0;
+	}
+	if (strlen(cc) >= sizeof(c->cc))
+		return -EINVAL;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, strlen(cc)))
+		err = -errno;
+	close(fd);
+	if (err) {
+		plog(LOG_ERR, "TCP congestion control '%s': %s", cc, strerror(-err));
+		return err;
+	}
+	snprintf(c->cc, sizeof(c->cc), "%s", cc);
+	return 0;
+}
+
 /* --- connections --------------------------------------------------------------- */
 
 int peer_listen(const char *addr, uint16_t port)
@@ -686,6 +711,9 @@ static int conn_new(struct peer_ctx *c, int fd, struct peer_conn **out)
 		return err;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Checked by peer_ctx_set_congestion(); a failure here leaves the default. */
+	if (c->cc[0] && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, c->cc, strlen(c->cc)))
+		plog(LOG_WARNING, "TCP congestion control '%s' not set: %s", c->cc, strerror(errno));
 	snprintf(pc->where, sizeof(pc->where), "(unknown address)");
 	if (!getpeername(fd, (struct sockaddr *)&ss, &sl)) {
 		char a[INET6_ADDRSTRLEN] = "?";

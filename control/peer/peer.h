@@ -62,4 +62,16 @@ void peer_set_log(peer_log_fn fn, void *arg);
  */
 int peer_accept_fd(struct peer_ctx *c, int fd, int timeout_ms, struct peer_conn **out);
 
+/*
+ * TCP congestion control of this context's connections (setsockopt
+ * TCP_CONGESTION on each, both ends: the sender's is what counts), e.g.
+ * "bbr": over a rate-limited long link (netem's rate with 100 ms each way)
+ * loss-based CUBIC backs off at every queue overflow, BBR paces at the
+ * bottleneck's rate (docs/peer.md has the measurement). NULL or "": the
+ * kernel's default. -ENOENT if this kernel has no such algorithm (nothing
+ * set); checked here, once, on a throw-away socket.
+ */
+#define PEER_CC_MAX	16
+int peer_ctx_set_congestion(struct peer_ctx *c, const char *cc);
+
 #endif /* EDGEHOP_PEER_H */

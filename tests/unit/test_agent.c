@@ -59,7 +59,7 @@ int main(void)
 	char a[INET_ADDRSTRLEN];
 	size_t n;
 
-	tap_plan(31);
+	tap_plan(32);
 
 	/* Configuration */
 	tap_ok(load("# a node\nNODE = node-x\nRADIO = radio0\nWAN = wan0\nVIP = 10.77.100.1:7777\n"
@@ -102,6 +102,12 @@ int main(void)
 	tap_ok(load("NODE = n\nDATAPLANE = no\nMIGRATE = auto\n", &c) == 0 &&
 	       c.migrate == AG_MIGR_AUTO && !strcmp(ag_method_name(c.migrate), "auto"),
 	       "MIGRATE = auto read, and named back 'auto' (the IAPP context carries it)");
+
+	tap_ok(load("NODE = n\nDATAPLANE = no\n", &c) == 0 && !c.tcp_cc[0] &&
+	       load("NODE = n\nDATAPLANE = no\nTCP_CONGESTION = bbr\n", &c) == 0 &&
+	       !strcmp(c.tcp_cc, "bbr") &&
+	       load("NODE = n\nDATAPLANE = no\nTCP_CONGESTION = bbr; rm\n", &c) == -EINVAL,
+	       "TCP_CONGESTION: the kernel's default unless set; a name read; not a name refused");
 
 	/* RING_BYTES: each MUD's replay buffer, as the dataplane would take it. */
 	{

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -338,6 +339,27 @@ static void test_handshake_and_msgs(void)
 	json_decref(back);
 	peer_close(pc);
 	srv_wait(&j);
+
+	/* TCP_CONGESTION: what the context names is what its connections use. */
+	{
+		char got[PEER_CC_MAX] = "";
+		socklen_t gl = sizeof(got);
+
+		tap_ok(peer_ctx_set_congestion(c, "no-such-cc") == -ENOENT &&
+		       peer_ctx_set_congestion(c, "a-name-longer-than-16") == -EINVAL,
+		       "congestion control: an unknown name is -ENOENT, a too long one -EINVAL");
+		pc = NULL;
+		srv_start(&j, SRV_ECHO);
+		err = peer_ctx_set_congestion(c, "reno") ?:
+		      peer_connect(c, "node-a", "127.0.0.1", srv_port, 5000, &pc);
+		if (!err && getsockopt(peer_conn_fd(pc), IPPROTO_TCP, TCP_CONGESTION, got, &gl))
+			err = -errno;
+		peer_close(pc);
+		srv_wait(&j);
+		tap_ok(!err && !strcmp(got, "reno"),
+		       "congestion control 'reno' set on the connection (err %d, got '%s')", err, got);
+		peer_ctx_set_congestion(c, NULL);
+	}
 	tap_ok(!j.accept_err && !strcmp(j.name, "node-b") && j.msgs == 1 &&
 	       j.msg_err == -ECONNRESET,
 	       "server saw node-b, one message, then -ECONNRESET at the close (accept %d, '%s', %d msgs, %d)",
@@ -763,7 +785,7 @@ int main(void)
 	struct peer_ctx *c;
 	int err;
 
-	tap_plan(53);
+	tap_plan(55);
 	peer_set_log(log_cb, NULL);
 	RAND_bytes(key_a, sizeof(key_a));
 	RAND_bytes(key_b, sizeof(key_b));

@@ -4,10 +4,11 @@
 #
 #   agent-setup.sh [--migrate p|c|auto|none] [--svc-args "..."] [--image IMG]
 #                  [--logrepo IP:PORT|""] [--fault STEP] [--attach auto|xdp|tc]
-#                  [--restore auto|runc|docker] [--stop]
+#                  [--restore auto|runc|docker] [--tcp-cc NAME|""] [--stop]
 #
 # --fault: test hook, migrations into this node fail on purpose at STEP
-# (image, checkpoint, layer, restore, replay).
+# (image, checkpoint, layer, restore, replay). --tcp-cc: the peer channel's TCP
+# congestion control (TCP_CONGESTION; "" the kernel's default).
 #
 # The peer key is the testbed's (vm/run/peer.key, made on the host by
 # vm/provision/peer-key.sh); on other hosts provision a key file of your own.
@@ -15,7 +16,7 @@ set -euo pipefail
 share=$(cd "$(dirname "$0")/../.." && pwd)
 source "$share/vm/testbed.conf"
 name=$(hostname)
-migrate=p svc_args= image=edgehop-svc:small logrepo="$LOGREPO_IP:7779" stop=0 fault= attach=auto restore=auto
+migrate=p svc_args= image=edgehop-svc:small logrepo="$LOGREPO_IP:7779" stop=0 fault= attach=auto restore=auto tcp_cc=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--migrate)  migrate=$2; shift 2 ;;
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
 	--fault)    fault=$2; shift 2 ;;
 	--attach)   attach=$2; shift 2 ;;
 	--restore)  restore=$2; shift 2 ;;
+	--tcp-cc)   tcp_cc=$2; shift 2 ;;
 	--stop)     stop=1; shift ;;
 	*) echo "agent-setup: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -49,6 +51,7 @@ mkdir -p /etc/edgehop
 	[ -z "$fault" ] || echo "FAULT = $fault"
 	echo "ATTACH = $attach"
 	echo "RESTORE = $restore"
+	[ -z "$tcp_cc" ] || echo "TCP_CONGESTION = $tcp_cc"
 	for o in $NODES_ALL; do
 		[ "$o" = "$name" ] && continue
 		echo "PEER = $o ${NODE_WAN[$o]} ${NODE_RADIO[$o]}"

@@ -49,11 +49,13 @@ def main():
         groups.setdefault((r["mem_kind"], r["rate_Bps"], r["method"]), []).append(r)
 
     rows = []
-    for (kind, rate, method) in sorted(groups, key=lambda k: (k[0] != "heap", k[1],
-                                                               ORDER.index(k[2]) if k[2] in ORDER else 99)):
+    order = lambda m: (ORDER.index(m.partition("+")[0]) if m.partition("+")[0] in ORDER else 99, m)
+    for (kind, rate, method) in sorted(groups, key=lambda k: (k[0] != "heap", k[1], order(k[2]))):
         rs = groups[(kind, rate, method)]
         ok = [r for r in rs if r.get("ok")]
-        row = {"method": method, "name": NAMES.get(method, method), "mem_kind": kind,
+        base, _, cc = method.partition("+")
+        name = NAMES.get(base, method) + (" (TCP %s)" % cc if cc else "")
+        row = {"method": method, "name": name, "mem_kind": kind,
                "rate_Bps": rate, "runs": len(rs), "ok": len(ok),
                "errors": [r.get("error") for r in rs if not r.get("ok")]}
         for k in METRICS:
@@ -62,7 +64,7 @@ def main():
             row["capture_restore_s"] = row["capture_s"]["median"] + row["restore_s"]["median"]
         if row["wire_bytes"]:
             row["link_bound_s"] = row["wire_bytes"]["median"] / rate
-        if method in ("c", "p"):
+        if base in ("c", "p"):
             row["ready_s"] = mmm([r.get("ready_s") for r in ok])
             row["ctx_remove_s"] = mmm([r.get("ctx_remove_s") for r in ok])
             marks = {}
@@ -118,7 +120,7 @@ def main():
             fmt(row["transfer_s"], "transfer_s"), fmt(row["restore_s"], "restore_s"),
             fmt(row["pause_s"], "pause_s"), fmt(row["wire_bytes"], "wire_bytes"),
             fmt(row["total_s"], "total_s"), xf, xl))
-    ed = [r for r in rows if r["method"] in ("c", "p") and r["ok"]]
+    ed = [r for r in rows if r["method"].partition("+")[0] in ("c", "p") and r["ok"]]
     if ed:
         w.write("\nedgehop: where the time goes (medians, ms): ES-y ready = migr_begin -> ready "
                 "(its checks and P-Migr's create of CT-y);\nT5's moments from T5's begin "
