@@ -1300,27 +1300,35 @@ static int ws_flush(struct peer_wstream *w)
 	return 0;
 }
 
+/*
+ * Compresses @in; full frame buffers are sent as DATA. With ZSTD_e_end, the
+ * zstd frame is complete (its tail may still be in the buffer) on return.
+ */
 static int ws_compress(struct peer_wstream *w, ZSTD_inBuffer *in, ZSTD_EndDirective mode)
 {
 	size_t left;
+	int done;
 	int err;
 
-	for (;;) {
+	do {
 		left = ZSTD_compressStream2(w->z, &w->out, in, mode);
 		if (ZSTD_isError(left)) {
 			plog(LOG_ERR, "zstd compression of the stream to %s failed: %s", w->pc->name,
 			     ZSTD_getErrorName(left));
 			return -EIO;
 		}
+		/*
+		 * Decided before the flush: once ZSTD_e_end returned 0, a
+		 * further call would begin a second, empty zstd frame.
+		 */
+		done = mode == ZSTD_e_end ? left == 0 : in->pos == in->size;
 		if (w->out.pos == w->out.size) {
 			err = ws_flush(w);
 			if (err)
 				return err;
-			continue;
 		}
-		if (mode == ZSTD_e_end ? left == 0 : in->pos == in->size)
-			return 0;
-	}
+	} while (!done);
+	return 0;
 }
 
 int peer_wstream_write(struct peer_wstream *w, const void *buf, size_t len)
@@ -1549,7 +1557,13 @@ ssize_t peer_rstream_read(struct peer_rstream *r, void *buf, size_t cap)
 				return rs_fail(r, -EPROTO, "bad zstd data after %llu bytes: %s",
 					       (unsigned long long)r->raw, ZSTD_getErrorName(ret));
 			r->zret = ret;
-			r->more = out.pos == out.size;
+			/*
+			 * A full buffer may leave output in the decoder, unless
+			 * ret is 0: the frame is decoded and all of it flushed.
+			 * Calling again then would start the next frame's header
+			 * on no input, and its size hint would replace the 0.
+			 */
+			r->more = ret && out.pos == out.size;
 			if (out.pos) {
 				if (!EVP_DigestUpdate(r->sha, buf, out.pos))
 					return rs_fail(r, -EIO, "SHA-256 update failed");

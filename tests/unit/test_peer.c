@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The peer channel on loopback: a server thread (node-a) and clients in the
- * main thread. Good handshakes, messages and a 50 MB stream; then every kind
- * of bad peer and bad frame, each followed by a good peer that must still
- * get through.
+ * main thread. Good handshakes, messages, a 50 MB stream and 160 short ones
+ * read as the migration reads a tar; then every kind of bad peer and bad
+ * frame, each followed by a good peer that must still get through.
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -85,6 +85,17 @@ enum srv_mode {
 	SRV_ECHO,	/* echo messages back until the client goes */
 	SRV_COUNT,	/* count delivered messages until an error */
 	SRV_STREAM,	/* read one stream, then count messages */
+	SRV_STREAMS,	/* read the streams of a plan as recv_into_dir() does */
+};
+
+/*
+ * One stream of a plan: len bytes, read with reads of cap1 bytes while fewer
+ * than head bytes arrived, then 4096-byte reads to the END (recv_into_dir():
+ * libarchive's 64 KiB reads to the tar end marker, then its drain).
+ */
+struct ss_plan {
+	size_t len, head, cap1;
+	uint8_t sha[32];
 };
 
 struct srv_job {
@@ -99,8 +110,48 @@ struct srv_job {
 	uint64_t got;
 	uint8_t sha[32];
 	struct peer_xfer xfer;
+	const struct ss_plan *plan;	/* SRV_STREAMS */
+	int nplan, streams_ok, exact_ends;
 	pthread_t th;
 };
+
+/*
+ * Reads the plan's streams in order; stops at the first one that does not end
+ * at a verified END with the planned length and SHA-256 (read_err, end_err
+ * say why). exact_ends counts streams whose last data read filled its buffer.
+ */
+static void srv_streams(struct srv_job *j, struct peer_conn *pc, uint8_t *buf, EVP_MD_CTX *sha)
+{
+	for (int i = 0; i < j->nplan; i++) {
+		const struct ss_plan *p = &j->plan[i];
+		struct peer_rstream *r = NULL;
+		size_t cap, last = 0, last_cap = 0;
+		unsigned int mdlen;
+		ssize_t n;
+
+		j->got = 0;
+		j->read_err = peer_rstream_begin(pc, &r);
+		EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+		while (!j->read_err) {
+			cap = j->got < p->head ? p->cap1 : 4096;
+			n = peer_rstream_read(r, buf, cap);
+			if (n <= 0) {
+				j->read_err = n;
+				break;
+			}
+			EVP_DigestUpdate(sha, buf, n);
+			j->got += n;
+			last = n;
+			last_cap = cap;
+		}
+		EVP_DigestFinal_ex(sha, j->sha, &mdlen);
+		j->end_err = r ? peer_rstream_end(r, &j->xfer) : -EPROTO;
+		if (j->read_err || j->end_err || j->got != p->len || memcmp(j->sha, p->sha, 32))
+			return;
+		j->exact_ends += last && last == last_cap;
+		j->streams_ok++;
+	}
+}
 
 static void *srv_main(void *arg)
 {
@@ -136,6 +187,10 @@ static void *srv_main(void *arg)
 		EVP_DigestFinal_ex(sha, j->sha, &mdlen);
 		if (r)
 			j->end_err = peer_rstream_end(r, &j->xfer);
+	} else if (j->mode == SRV_STREAMS) {
+		buf = malloc(256 * 1024);
+		sha = EVP_MD_CTX_new();
+		srv_streams(j, pc, buf, sha);
 	}
 	for (;;) {
 		j->msg_err = peer_recv_msg(pc, &m);
@@ -432,6 +487,186 @@ static void test_stream(void)
 	       hwm - rss0, STREAM_BYTES / 1000000);
 	EVP_MD_CTX_free(md);
 	free(pool);
+	peer_ctx_free(c);
+}
+
+/* --- many short streams, read the way recv_into_dir() reads a tar ------------------ */
+
+#define SS_N		160
+#define SS_MAX		(640 * 1024)
+#define WS_CUT		(256 * 1024)	/* the writer cuts DATA frames here (peer.c) */
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Stream i's bytes (the same on every call): random, mixed, or text and zeros. */
+static void ss_fill(uint8_t *buf, size_t len, int i)
+{
+	uint64_t rng = 0x243f6a8885a308d3ull + i * 0x9e3779b97f4a7c15ull, blk = 0;
+	int kind = i % 3;
+
+	for (size_t o = 0; o < len; o += CHUNK, blk++) {
+		size_t n = len - o < CHUNK ? len - o : CHUNK;
+
+		if (kind == 0)
+			fill_mixed(buf + o, n, 0, &rng);	/* block 0: random */
+		else if (kind == 1)
+			fill_mixed(buf + o, n, blk, &rng);
+		else if (blk % 2)
+			memset(buf + o, 0, n);
+		else
+			fill_mixed(buf + o, n, 1, &rng);
+	}
+}
+
+/* Writes one stream in chunks of odd sizes (from *rng), or in one piece. */
+static int ss_send(struct peer_conn *pc, const uint8_t *buf, size_t len, uint64_t *rng,
+		   struct peer_xfer *st)
+{
+	struct peer_wstream *w = NULL;
+	int err = peer_wstream_begin(pc, 1, &w);
+
+	for (size_t o = 0, n; !err && o < len; o += n) {
+		switch (xs(rng) % 4) {
+		case 0: n = 1 + xs(rng) % 700; break;
+		case 1: n = 1 + xs(rng) % (3 * CHUNK); break;
+		case 2: n = CHUNK; break;
+		default: n = len; break;
+		}
+		if (n > len - o)
+			n = len - o;
+		err = peer_wstream_write(w, buf + o, n);
+	}
+	if (w)
+		err = err ? (peer_wstream_abort(w, "test failed"), err) : peer_wstream_end(w, st);
+	return err;
+}
+
+/* The zstd frame the writer makes of buf (level 1, streamed): its length, or 0. */
+static size_t zframe_len(const uint8_t *buf, size_t len, void *out, size_t cap)
+{
+	ZSTD_CCtx *z = ZSTD_createCCtx();
+	ZSTD_inBuffer in = { buf, len, 0 };
+	ZSTD_outBuffer o = { out, cap, 0 };
+	size_t left;
+
+	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, 1);
+	left = ZSTD_compressStream2(z, &o, &in, ZSTD_e_continue);
+	if (!ZSTD_isError(left))
+		left = ZSTD_compressStream2(z, &o, &in, ZSTD_e_end);
+	ZSTD_freeCCtx(z);
+	return ZSTD_isError(left) || left ? 0 : o.pos;
+}
+
+/*
+ * 160 streams on one connection: random, mixed and compressible data of
+ * lengths around 4 KiB multiples, zstd's 128 KiB block and the writer's
+ * 256 KiB DATA frames, written in odd pieces, read as recv_into_dir() reads a
+ * tar. Streams whose zstd frame ends exactly where a read's buffer is full
+ * must end at their verified END like any other; and a zstd frame that ends
+ * exactly at the end of a DATA frame must not be followed by a second one.
+ */
+static void test_stream_ends(void)
+{
+	static struct ss_plan plan[SS_N];
+	struct srv_job j = { .plan = plan, .nplan = SS_N };
+	struct peer_ctx *c = client_ctx("node-b", key_a);
+	struct peer_conn *pc = NULL;
+	struct peer_xfer st = {}, fill_st = {};
+	uint8_t *buf = malloc(SS_MAX), *zbuf = malloc(ZSTD_compressBound(SS_MAX));
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint64_t rng = 7, total = 0;
+	size_t fill_len = 0;
+	unsigned int mdlen;
+	int err, i, fill_i = -1, sent = 0;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < SS_N; i++) {
+		struct ss_plan *p = &plan[i];
+		size_t tail;
+
+		/* Lengths: 0-3 exact cases, then a mix of the sizes that matter. */
+		switch (i < 4 ? (uint64_t)i : 4 + xs(&rng) % 6) {
+		case 0: p->len = 3 * 4096; p->head = 0; break;
+		case 1: p->len = 3 * 65536; p->head = p->len; break;
+		case 2: p->len = 131072; p->head = p->len; break;
+		case 3: p->len = 65536 + 4096; p->head = 65536; break;
+		case 4: p->len = 4096 * (1 + xs(&rng) % 150); break;
+		case 5: p->len = 131072 * (1 + xs(&rng) % 4) + xs(&rng) % 17 - 8; break;
+		case 6: p->len = WS_CUT - xs(&rng) % 64; break;
+		case 7: p->len = 512 * (1 + xs(&rng) % 1200); break;
+		default: p->len = 1 + xs(&rng) % SS_MAX; break;
+		}
+		if (i >= 4) {
+			/* What follows libarchive's last read: nothing, a padding, or all. */
+			switch (xs(&rng) % 4) {
+			case 0: tail = 0; break;
+			case 1: tail = 512 * (xs(&rng) % 129); break;
+			case 2: tail = xs(&rng) % 70000; break;
+			default: tail = p->len; break;
+			}
+			p->head = p->len - (tail < p->len ? tail : p->len);
+		}
+		p->cap1 = i < 4 || xs(&rng) % 4 ? 65536 : 512 + xs(&rng) % 100000;
+		ss_fill(buf, p->len, i);
+		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+		EVP_DigestUpdate(md, buf, p->len);
+		EVP_DigestFinal_ex(md, p->sha, &mdlen);
+		total += p->len;
+	}
+	/* Stream 6 (random data): a length whose zstd frame is exactly one full DATA frame. */
+	for (size_t n = WS_CUT; n > WS_CUT - 256 && fill_i < 0; n--) {
+		ss_fill(buf, n, 6);
+		if (zframe_len(buf, n, zbuf, ZSTD_compressBound(SS_MAX)) != WS_CUT)
+			continue;
+		fill_i = 6;
+		fill_len = n;
+		total += n - plan[6].len;
+		plan[6].len = plan[6].head = n;
+		plan[6].cap1 = 65536;
+		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+		EVP_DigestUpdate(md, buf, n);
+		EVP_DigestFinal_ex(md, plan[6].sha, &mdlen);
+	}
+
+	srv_start(&j, SRV_STREAMS);
+	err = peer_connect(c, "node-a", "127.0.0.1", srv_port, 5000, &pc);
+	for (i = 0; !err && i < SS_N; i++) {
+		ss_fill(buf, plan[i].len, i);
+		err = ss_send(pc, buf, plan[i].len, &rng, i == fill_i ? &fill_st : &st);
+		sent += !err;
+	}
+	peer_close(pc);
+	srv_wait(&j);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	tap_diag("%d streams, %.1f MB, made, sent and read in %.2f s", SS_N, total / 1e6,
+		 t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (j.streams_ok < SS_N)
+		tap_diag("stream %d of %zu bytes failed: read %zd, end %d after %llu bytes",
+			 j.streams_ok, plan[j.streams_ok].len, j.read_err, j.end_err,
+			 (unsigned long long)j.got);
+	tap_ok(!err && sent == SS_N && j.streams_ok == SS_N && j.exact_ends >= 4,
+	       "%d of %d streams read like a tar (64 KiB reads, then 4096-byte ones) end at a "
+	       "verified END, %d of them right after a read that filled its buffer (send %d)",
+	       j.streams_ok, SS_N, j.exact_ends, err);
+	if (fill_i < 0)
+		tap_skip(1, "no length near 256 KiB makes a zstd frame of exactly 256 KiB");
+	else
+		tap_ok(fill_st.raw_bytes == fill_len &&
+		       fill_st.wire_bytes == PEER_HDR_LEN + WS_CUT + PEER_HDR_LEN + PEER_END_LEN,
+		       "a zstd frame that fills its DATA frame exactly is one DATA frame and END: "
+		       "%zu raw bytes, %llu on the wire (want %zu)", fill_len,
+		       (unsigned long long)fill_st.wire_bytes,
+		       (size_t)PEER_HDR_LEN + WS_CUT + PEER_HDR_LEN + PEER_END_LEN);
+	EVP_MD_CTX_free(md);
+	free(zbuf);
+	free(buf);
 	peer_ctx_free(c);
 }
 
@@ -785,7 +1020,7 @@ int main(void)
 	struct peer_ctx *c;
 	int err;
 
-	tap_plan(55);
+	tap_plan(57);
 	peer_set_log(log_cb, NULL);
 	RAND_bytes(key_a, sizeof(key_a));
 	RAND_bytes(key_b, sizeof(key_b));
@@ -802,6 +1037,7 @@ int main(void)
 	       "a 16-byte key is refused");
 	test_handshake_and_msgs();
 	test_stream();
+	test_stream_ends();
 
 	refused("a forged peer (wrong key)", "node-b", key_b, "node-a", "does not hold our key");
 	refused("a peer not in the config", "node-z", key_a, "node-a",
