@@ -67,7 +67,8 @@ int peer_accept_fd(struct peer_ctx *c, int fd, int timeout_ms, struct peer_conn 
  * TCP_CONGESTION on each, both ends: the sender's is what counts), e.g.
  * "bbr": over a rate-limited long link (netem's rate with 100 ms each way)
  * loss-based CUBIC backs off at every queue overflow, BBR paces at the
- * bottleneck's rate (docs/peer.md has the measurement). NULL or "": the
+ * bottleneck's rate (docs/peer.md: no gain measured on the TCG testbed,
+ * where the CPU is the bound). NULL or "": the
  * kernel's default. -ENOENT if this kernel has no such algorithm (nothing
  * set); checked here, once, on a throw-away socket.
  */
