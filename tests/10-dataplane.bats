@@ -139,8 +139,9 @@ svc_status() { in_ns "$1" "$BIN/edgehop-svcctl" status 127.0.0.1:$VPORT --json; 
 	run -0 mud 101 1000
 	assert_equal "$(mudj 101 .answered)" 1000
 	assert_equal "$(mudj 101 '.servers|join(",")')" ct-y
-	# The MUD's socket is connected to the VIP: an answer from any other
-	# address would never have been received.
+	# The MUD's socket is not connected: an answer from any address but
+	# VIP:port is counted foreign and fails its run (run -0 above).
+	assert_equal "$(mudj 101 .foreign)" 0
 	sent=$(mudj 101 .transmissions)
 	assert_equal $(( $(counter $PIN_Y LOCAL) - local_before )) "$sent"
 	assert_equal $(( $(counter $PIN_Y TX_REWRITE) - rw_before )) "$(mudj 101 .answered)"

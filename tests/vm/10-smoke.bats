@@ -169,8 +169,10 @@ svc_args() { echo "--port $SVC_PORT --name $1 --state-dir /var/lib/edgehop-svc";
 	ip -n "$NS_MUD" route replace "$VIP/32" via "${NODE_RADIO[node-y]}"
 	run -0 timeout 120 ip netns exec "$NS_MUD" "$TOP/build/bin/edgehop-mud" --svc "$VIP:$SVC_PORT" \
 		--mud-id 9 --count 100 --rate 0 --quiet --json "$BATS_TEST_TMPDIR/m4.json"
-	# The MUD's socket is connected to the VIP: answers from elsewhere never arrive.
+	# The MUD's socket is not connected: it sees every answer's source, and
+	# one not from VIP:port is counted foreign (and fails the run, rc above).
 	assert_equal "$(jq -r .answered "$BATS_TEST_TMPDIR/m4.json")" 100
+	assert_equal "$(jq -r .foreign "$BATS_TEST_TMPDIR/m4.json")" 0
 	assert_equal "$(jq -r .mismatches "$BATS_TEST_TMPDIR/m4.json")" 0
 	assert_equal "$(jq -r '.servers|join(",")' "$BATS_TEST_TMPDIR/m4.json")" CT-x
 	# node-y redirected them in XDP out of its WAN NIC (virtio), and the
