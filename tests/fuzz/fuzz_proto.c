@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer target for the text helpers around the wire protocol: IPv4:PORT
- * addresses (eh_parse_ipv4_port), digests in hex (eh_digest_parse, which
- * must round-trip through eh_digest_hex) and CIDRs (eh_cidr_parse).
+ * libFuzzer target for the helpers around the wire protocol: the header
+ * checker (eh_hdr_check, on the raw input: what it passes must hold what
+ * edgehop_proto.h promises) and the text ones, IPv4:PORT addresses
+ * (eh_parse_ipv4_port), digests in hex (eh_digest_parse, which must
+ * round-trip through eh_digest_hex) and CIDRs (eh_cidr_parse).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include "eh_digest.h"
 #include "eh_parse.h"
+#include "eh_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -18,10 +21,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char hex[2 * EH_DIGEST_LEN + 1];
 	struct sockaddr_in sa;
 	struct eh_cidr c;
+	struct eh_hdr_host hh;
 	char *s;
+	int err;
 
 	if (size > 4096)
 		return 0;
+	err = eh_hdr_check(data, size, &hh);
+	if (!err) {
+		const struct eh_hdr *h = (const void *)data;
+		struct eh_hdr again;
+
+		if (size < sizeof(*h) || hh.len > size - sizeof(*h) ||
+		    ntohl(h->magic) != EH_MAGIC || h->version != EH_VERSION)
+			abort();
+		/* what passed is what eh_hdr_init writes from its fields */
+		eh_hdr_init(&again, hh.type, hh.flags, hh.mud_id, hh.seq, hh.send_ns, hh.len);
+		again.reserved = h->reserved;
+		if (memcmp(&again, data, sizeof(again)))
+			abort();
+	} else if (err != -EH_HDR_SHORT && err != -EH_HDR_MAGIC &&
+		   err != -EH_HDR_VERSION && err != -EH_HDR_LEN) {
+		abort();
+	}
 	s = malloc(size + 1);
 	if (!s)
 		abort();

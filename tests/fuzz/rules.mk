@@ -33,7 +33,8 @@ $(OUT)/fuzz/fuzz_logrepo_event: tests/fuzz/fuzz_logrepo_event.c $(wildcard logre
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -ljansson -lm -o $@
 
 $(OUT)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c control/common/eh_digest.c \
-		control/common/eh_parse.c $(wildcard control/common/*.h)
+		control/common/eh_parse.c control/common/eh_wire.c $(wildcard control/common/*.h) \
+		bpf/edgehop_proto.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lcrypto -o $@

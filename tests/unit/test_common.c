@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * control/common's helpers that have no test of their own elsewhere: value
- * parsers (eh_parse), statistics and their table (eh_stats) and clocks
- * (eh_time). The digest
+ * parsers (eh_parse), statistics and their table (eh_stats), clocks
+ * (eh_time) and the wire header (eh_wire). The digest
  * chain is tests/unit/test_digest.c, the event log's records test_logrepo.c.
  */
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include "eh_parse.h"
 #include "eh_stats.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 #include "tap.h"
 
 static struct in_addr ip(const char *s)
@@ -22,6 +23,78 @@ static struct in_addr ip(const char *s)
 
 	inet_pton(AF_INET, s, &a);
 	return a;
+}
+
+/* eh_hdr_init's bytes, and every rule of eh_hdr_check (edgehop_proto.h). */
+static void test_wire(void)
+{
+	/* the header, then a 72-byte body, then 100 trailing bytes; +1: unaligned */
+	static uint8_t buf[1 + 32 + 72 + 100];
+	static const uint8_t want[32] = {
+		0x45, 0x48, 0x4f, 0x50, 1, EH_T_SVCR, 0x00, 0x11,
+		0x01, 0x02, 0x03, 0x04, 0x0a, 0x0b, 0x0c, 0x0d,
+		0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+		0x00, 0x00, 0x00, 72, 0, 0, 0, 0,
+	};
+	uint8_t *p = buf + 1;
+	struct eh_hdr *h = (void *)p;
+	struct eh_hdr_host o, untouched;
+	int e[4];
+
+	memset(buf, 0xff, sizeof(buf));
+	eh_hdr_init(h, EH_T_SVCR, 0x0011, 0x01020304, 0x0a0b0c0d, 0x1122334455667788ull, 72);
+	tap_ok(!memcmp(p, want, sizeof(want)) && p[32] == 0xff,
+	       "wire: eh_hdr_init writes the 32 bytes in network order, reserved 0, nothing after");
+
+	memset(&o, 0, sizeof(o));
+	tap_ok(!eh_hdr_check(p, 32 + 72, &o) && o.type == EH_T_SVCR && o.flags == 0x0011 &&
+	       o.mud_id == 0x01020304 && o.seq == 0x0a0b0c0d &&
+	       o.send_ns == 0x1122334455667788ull && o.len == 72,
+	       "wire: a header with exactly its body passes (unaligned), fields in host order");
+	tap_ok(!eh_hdr_check(p, sizeof(buf) - 1, &o) && o.len == 72,
+	       "wire: trailing bytes after len are allowed, len stays the header's");
+
+	memset(&untouched, 0x5a, sizeof(untouched));
+	o = untouched;
+	tap_ok(eh_hdr_check(p, 32 + 71, &o) == -EH_HDR_LEN && !memcmp(&o, &untouched, sizeof(o)),
+	       "wire: one body byte missing is a length that lies, out untouched");
+	h->len = htonl(0xffffffffu);
+	tap_ok(eh_hdr_check(p, sizeof(buf) - 1, &o) == -EH_HDR_LEN,
+	       "wire: len 0xffffffff lies (no wrap-around)");
+	h->len = 0;
+	tap_ok(!eh_hdr_check(p, 32, &o) && o.len == 0,
+	       "wire: exactly 32 bytes with len 0 pass");
+	tap_ok(eh_hdr_check(p, 31, &o) == -EH_HDR_SHORT && eh_hdr_check(p, 0, &o) == -EH_HDR_SHORT,
+	       "wire: 31 and 0 bytes are short");
+
+	h->magic = EH_MAGIC;	/* host order on a little-endian host: not the wire's */
+	e[0] = eh_hdr_check(p, 32, &o);
+	h->magic = htonl(EH_MAGIC ^ 1);
+	e[1] = eh_hdr_check(p, 32, &o);
+	tap_ok(e[0] == -EH_HDR_MAGIC && e[1] == -EH_HDR_MAGIC &&
+	       eh_hdr_check(p, 31, &o) == -EH_HDR_SHORT,
+	       "wire: another magic refused; short is told before magic");
+	h->magic = htonl(EH_MAGIC);
+	h->version = 0;
+	e[0] = eh_hdr_check(p, 32, &o);
+	h->version = EH_VERSION + 1;
+	e[1] = eh_hdr_check(p, 32, &o);
+	h->magic = htonl(EH_MAGIC ^ 1);
+	e[2] = eh_hdr_check(p, 32, &o);
+	tap_ok(e[0] == -EH_HDR_VERSION && e[1] == -EH_HDR_VERSION && e[2] == -EH_HDR_MAGIC,
+	       "wire: versions 0 and 2 refused; magic is told before version");
+	h->magic = htonl(EH_MAGIC);
+	h->len = htonl(1);
+	e[0] = eh_hdr_check(p, 32, &o);
+	h->version = EH_VERSION;
+	e[1] = eh_hdr_check(p, 32, &o);
+	tap_ok(e[0] == -EH_HDR_VERSION && e[1] == -EH_HDR_LEN,
+	       "wire: version is told before a length that lies");
+
+	e[0] = -EH_HDR_SHORT, e[1] = -EH_HDR_MAGIC, e[2] = -EH_HDR_VERSION, e[3] = -EH_HDR_LEN;
+	tap_ok(e[0] < 0 && e[1] < 0 && e[2] < 0 && e[3] < 0 && e[0] != e[1] && e[0] != e[2] &&
+	       e[0] != e[3] && e[1] != e[2] && e[1] != e[3] && e[2] != e[3],
+	       "wire: four distinct negative errnos");
 }
 
 int main(void)
@@ -33,7 +106,8 @@ int main(void)
 	double d[] = { 5, 1, 4, 2, 3, 10, 9, 8, 7, 6 };
 	uint64_t m0, m1, r;
 
-	tap_plan(19);
+	tap_plan(30);
+	test_wire();
 
 	tap_ok(!eh_parse_u32("4294967295", UINT32_MAX, &v) && v == UINT32_MAX,
 	       "u32: the largest value (got %u)", v);
