@@ -11,6 +11,7 @@
 
 #include "eh_digest.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 #include "svc_state.h"
 
 static uint64_t mono_s(void)
@@ -214,40 +215,33 @@ static void burn_cpu(unsigned int us)
 	} while (spent >= 0 && spent < us);
 }
 
-static void put_hdr(struct eh_hdr *o, const struct eh_hdr *req, uint8_t type,
+/* An answer's header: mud_id, seq and send_ns echoed (send_ns lets the MUD match the try). */
+static void put_hdr(struct eh_hdr *o, const struct eh_hdr_host *req, uint8_t type,
 		    uint16_t flags, uint32_t len)
 {
-	memset(o, 0, sizeof(*o));
-	o->magic = htonl(EH_MAGIC);
-	o->version = EH_VERSION;
-	o->type = type;
-	o->flags = htons(flags);
-	o->mud_id = req->mud_id;
-	o->seq = req->seq;
-	o->send_ns = req->send_ns;	/* echoed: lets the MUD match the try */
-	o->len = htonl(len);
+	eh_hdr_init(o, type, flags, req->mud_id, req->seq, req->send_ns, len);
 }
 
 /* A STALE or GAP answer: not an answer to hdr.seq, the MUD's position here. */
 static void put_pos(const struct svc_state *s, const struct svc_mud *m,
-		    const struct eh_hdr *h, uint16_t flag, void *out, size_t *outlen)
+		    const struct eh_hdr_host *h, uint16_t flag, void *out, size_t *outlen)
 {
-	struct eh_svcr_pos *pos = (void *)((uint8_t *)out + sizeof(*h));
+	struct eh_svcr_pos *pos = (void *)((uint8_t *)out + sizeof(struct eh_hdr));
 
 	put_hdr(out, h, EH_T_SVCR, flag, sizeof(*pos));
 	memset(pos, 0, sizeof(*pos));
 	memcpy(pos->digest, m->digest, EH_DIGEST_LEN);
 	memcpy(pos->server, s->name, EH_NAME_LEN);
 	pos->next_seq = htonl(m->next_seq);
-	*outlen = sizeof(*h) + sizeof(*pos);
+	*outlen = sizeof(struct eh_hdr) + sizeof(*pos);
 }
 
-static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
+static int handle_svcq(struct svc_state *s, const struct eh_hdr_host *h,
 		       const uint8_t *body, uint32_t blen, void *out,
 		       size_t *outlen)
 {
-	uint32_t mud_id = ntohl(h->mud_id), seq = ntohl(h->seq);
-	struct eh_svcr_body *ans = (void *)((uint8_t *)out + sizeof(*h));
+	uint32_t mud_id = h->mud_id, seq = h->seq;
+	struct eh_svcr_body *ans = (void *)((uint8_t *)out + sizeof(struct eh_hdr));
 	struct svc_mud *m = svc_find(s, mud_id);
 	struct svc_cached *c;
 	uint8_t next[EH_DIGEST_LEN];
@@ -277,7 +271,7 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 		s->cnt.dup_cached++;
 		put_hdr(out, h, EH_T_SVCR, EH_F_DUP, sizeof(*ans));
 		memcpy(ans, &c->body, sizeof(*ans));
-		*outlen = sizeof(*h) + sizeof(*ans);
+		*outlen = sizeof(struct eh_hdr) + sizeof(*ans);
 		return 0;
 	}
 	if (seq != m->next_seq) {
@@ -313,7 +307,7 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
 		s->cnt.fs_errors++;
 
 	put_hdr(out, h, EH_T_SVCR, 0, sizeof(*ans));
-	*outlen = sizeof(*h) + sizeof(*ans);
+	*outlen = sizeof(struct eh_hdr) + sizeof(*ans);
 	return 0;
 }
 
@@ -326,10 +320,10 @@ static int handle_svcq(struct svc_state *s, const struct eh_hdr *h,
  * than the request, or to a source in status_from: never an amplifier for a
  * spoofed source.
  */
-static int handle_status(struct svc_state *s, const struct eh_hdr *h, size_t reqlen,
+static int handle_status(struct svc_state *s, const struct eh_hdr_host *h, size_t reqlen,
 			 const struct sockaddr_in *src, void *out, size_t *outlen)
 {
-	uint32_t first = ntohl(h->seq), i, k = 0;
+	uint32_t first = h->seq, i, k = 0;
 	struct eh_status_ent *ent;
 	struct eh_hdr *o = out;
 	size_t len;
@@ -350,10 +344,9 @@ static int handle_status(struct svc_state *s, const struct eh_hdr *h, size_t req
 		return 0;
 	}
 	memcpy(&ent[k], s->name, EH_NAME_LEN);
-	put_hdr(o, h, EH_T_STATUS_RESP, EH_F_STATUS_NAME,
-		k * sizeof(*ent) + EH_NAME_LEN);
-	o->mud_id = htonl(s->nmuds);
-	o->seq = htonl(first);
+	/* mud_id: how many MUDs in all; seq: the index of the first entry */
+	eh_hdr_init(o, EH_T_STATUS_RESP, EH_F_STATUS_NAME, s->nmuds, first, h->send_ns,
+		    k * sizeof(*ent) + EH_NAME_LEN);
 	*outlen = len;
 	s->cnt.status++;
 	return 0;
@@ -362,36 +355,33 @@ static int handle_status(struct svc_state *s, const struct eh_hdr *h, size_t req
 int svc_handle(struct svc_state *s, const void *pkt, size_t len,
 	       const struct sockaddr_in *src, void *out, size_t *outlen)
 {
-	const struct eh_hdr *h = pkt;
-	uint32_t blen;
+	struct eh_hdr_host h;
 
 	*outlen = 0;
 	s->cnt.rx++;
-	if (len < sizeof(*h)) {
-		s->cnt.malformed++;
-		return 0;
-	}
-	if (ntohl(h->magic) != EH_MAGIC || h->version != EH_VERSION) {
+	switch (eh_hdr_check(pkt, len, &h)) {
+	case 0:
+		break;
+	case -EH_HDR_MAGIC:
+	case -EH_HDR_VERSION:
 		s->cnt.foreign++;
 		return 0;
-	}
-	blen = ntohl(h->len);
-	if (blen > len - sizeof(*h)) {	/* a length that lies */
+	default:	/* short, or a length that lies */
 		s->cnt.malformed++;
 		return 0;
 	}
-	switch (h->type) {
+	switch (h.type) {
 	case EH_T_SVCQ:
-		if (blen > EH_BODY_MAX) {
+		if (h.len > EH_BODY_MAX) {
 			s->cnt.oversized++;
 			return 0;
 		}
-		return handle_svcq(s, h, (const uint8_t *)pkt + sizeof(*h),
-				   blen, out, outlen);
+		return handle_svcq(s, &h, (const uint8_t *)pkt + sizeof(struct eh_hdr),
+				   h.len, out, outlen);
 	case EH_T_STATUS_REQ:
-		return handle_status(s, h, len, src, out, outlen);
+		return handle_status(s, &h, len, src, out, outlen);
 	default:
-		if (h->type == 0 || h->type >= EH_T_MAX)
+		if (h.type == 0 || h.type >= EH_T_MAX)
 			s->cnt.malformed++;
 		else
 			s->cnt.unexpected++;

@@ -21,6 +21,7 @@
 #include "eh_log.h"
 #include "eh_parse.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 
 #define MAX_ENTS 4096
 /*
@@ -41,48 +42,40 @@ static int fetch_page(int fd, const struct sockaddr_in *dst, uint32_t first,
 		      char *server)
 {
 	uint8_t buf[2048], qbuf[STATUS_REQ_LEN] = {};
-	struct eh_hdr q = {}, *h = (void *)buf;
 	int tries;
 
-	q.magic = htonl(EH_MAGIC);
-	q.version = EH_VERSION;
-	q.type = EH_T_STATUS_REQ;
-	q.seq = htonl(first);
 	for (tries = 0; tries < 3; tries++) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		uint64_t deadline;
+		uint64_t deadline, sent = eh_real_ns();
 
-		q.send_ns = htobe64(eh_real_ns());
-		memcpy(qbuf, &q, sizeof(q));	/* len 0: the padding is ignored */
+		/* len 0: the padding is ignored */
+		eh_hdr_init((struct eh_hdr *)qbuf, EH_T_STATUS_REQ, 0, 0, first, sent, 0);
 		if (sendto(fd, qbuf, sizeof(qbuf), 0, (const struct sockaddr *)dst,
 			   sizeof(*dst)) < 0)
 			return -errno;
 		deadline = eh_real_ns() + (uint64_t)timeout_ms * 1000000ull;
 		while (eh_real_ns() < deadline) {
 			int left = (int)((deadline - eh_real_ns()) / 1000000) + 1;
+			struct eh_hdr_host h;
 			uint32_t blen, n;
 			ssize_t len;
 
 			if (poll(&pfd, 1, left) <= 0)
 				continue;
 			len = recv(fd, buf, sizeof(buf), 0);
-			if (len < (ssize_t)sizeof(*h) ||
-			    ntohl(h->magic) != EH_MAGIC ||
-			    h->type != EH_T_STATUS_RESP || ntohl(h->seq) != first ||
-			    h->send_ns != q.send_ns)
+			if (len < 0 || eh_hdr_check(buf, len, &h) ||
+			    h.type != EH_T_STATUS_RESP || h.seq != first || h.send_ns != sent)
 				continue;
-			blen = ntohl(h->len);
-			if (blen > len - sizeof(*h))
-				continue;
-			if (ntohs(h->flags) & EH_F_STATUS_NAME && blen >= EH_NAME_LEN) {
-				memcpy(server, buf + sizeof(*h) + blen - EH_NAME_LEN,
+			blen = h.len;
+			if (h.flags & EH_F_STATUS_NAME && blen >= EH_NAME_LEN) {
+				memcpy(server, buf + sizeof(struct eh_hdr) + blen - EH_NAME_LEN,
 				       EH_NAME_LEN);
 				server[EH_NAME_LEN - 1] = '\0';
 				blen -= EH_NAME_LEN;
 			}
 			n = blen / sizeof(*ents);
-			*total = ntohl(h->mud_id);
-			memcpy(ents, buf + sizeof(*h), n * sizeof(*ents));
+			*total = h.mud_id;
+			memcpy(ents, buf + sizeof(struct eh_hdr), n * sizeof(*ents));
 			return (int)n;
 		}
 	}

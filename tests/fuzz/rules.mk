@@ -13,7 +13,7 @@ FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefi
 fuzz-build: $(FUZZ_BINS)
 
 $(OUT)/fuzz/fuzz_svc: tests/fuzz/fuzz_svc.c control/svc/svc_state.c control/common/eh_digest.c \
-		control/common/eh_parse.c $(wildcard control/svc/*.h control/common/*.h) bpf/edgehop_proto.h
+		control/common/eh_parse.c control/common/eh_wire.c $(wildcard control/svc/*.h control/common/*.h) bpf/edgehop_proto.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lcrypto -o $@

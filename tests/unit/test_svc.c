@@ -8,6 +8,7 @@
 
 #include "ballast.h"
 #include "eh_digest.h"
+#include "eh_wire.h"
 #include "svc_state.h"
 #include "tap.h"
 
@@ -16,19 +17,10 @@ static uint8_t out[sizeof(struct eh_hdr) + EH_BODY_MAX];
 static size_t mk(uint8_t *buf, uint8_t type, uint32_t mud, uint32_t seq,
 		 const void *body, uint32_t blen)
 {
-	struct eh_hdr *h = (void *)buf;
-
-	memset(h, 0, sizeof(*h));
-	h->magic = htonl(EH_MAGIC);
-	h->version = EH_VERSION;
-	h->type = type;
-	h->mud_id = htonl(mud);
-	h->seq = htonl(seq);
-	h->send_ns = htobe64(12345);
-	h->len = htonl(blen);
+	eh_hdr_init((struct eh_hdr *)buf, type, 0, mud, seq, 12345, blen);
 	if (blen)
-		memcpy(buf + sizeof(*h), body, blen);
-	return sizeof(*h) + blen;
+		memcpy(buf + sizeof(struct eh_hdr), body, blen);
+	return sizeof(struct eh_hdr) + blen;
 }
 
 /* Send seq's deterministic payload for @mud; returns the answer length. */
