@@ -12,6 +12,7 @@
 #include "eh_digest.h"
 #include "eh_log.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 #include "mud.h"
 
 static void note_server(struct mud *m, const char *srv)
@@ -32,11 +33,11 @@ static void note_server(struct mud *m, const char *srv)
  * late duplicate; STALE to one never answered means the service applied it
  * and we can never check its answer: an error, reported.
  */
-static void position_answer(struct mud *m, const struct eh_hdr *h,
-			    const char *srv, struct req *r, uint32_t seq)
+static void position_answer(struct mud *m, const struct eh_hdr_host *h,
+			    const struct eh_svcr_pos *p, const char *srv, struct req *r,
+			    uint32_t seq)
 {
-	const struct eh_svcr_pos *p = (const void *)(h + 1);
-	bool stale = ntohs(h->flags) & EH_F_STALE;
+	bool stale = h->flags & EH_F_STALE;
 	char arg[16];
 
 	if (!stale) {
@@ -61,8 +62,8 @@ static void position_answer(struct mud *m, const struct eh_hdr *h,
 void mud_handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 		       const struct sockaddr_in *src)
 {
-	const struct eh_hdr *h = (const void *)buf;
-	const struct eh_svcr_body *b = (const void *)(buf + sizeof(*h));
+	const struct eh_svcr_body *b = (const void *)(buf + sizeof(struct eh_hdr));
+	struct eh_hdr_host h;
 	uint8_t pl[EH_BODY_MAX];
 	char srv[EH_NAME_LEN], arg[16];
 	uint32_t seq, idx;
@@ -79,33 +80,30 @@ void mud_handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 				m->svc_str, ntohs(m->svc.sin_port));
 		return;
 	}
-	if (n < (ssize_t)(sizeof(*h) + sizeof(*b)) || ntohl(h->magic) != EH_MAGIC ||
-	    h->version != EH_VERSION || h->type != EH_T_SVCR ||
-	    ntohl(h->len) < sizeof(*b) || ntohl(h->len) > n - sizeof(*h) ||
-	    ntohl(h->mud_id) != m->mud_id ||
-	    (idx = ntohl(h->seq) - m->start_seq) >= m->next) {
+	if (n < 0 || eh_hdr_check(buf, n, &h) || h.type != EH_T_SVCR || h.len < sizeof(*b) ||
+	    h.mud_id != m->mud_id || (idx = h.seq - m->start_seq) >= m->next) {
 		if (m->bad_answers++ < 5)
 			fprintf(stderr, "edgehop-mud: BAD answer from the service address (%zd bytes): not an answer to a request of MUD %u\n",
 				n, m->mud_id);
 		return;
 	}
-	seq = ntohl(h->seq);
+	seq = h.seq;
 	r = &m->reqs[idx];
 	memcpy(srv, b->server, EH_NAME_LEN);
 	srv[EH_NAME_LEN - 1] = '\0';
 	for (char *p = srv; *p; p++)	/* keep it loggable */
 		if (*p <= ' ' || *p > '~' || *p == '"' || *p == '\\')
 			*p = '_';
-	if (ntohs(h->flags) & (EH_F_STALE | EH_F_GAP)) {
-		position_answer(m, h, srv, r, seq);
+	if (h.flags & (EH_F_STALE | EH_F_GAP)) {
+		position_answer(m, &h, (const void *)b, srv, r, seq);
 		return;
 	}
 	eh_payload_fill(m->mud_id, seq, pl, m->payload_bytes);
 	mismatch = memcmp(b->digest, r->expect, EH_DIGEST_LEN) ||
 		   be64toh(b->result) != eh_offload_result(seq, pl, m->payload_bytes);
 	dup = r->answered;
-	late = be64toh(h->send_ns) != r->last_wire_ns;
-	if (ntohs(h->flags) & EH_F_DUP)
+	late = h.send_ns != r->last_wire_ns;
+	if (h.flags & EH_F_DUP)
 		m->cached_answers++;
 	if (mismatch && !r->mismatch) {
 		r->mismatch = 1;
@@ -150,5 +148,5 @@ void mud_handle_answer(struct mud *m, const uint8_t *buf, ssize_t n,
 	eh_log_event(&m->log, srv, mud_ap_name(m), "SVCR", arg, "recvd",
 		     "run=%s mud=%u rtt_ns=%llu phase=%s dup=%d cached=%d late=%d mismatch=%d fwd=%d",
 		     m->run, m->mud_id, (unsigned long long)(now - r->first_mono), m->phases[r->phase].name,
-		     dup, !!(ntohs(h->flags) & EH_F_DUP), late, mismatch, fwd);
+		     dup, !!(h.flags & EH_F_DUP), late, mismatch, fwd);
 }

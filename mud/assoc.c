@@ -6,11 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
-#include <endian.h>
 #include <sys/socket.h>
 
 #include "eh_log.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 #include "mud.h"
 
 /*
@@ -28,17 +28,14 @@
 #define ASSOC_RETRY_MS	1000
 
 /* The agent's reason (ASSOC_FAIL body, text, not NUL-terminated), printable. */
-static void fail_reason(struct mud *m, const uint8_t *pkt, ssize_t n)
+static void fail_reason(struct mud *m, const uint8_t *body, size_t len)
 {
-	const struct eh_hdr *h = (const void *)pkt;
-	size_t len = ntohl(h->len), i;
+	size_t i;
 
-	if (len > (size_t)n - sizeof(*h))
-		len = (size_t)n - sizeof(*h);
 	if (len > sizeof(m->assoc_error) - 1)
 		len = sizeof(m->assoc_error) - 1;
 	for (i = 0; i < len; i++) {
-		char c = (char)pkt[sizeof(*h) + i];
+		char c = (char)body[i];
 
 		/* kept printable and JSON-safe: it goes into the report */
 		m->assoc_error[i] = c < ' ' || c > '~' || c == '"' || c == '\\' ? '_' : c;
@@ -80,11 +77,6 @@ int mud_associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 	    getsockname(m->agent_fd, (struct sockaddr *)&local, &llen))
 		return -errno;
 	memset(pkt, 0, sizeof(pkt));
-	h->magic = htonl(EH_MAGIC);
-	h->version = EH_VERSION;
-	h->type = reassoc ? EH_T_REASSOC_REQ : EH_T_ASSOC_REQ;
-	h->mud_id = htonl(m->mud_id);
-	h->len = htonl(sizeof(*b));
 	b->mud_addr = local.sin_addr.s_addr;
 	if (reassoc)
 		b->prev_ap_addr = m->aps[m->cur_ap].agent.sin_addr.s_addr;
@@ -93,8 +85,8 @@ int mud_associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 	for (tries = 0; eh_mono_ns() < end && !mud_stop; tries++) {
 		uint64_t deadline;
 
-		h->seq = htonl(tries);
-		h->send_ns = htobe64(eh_real_ns());
+		eh_hdr_init(h, reassoc ? EH_T_REASSOC_REQ : EH_T_ASSOC_REQ, 0, m->mud_id, tries,
+			    eh_real_ns(), sizeof(*b));
 		if (send(m->agent_fd, pkt, sizeof(pkt), 0) < 0 &&
 		    errno != ECONNREFUSED)
 			return -errno;
@@ -106,23 +98,22 @@ int mud_associate(struct mud *m, int ap_idx, bool reassoc, double *ms)
 		while (eh_mono_ns() < deadline && !mud_stop) {
 			struct pollfd pfd = { .fd = m->agent_fd, .events = POLLIN };
 			uint8_t in[1500];
-			struct eh_hdr *r = (void *)in;
+			struct eh_hdr_host r;
 			ssize_t n;
 
 			if (poll(&pfd, 1, (int)((deadline - eh_mono_ns()) / 1000000) + 1) <= 0)
 				continue;
 			n = recv(m->agent_fd, in, sizeof(in), 0);
-			if (n < (ssize_t)sizeof(*r) || ntohl(r->magic) != EH_MAGIC ||
-			    ntohl(r->mud_id) != m->mud_id)
+			if (n < 0 || eh_hdr_check(in, n, &r) || r.mud_id != m->mud_id)
 				continue;
-			if (r->type == EH_T_ASSOC_FAIL) {
-				fail_reason(m, in, n);
+			if (r.type == EH_T_ASSOC_FAIL) {
+				fail_reason(m, in + sizeof(struct eh_hdr), r.len);
 				eh_log_event(&m->log, agent, ap->name, "ASSOC-FAIL",
 					     NULL, "recvd", "run=%s mud=%u", m->run,
 					     m->mud_id);
 				return -ECONNREFUSED;
 			}
-			if (r->type != want)
+			if (r.type != want)
 				continue;
 			*ms = (eh_mono_ns() - t0) / 1e6;
 			eh_log_event(&m->log, agent, ap->name,

@@ -9,12 +9,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include <endian.h>
 #include <sys/socket.h>
 
 #include "eh_digest.h"
 #include "eh_log.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 #include "mud.h"
 
 volatile sig_atomic_t mud_stop;
@@ -29,16 +29,9 @@ static int send_try(struct mud *m, uint32_t idx)
 	char arg[16];
 	uint64_t now = eh_mono_ns();
 
-	memset(h, 0, sizeof(*h));
-	h->magic = htonl(EH_MAGIC);
-	h->version = EH_VERSION;
-	h->type = EH_T_SVCQ;
-	h->flags = htons(r->tries ? EH_F_RETRY : 0);
-	h->mud_id = htonl(m->mud_id);
-	h->seq = htonl(seq);
 	r->last_wire_ns = eh_real_ns();
-	h->send_ns = htobe64(r->last_wire_ns);
-	h->len = htonl(m->payload_bytes);
+	eh_hdr_init(h, EH_T_SVCQ, r->tries ? EH_F_RETRY : 0, m->mud_id, seq, r->last_wire_ns,
+		    m->payload_bytes);
 	eh_payload_fill(m->mud_id, seq, pkt + sizeof(*h), m->payload_bytes);
 	if (!r->tries) {
 		r->first_mono = now;
