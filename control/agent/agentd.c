@@ -37,6 +37,7 @@
 #include "eh_log.h"
 #include "eh_nl.h"
 #include "eh_replay.h"
+#include "eh_wire.h"
 #include "ehrt.h"
 #include "migr.h"
 #include "peer.h"
@@ -238,14 +239,7 @@ static void mud_send(const struct sockaddr_in *to, uint8_t type, uint32_t mud_id
 
 	if (blen > sizeof(buf) - sizeof(*h))
 		blen = sizeof(buf) - sizeof(*h);
-	memset(h, 0, sizeof(*h));
-	h->magic = htonl(EH_MAGIC);
-	h->version = EH_VERSION;
-	h->type = type;
-	h->mud_id = htonl(mud_id);
-	h->seq = htonl(seq);
-	h->send_ns = send_ns;	/* echoed as it came (network order) */
-	h->len = htonl(blen);
+	eh_hdr_init(h, type, 0, mud_id, seq, send_ns /* echoed */, blen);
 	memcpy(buf + sizeof(*h), body, blen);
 	if (sendto(A.mud_fd, buf, sizeof(*h) + blen, 0, (const struct sockaddr *)to,
 		   sizeof(*to)) < 0)

@@ -40,7 +40,8 @@ $(OUT)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c control/common/eh_digest.c \
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -lcrypto -o $@
 
 $(OUT)/fuzz/fuzz_agent_assoc: tests/fuzz/fuzz_agent_assoc.c control/agent/assoc_wire.c \
-		control/agent/assoc_wire.h bpf/edgehop_proto.h
+		control/common/eh_wire.c control/agent/assoc_wire.h control/common/eh_wire.h \
+		bpf/edgehop_proto.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Icontrol/agent $(filter %.c,$^) -o $@

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The node agent's pure parts: its configuration and the MUD datagrams it reads. */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,8 @@ static size_t mk(uint8_t *buf, uint8_t type, uint32_t mud, uint32_t blen, size_t
 {
 	struct eh_hdr h = {
 		.magic = htonl(EH_MAGIC), .version = EH_VERSION, .type = type,
-		.mud_id = htonl(mud), .seq = htonl(3), .len = htonl(blen),
+		.mud_id = htonl(mud), .seq = htonl(3), .send_ns = htobe64(0x0102030405060708ull),
+		.len = htonl(blen),
 	};
 	struct eh_assoc_body b = { .mud_addr = htonl(0x0a4d1664), .prev_ap_addr = htonl(0x0a4d1501) };
 
@@ -151,8 +153,8 @@ int main(void)
 	/* MUD datagrams */
 	n = mk(buf, EH_T_REASSOC_REQ, 42, sizeof(struct eh_assoc_body), sizeof(struct eh_assoc_body),
 	       "mud\x01\xff-42");
-	tap_ok(ag_assoc_parse(buf, n, &q) == 0 && q.reassoc && q.mud_id == 42 && q.seq == 3,
-	       "a REASSOC is read");
+	tap_ok(ag_assoc_parse(buf, n, &q) == 0 && q.reassoc && q.mud_id == 42 && q.seq == 3 &&
+	       q.send_ns == 0x0102030405060708ull, "a REASSOC is read (send_ns in host order)");
 	inet_ntop(AF_INET, &q.prev_ap, a, sizeof(a));
 	tap_ok(!strcmp(a, "10.77.21.1") && !strcmp(q.name, "mud?" "?-42"),
 	       "previous AP %s, name made printable '%s'", a, q.name);
