@@ -19,6 +19,7 @@
 #include "eh_digest.h"
 #include "eh_replay.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 #include "edgehop_proto.h"
 
 uint16_t eh_csum(const void *buf, size_t len, uint32_t sum)
@@ -163,6 +164,7 @@ static int send_rec(struct eh_replayer *r, const struct eh_replay_rec *rec)
 	uint8_t req[EH_REPLAY_MAX];
 	struct eh_hdr *h = (void *)req;
 
+	/* resent as the MUD sent it (its send_ns, its len), not rebuilt: only the flag added */
 	memcpy(req, rec->data, rec->len);
 	h->flags |= htons(EH_F_REPLAY);
 	if (send(r->usock, req, rec->len, 0) < 0 &&
@@ -178,18 +180,17 @@ static int send_rec(struct eh_replayer *r, const struct eh_replay_rec *rec)
 static int ask_position(struct eh_replayer *r)
 {
 	uint8_t buf[2048];
-	struct eh_hdr q = { .magic = htonl(EH_MAGIC), .version = EH_VERSION,
-			    .type = EH_T_STATUS_REQ };
-	const struct eh_hdr *h = (const void *)buf;
+	struct eh_hdr q;
 	uint32_t first = 0;
 
 	for (int tries = 0; tries < r->o.retries;) {
 		struct pollfd pfd = { .fd = r->usock, .events = POLLIN };
-		const struct eh_status_ent *e = (const void *)(h + 1);
+		const struct eh_status_ent *e = (const void *)(buf + sizeof(struct eh_hdr));
+		struct eh_hdr_host h;
 		uint32_t total, k;
 		ssize_t n;
 
-		q.seq = htonl(first);
+		eh_hdr_init(&q, EH_T_STATUS_REQ, 0, 0, first, 0, 0);
 		if (send(r->usock, &q, sizeof(q), 0) < 0 && errno != ECONNREFUSED)
 			return -errno;
 		if (poll(&pfd, 1, r->o.timeout_ms) <= 0) {
@@ -197,18 +198,17 @@ static int ask_position(struct eh_replayer *r)
 			continue;
 		}
 		n = recv(r->usock, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n < (ssize_t)sizeof(*h)) {
+		if (n < (ssize_t)sizeof(struct eh_hdr)) {
 			if (n < 0 && errno == ECONNREFUSED) {	/* not up (yet) */
 				tries++;
 				usleep(r->o.timeout_ms * 1000);
 			}
 			continue;
 		}
-		if (h->magic != htonl(EH_MAGIC) || h->type != EH_T_STATUS_RESP ||
-		    ntohl(h->seq) != first || ntohl(h->len) > n - sizeof(*h))
+		if (eh_hdr_check(buf, n, &h) || h.type != EH_T_STATUS_RESP || h.seq != first)
 			continue;	/* a late answer to a replayed request */
-		total = ntohl(h->mud_id);
-		k = ntohl(h->len) / sizeof(*e);
+		total = h.mud_id;
+		k = h.len / sizeof(*e);
 		for (uint32_t i = 0; i < k; i++) {
 			if (ntohl(e[i].mud_id) != r->mud_id)
 				continue;
@@ -432,16 +432,18 @@ static int advance(struct eh_replayer *r)
 /* One datagram from the backend. */
 static int on_answer(struct eh_replayer *r, const uint8_t *buf, size_t n)
 {
-	const struct eh_hdr *h = (const void *)buf;
-	const struct eh_svcr_pos *p = (const void *)(h + 1);
-	uint32_t seq = ntohl(h->seq);
+	const struct eh_svcr_pos *p = (const void *)(buf + sizeof(struct eh_hdr));
+	struct eh_hdr_host h;
+	uint32_t seq;
 	uint16_t flags;
 	struct eh_slot *sl;
 
-	if (n < sizeof(*h) + sizeof(struct eh_svcr_body) || h->magic != htonl(EH_MAGIC) ||
-	    h->type != EH_T_SVCR || ntohl(h->mud_id) != r->mud_id)
+	/* what the MUD takes (mud/answers.c): relayed, anything less would count as answered */
+	if (eh_hdr_check(buf, n, &h) || h.type != EH_T_SVCR ||
+	    h.len < sizeof(struct eh_svcr_body) || h.mud_id != r->mud_id)
 		return 0;
-	flags = ntohs(h->flags);
+	seq = h.seq;
+	flags = h.flags;
 	if (r->querying && seq == r->query_seq && (int32_t)(seq - r->next) < 0) {
 		/* The answer (DUP, or STALE) a held seq's retransmission needs. */
 		unsigned long pos = eh_ring_consumed(&r->ring);

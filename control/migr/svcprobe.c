@@ -10,6 +10,7 @@
 
 #include "edgehop_proto.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 #include "svcprobe.h"
 
 /* One page of the status answer starting at entry @first: 1 answered, 0 not (yet). */
@@ -17,34 +18,29 @@ static int ask(int fd, const struct sockaddr_in *dst, uint32_t first, uint32_t m
 	       int wait_ms, struct svc_mud_state *st, uint32_t *next)
 {
 	uint8_t buf[2048];
-	struct eh_hdr q = {}, *h = (void *)buf;
+	struct eh_hdr q;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	uint64_t end = eh_mono_ns() / 1000000 + wait_ms;
+	uint64_t sent = eh_mono_ns() / 1000000, end = sent + wait_ms;
 
-	q.magic = htonl(EH_MAGIC);
-	q.version = EH_VERSION;
-	q.type = EH_T_STATUS_REQ;
-	q.seq = htonl(first);
-	q.send_ns = htobe64(eh_mono_ns() / 1000000);
+	/* send_ns: this try's token, echoed (the answer to an older try is not this page) */
+	eh_hdr_init(&q, EH_T_STATUS_REQ, 0, 0, first, sent, 0);
 	if (sendto(fd, &q, sizeof(q), 0, (const struct sockaddr *)dst, sizeof(*dst)) < 0)
 		return -errno;
 	for (uint64_t now; (now = eh_mono_ns() / 1000000) < end;) {
+		struct eh_hdr_host h;
 		ssize_t n;
-		uint32_t len, cnt;
+		uint32_t cnt;
 
 		if (poll(&pfd, 1, (int)(end - now)) <= 0)
 			continue;
 		n = recv(fd, buf, sizeof(buf), 0);
-		if (n < (ssize_t)sizeof(*h) || ntohl(h->magic) != EH_MAGIC ||
-		    h->type != EH_T_STATUS_RESP || h->send_ns != q.send_ns)
+		if (n < 0 || eh_hdr_check(buf, n, &h) || h.type != EH_T_STATUS_RESP ||
+		    h.send_ns != sent)
 			continue;
-		len = ntohl(h->len);
-		if (len > n - sizeof(*h))
-			continue;
-		cnt = len / sizeof(struct eh_status_ent);
-		st->nmuds = ntohl(h->mud_id);
+		cnt = h.len / sizeof(struct eh_status_ent);
+		st->nmuds = h.mud_id;
 		for (uint32_t i = 0; i < cnt; i++) {
-			const struct eh_status_ent *e = (const void *)(buf + sizeof(*h) +
+			const struct eh_status_ent *e = (const void *)(buf + sizeof(struct eh_hdr) +
 							    i * sizeof(*e));
 			if (ntohl(e->mud_id) != mud_id)
 				continue;
@@ -53,7 +49,7 @@ static int ask(int fd, const struct sockaddr_in *dst, uint32_t first, uint32_t m
 			st->applied = be64toh(e->applied);
 			memcpy(st->digest, e->digest, sizeof(st->digest));
 		}
-		*next = ntohl(h->seq) + cnt;
+		*next = h.seq + cnt;
 		return 1;
 	}
 	return 0;

@@ -62,6 +62,7 @@
 #include "dk.h"
 #include "edgehop_proto.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 #include "ehrt.h"
 #include "fake_dockerd.h"
 #include "migr.h"
@@ -1054,7 +1055,7 @@ static struct in_addr svc_ip;
 static void *svc_main(void *arg)
 {
 	uint8_t in[512], out[2048];
-	struct eh_hdr *q = (void *)in, *h = (void *)out;
+	struct eh_hdr *h = (void *)out;
 
 	(void)arg;
 	for (;;) {
@@ -1062,14 +1063,14 @@ static void *svc_main(void *arg)
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(svc_fd, in, sizeof(in), 0, (struct sockaddr *)&from, &fl);
 		uint32_t first, cnt = 0, held = 0, ids[SVC_MUD_COUNT];
+		struct eh_hdr_host q;
 
-		if (n < (ssize_t)sizeof(*q) || ntohl(q->magic) != EH_MAGIC ||
-		    q->type != EH_T_STATUS_REQ)
+		if (n < 0 || eh_hdr_check(in, n, &q) || q.type != EH_T_STATUS_REQ)
 			continue;
 		for (uint32_t i = 0; i < SVC_MUD_COUNT; i++)
 			if (SVC_MUD_FIRST + i != __atomic_load_n(&svc_forget, __ATOMIC_RELAXED))
 				ids[held++] = SVC_MUD_FIRST + i;
-		first = ntohl(q->seq);
+		first = q.seq;
 		memset(out, 0, sizeof(out));
 		for (uint32_t i = first; i < held && cnt < 20; i++, cnt++) {
 			struct eh_status_ent *e = (void *)(out + sizeof(*h) + cnt * sizeof(*e));
@@ -1078,13 +1079,8 @@ static void *svc_main(void *arg)
 			e->last_seq = htonl(41);
 			e->applied = htobe64(42);
 		}
-		h->magic = htonl(EH_MAGIC);
-		h->version = EH_VERSION;
-		h->type = EH_T_STATUS_RESP;
-		h->mud_id = htonl(held);
-		h->seq = htonl(first);
-		h->send_ns = q->send_ns;
-		h->len = htonl(cnt * sizeof(struct eh_status_ent));
+		eh_hdr_init(h, EH_T_STATUS_RESP, 0, held, first, q.send_ns,
+			    cnt * sizeof(struct eh_status_ent));
 		sendto(svc_fd, out, sizeof(*h) + cnt * sizeof(struct eh_status_ent), 0,
 		       (struct sockaddr *)&from, fl);
 	}
