@@ -21,6 +21,7 @@
 #include "edgehop_proto.h"
 #include "eh_parse.h"
 #include "eh_time.h"
+#include "eh_wire.h"
 
 /* Datagrams moved per recvmmsg/sendmmsg call. */
 #define EH_BENCH_BATCH	64
@@ -46,11 +47,9 @@ static inline void eh_sockbufs(int fd)
 /* Is @buf (@len bytes) a well-formed message of @type, per edgehop_proto.h? */
 static inline int eh_hdr_ok(const void *buf, size_t len, uint8_t type)
 {
-	const struct eh_hdr *h = buf;
+	struct eh_hdr_host h;
 
-	return len >= sizeof(*h) && h->magic == htonl(EH_MAGIC) &&
-	       h->version == EH_VERSION && h->type == type &&
-	       ntohl(h->len) <= len - sizeof(*h);
+	return !eh_hdr_check(buf, len, &h) && h.type == type;
 }
 
 #endif /* EH_BENCH_H */

@@ -138,13 +138,7 @@ int main(int argc, char **argv)
 		struct eh_hdr *h = (struct eh_hdr *)txbuf[i];
 
 		memset(txbuf[i], 0xa5, sizeof(struct eh_hdr) + body);
-		h->magic = htonl(EH_MAGIC);
-		h->version = EH_VERSION;
-		h->type = EH_T_SVCQ;
-		h->flags = 0;
-		h->mud_id = htonl(mud_id);
-		h->len = htonl(body);
-		h->reserved = 0;
+		eh_hdr_init(h, EH_T_SVCQ, 0, mud_id, 0, 0, body);	/* seq, send_ns: per send */
 		txiov[i].iov_base = txbuf[i];
 		txiov[i].iov_len = sizeof(struct eh_hdr) + body;
 		memset(&tx[i], 0, sizeof(tx[i]));

@@ -6,7 +6,7 @@
 ifndef EH_BENCH_RULES
 EH_BENCH_RULES := 1
 
-BENCH_HDRS  := tests/bench/bench.h bpf/edgehop_proto.h
+BENCH_HDRS  := tests/bench/bench.h bpf/edgehop_proto.h control/common/eh_wire.h
 BENCH_PROGS := $(OUT)/bench/eh-blast $(OUT)/bench/eh-relay $(OUT)/bench/eh-echo
 PROGS += $(BENCH_PROGS)
 

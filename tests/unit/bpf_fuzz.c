@@ -46,6 +46,7 @@
 #include "tap.h"
 #include "edgehop_proto.h"
 #include "eh_dp.h"
+#include "eh_wire.h"
 #include "edgehop.skel.h"
 #include "bpf_instance.h"
 
@@ -200,12 +201,7 @@ static size_t build(uint8_t *buf, const struct spec *s)
 	udp[0] = s->sport >> 8, udp[1] = s->sport;
 	udp[2] = s->dport >> 8, udp[3] = s->dport;
 	udp[4] = ulen >> 8, udp[5] = ulen;
-	eh->magic = htonl(EH_MAGIC);
-	eh->version = EH_VERSION;
-	eh->type = s->type;
-	eh->mud_id = htonl(s->mud_id);
-	eh->seq = htonl(s->seq);
-	eh->len = htonl(s->body);
+	eh_hdr_init(eh, s->type, 0, s->mud_id, s->seq, 0, s->body);
 	for (int i = 0; i < s->body; i++)
 		((uint8_t *)(eh + 1))[i] = rnd();
 	if (!s->no_udp_csum)
