@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The node agent's pure parts: its configuration and the MUD datagrams it reads. */
-#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "assoc_wire.h"
 #include "config.h"
 #include "edgehop_kern_user.h"
+#include "eh_wire.h"
 #include "tap.h"
 
 static const char *write_conf(const char *text)
@@ -40,13 +40,10 @@ static int load(const char *text, struct ag_config *c)
 static size_t mk(uint8_t *buf, uint8_t type, uint32_t mud, uint32_t blen, size_t body_bytes,
 		 const char *name)
 {
-	struct eh_hdr h = {
-		.magic = htonl(EH_MAGIC), .version = EH_VERSION, .type = type,
-		.mud_id = htonl(mud), .seq = htonl(3), .send_ns = htobe64(0x0102030405060708ull),
-		.len = htonl(blen),
-	};
+	struct eh_hdr h;
 	struct eh_assoc_body b = { .mud_addr = htonl(0x0a4d1664), .prev_ap_addr = htonl(0x0a4d1501) };
 
+	eh_hdr_init(&h, type, 0, mud, 3, 0x0102030405060708ull, blen);	/* blen may lie */
 	memcpy(b.mud_name, name, strlen(name) < sizeof(b.mud_name) ? strlen(name) : sizeof(b.mud_name));
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), &b, body_bytes < sizeof(b) ? body_bytes : sizeof(b));

@@ -67,7 +67,7 @@ static void test_wire(void)
 	tap_ok(eh_hdr_check(p, 31, &o) == -EH_HDR_SHORT && eh_hdr_check(p, 0, &o) == -EH_HDR_SHORT,
 	       "wire: 31 and 0 bytes are short");
 
-	h->magic = EH_MAGIC;	/* host order on a little-endian host: not the wire's */
+	h->magic = __builtin_bswap32(htonl(EH_MAGIC));	/* byte-swapped: "POHE" */
 	e[0] = eh_hdr_check(p, 32, &o);
 	h->magic = htonl(EH_MAGIC ^ 1);
 	e[1] = eh_hdr_check(p, 32, &o);
