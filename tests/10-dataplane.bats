@@ -19,6 +19,7 @@ teardown_file() {
 	load dataplane_helper
 	topo_down
 	cleanup_roundtrip
+	cleanup_shared
 }
 
 # The round-trip test's own namespace, also after a failed run.
@@ -634,4 +635,106 @@ buffered() { ap_y show --json | jq ".[]|select(.mud_id==$1)|.buffered"; }
 	done
 	run -0 ap_y show --json
 	assert_equal "$(echo "$output" | jq -r '.[]|select(.mud_id==130)|.mode')" forward
+}
+
+@test "two instances share AP-y's WAN, one at TC and one at XDP: unloading the other takes none of AP-y's filters; AP-y still forwards and returns fast" {
+	run -0 ap_y stats --json
+	ywan=$(echo "$output" | jq -r .hook.wan)
+	other=xdp
+	[ "$ywan" = xdp ] && other=tc
+	before=$(hooks ehd-apy radio0 wan0)
+	rm -rf /sys/fs/bpf/ehd-other	# a stale one from an aborted run
+	# Another instance (its own pins, VIP, radio) on AP-y's WAN at the hook
+	# AP-y does not use there: the two do not collide, so the load succeeds.
+	run -0 in_ns ehd-apy "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-other load \
+		--radio spf0 --wan wan0 --vip 10.91.255.2:$VPORT --attach $other
+	run -0 hooks ehd-apy wan0
+	assert_output --partial 'name eh_xdp_wan'
+	assert_output --partial 'name eh_tc_wan'
+	run -0 in_ns ehd-apy "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-other unload --radio spf0 --wan wan0
+	unload_out=$output
+	assert_equal "$(hooks ehd-apy radio0 wan0)" "$before"
+	if [ "$ywan" = tc ]; then
+		# AP-y's filter at the shared handle is named, with its owner.
+		run echo "$unload_out"
+		assert_output --regexp "left eh_tc_wan \(program id [0-9]+\) at TC ingress of wan0: another instance's: its (program|map) is pinned at $PIN_Y/"
+	fi
+	run -0 hooks ehd-apy spf0
+	refute_output --partial 'name eh_'
+	assert [ ! -e /sys/fs/bpf/ehd-other ]
+	# AP-y's programs run as before: requests forwarded in the kernel, the
+	# answers returned WAN -> radio by its WAN program (without it they
+	# would take the kernel's path and the radio egress: tx_rewritten).
+	ap_y set $MUD_IP --mode forward --backend $CTX_IP:$VPORT --mud-id 132
+	fwd_before=$(counter $PIN_Y FORWARD)
+	ret_before=$(counter $PIN_Y RET_FAST)
+	run -0 mud 132 300
+	assert_equal "$(mudj 132 '[.answered,.lost,.mismatches,.foreign]|join(",")')" 300,0,0,0
+	assert_equal "$(mudj 132 '.servers|join(",")')" ct-x
+	assert [ $(( $(counter $PIN_Y FORWARD) - fwd_before )) -ge 290 ]
+	assert [ $(( $(counter $PIN_Y RET_FAST) - ret_before )) -ge 290 ]
+	ap_y del $MUD_IP
+}
+
+# The shared-interface test's own namespace and pins, also after a failed run.
+cleanup_shared() {
+	if [ -e /run/netns/ehd-sh ]; then
+		for p in a b none; do
+			nsenter --net=/run/netns/ehd-sh "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-sh-$p \
+				unload --radio r0 --wan w0 >/dev/null 2>&1
+		done
+		ip netns del ehd-sh
+	fi
+	rm -rf /sys/fs/bpf/ehd-sh-a /sys/fs/bpf/ehd-sh-b /sys/fs/bpf/ehd-sh-none
+}
+
+@test "unload takes only its own TC filters: not another instance's on a shared interface, nor the clsact they sit on; a crashed instance's (pins gone) still" {
+	cleanup_shared
+	ip netns add ehd-sh
+	for p in r0 r2 w0; do ip -n ehd-sh link add $p type veth peer name ${p}p; done
+	for d in r0 r0p r2 r2p w0 w0p; do ip -n ehd-sh link set $d up; done
+	sh_ap() { local p=$1; shift; timeout 60 nsenter --net=/run/netns/ehd-sh "$BIN/edgehop-ap" --pin /sys/fs/bpf/ehd-sh-$p "$@"; }
+	filters() { local d; for d in "$@"; do ip netns exec ehd-sh tc filter show dev ${d% *} ${d#* }; done; }
+	# A at TC on r0/w0, B at XDP on r2 and the same WAN w0.
+	run -0 sh_ap a load --radio r0 --wan w0 --vip 10.92.0.1:7777 --attach tc
+	run -0 sh_ap b load --radio r2 --wan w0 --vip 10.92.0.2:7777 --attach xdp
+	a_tc=$(filters 'r0 ingress' 'r0 egress' 'w0 ingress')
+	assert_equal "$(grep -c 'handle 0xe4 eh_tc' <<<"$a_tc")" 3
+	# B's unload leaves A's filter on w0 and says whose it is.
+	run -0 sh_ap b unload --radio r2 --wan w0
+	assert_equal "$(filters 'r0 ingress' 'r0 egress' 'w0 ingress')" "$a_tc"
+	assert_output --partial "left eh_tc_wan"
+	assert_output --partial "pinned at /sys/fs/bpf/ehd-sh-a/"
+	run -0 ip -n ehd-sh link show w0
+	refute_output --partial 'prog/xdp'
+	# A moves to XDP (its filter on w0 goes, the clsact it created stays),
+	# B attaches at TC on that clsact. A's unload must not destroy it.
+	run -0 sh_ap a load --radio r0 --wan w0 --vip 10.92.0.1:7777 --attach xdp
+	run -0 sh_ap b load --radio r2 --wan w0 --vip 10.92.0.2:7777 --attach tc
+	b_tc=$(filters 'r2 ingress' 'r2 egress' 'w0 ingress')
+	assert_equal "$(grep -c 'handle 0xe4 eh_tc' <<<"$b_tc")" 3
+	run -0 sh_ap a unload --radio r0 --wan w0
+	assert_equal "$(filters 'r2 ingress' 'r2 egress' 'w0 ingress')" "$b_tc"
+	assert_output --partial "left the clsact qdisc on w0 (created by this instance): 1 other filter is on it"
+	run -0 ip netns exec ehd-sh tc qdisc show dev r0
+	refute_output --partial clsact
+	# B crashes and its pins are removed: its filters stay on the interfaces.
+	rm -rf /sys/fs/bpf/ehd-sh-b
+	assert_equal "$(filters 'r2 ingress' 'r2 egress' 'w0 ingress')" "$b_tc"
+	# A live instance again on r0 (its pins in place). An unload whose pins
+	# do not exist, naming A's interfaces, takes nothing of A's...
+	run -0 sh_ap a load --radio r0 --wan w0p --vip 10.92.0.1:7777 --attach tc
+	a_tc=$(filters 'r0 ingress' 'r0 egress' 'w0p ingress')
+	run -0 sh_ap none unload --radio r0 --wan w0p
+	assert_equal "$(filters 'r0 ingress' 'r0 egress' 'w0p ingress')" "$a_tc"
+	assert_equal "$(grep -c "another instance's: its .* is pinned at /sys/fs/bpf/ehd-sh-a/" <<<"$output")" 3
+	# ... while the crashed B's filters, pinned nowhere, go.
+	run -0 sh_ap b unload --radio r2 --wan w0
+	assert_equal "$(grep -c 'pinned nowhere' <<<"$output")" 3
+	assert_equal "$(filters 'r2 ingress' 'r2 egress' 'w0 ingress')" ""
+	assert_equal "$(filters 'r0 ingress' 'r0 egress' 'w0p ingress')" "$a_tc"
+	run -0 sh_ap a unload --radio r0 --wan w0p
+	assert_equal "$(filters 'r0 ingress' 'r0 egress' 'w0p ingress')" ""
+	ip netns del ehd-sh
+	assert [ ! -e /sys/fs/bpf/ehd-sh-a ]
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* libedgehop-dp: see eh_dp.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <mntent.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/pkt_sched.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
@@ -728,8 +731,335 @@ cleanup:
 }
 
 
+/*
+ * Unload: whose is a TC filter at our handle?
+ *
+ * A TC filter lives on the interface, not in a pin, so an unload finds it by
+ * handle/priority, which every edgehop instance shares. Another instance on
+ * the same host may hold that handle on an interface this one also uses (one
+ * at XDP and one at TC on a shared WAN: their hooks do not collide at load).
+ * The filter goes only when its program is this instance's (it is pinned in
+ * our pin directory, or uses a map pinned there), or when it is an edgehop
+ * program of an instance whose pins are gone (a crash; a removed pin
+ * directory): neither the program nor any of its maps is pinned anywhere on
+ * the BPF file systems this process sees. A live instance keeps its maps
+ * pinned, so its filter is never taken; anything else is left and said so.
+ * docs/dataplane.md, "Unload: only our own TC filters".
+ */
+#define EH_PIN_WALK_DEPTH	8	/* directory levels searched below a bpffs mount */
+
+struct eh_pin_obj {
+	__u32 id;
+	bool map;		/* a map's id, else a program's */
+	char *path;
+};
+
+struct eh_pins {
+	struct eh_pin_obj *v;
+	size_t n, cap;
+	bool walked;		/* pins_walk_all() done */
+};
+
+static void pins_free(struct eh_pins *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i].path);
+	free(p->v);
+	*p = (struct eh_pins){};
+}
+
+/* The program or map pinned at @path into @p; links and others are skipped. */
+static void pins_add(struct eh_pins *p, const char *path)
+{
+	char fdlink[64], kind[64];
+	struct bpf_prog_info pi = {};
+	struct bpf_map_info mi = {};
+	__u32 len, id;
+	bool map;
+	ssize_t n;
+	int fd;
+
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	/* Programs and maps have separate ids: the kind is the fd's inode's. */
+	snprintf(fdlink, sizeof(fdlink), "/proc/self/fd/%d", fd);
+	n = readlink(fdlink, kind, sizeof(kind) - 1);
+	kind[n > 0 ? n : 0] = '\0';
+	map = !strcmp(kind, "anon_inode:bpf-map");
+	if (map) {
+		len = sizeof(mi);
+		id = bpf_obj_get_info_by_fd(fd, &mi, &len) ? 0 : mi.id;
+	} else if (!strcmp(kind, "anon_inode:bpf-prog")) {
+		len = sizeof(pi);
+		id = bpf_obj_get_info_by_fd(fd, &pi, &len) ? 0 : pi.id;
+	} else {
+		id = 0;
+	}
+	close(fd);
+	if (!id)
+		return;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 32;
+		struct eh_pin_obj *v = realloc(p->v, cap * sizeof(*v));
+
+		if (!v)
+			return;
+		p->v = v;
+		p->cap = cap;
+	}
+	p->v[p->n].path = strdup(path);
+	if (!p->v[p->n].path)
+		return;
+	p->v[p->n].id = id;
+	p->v[p->n].map = map;
+	p->n++;
+}
+
+static void pins_walk(struct eh_pins *p, const char *dir, int depth)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	unsigned char type;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (pin_path(path, sizeof(path), dir, de->d_name))
+			continue;
+		type = de->d_type;
+		if (type == DT_UNKNOWN && !lstat(path, &st))
+			type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+		if (type == DT_DIR && depth > 0)
+			pins_walk(p, path, depth - 1);
+		else if (type == DT_REG)
+			pins_add(p, path);
+	}
+	closedir(d);
+}
+
+/* Every program and map pinned on the bpffs mounts of this mount namespace. */
+static void pins_walk_all(struct eh_pins *p)
+{
+	struct mntent *m;
+	FILE *f;
+
+	if (p->walked)
+		return;
+	p->walked = true;
+	f = setmntent("/proc/self/mounts", "r");
+	if (!f)
+		return;
+	while ((m = getmntent(f)))
+		if (!strcmp(m->mnt_type, "bpf"))
+			pins_walk(p, m->mnt_dir, EH_PIN_WALK_DEPTH);
+	endmntent(f);
+}
+
+static const struct eh_pin_obj *pins_find(const struct eh_pins *p, bool map, __u32 id)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->v[i].map == map && p->v[i].id == id)
+			return &p->v[i];
+	return NULL;
+}
+
+/* The pinned object among @prog_id and its maps, if any. */
+static const struct eh_pin_obj *pins_of_prog(const struct eh_pins *p, __u32 prog_id,
+					     const __u32 *map_ids, __u32 nr_maps)
+{
+	const struct eh_pin_obj *o = pins_find(p, false, prog_id);
+
+	for (__u32 i = 0; !o && i < nr_maps; i++)
+		o = pins_find(p, true, map_ids[i]);
+	return o;
+}
+
+enum eh_tc_whose { EH_TC_NOBODY, EH_TC_OURS, EH_TC_ORPHAN, EH_TC_NOT_OURS };
+
+/*
+ * Whose is the filter at our handle at @point on ifindex (rule above)?
+ * *prog_id, @name: its program; @why: for EH_TC_NOT_OURS, the reason.
+ */
+static enum eh_tc_whose tc_whose(int ifindex, enum bpf_tc_attach_point point,
+				 const struct eh_pins *ours, struct eh_pins *all,
+				 __u32 *prog_id, char *name, size_t name_len,
+				 char *why, size_t why_len)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = EH_TC_HANDLE, .priority = EH_TC_PRIO);
+	struct bpf_prog_info info = {};
+	const struct eh_pin_obj *o;
+	__u32 map_ids[64], len = sizeof(info);
+	int fd, err;
+
+	libbpf_set_print(libbpf_print_none);
+	err = bpf_tc_query(&hook, &q);
+	libbpf_set_print(libbpf_print);
+	if (err)
+		return EH_TC_NOBODY;
+	*prog_id = q.prog_id;
+	snprintf(name, name_len, "?");
+	fd = bpf_prog_get_fd_by_id(q.prog_id);
+	if (fd < 0) {
+		snprintf(why, why_len, "its program cannot be inspected (%s)", strerror(errno));
+		return EH_TC_NOT_OURS;
+	}
+	info.nr_map_ids = sizeof(map_ids) / sizeof(map_ids[0]);
+	info.map_ids = (__u64)(unsigned long)map_ids;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	if (err) {
+		snprintf(why, why_len, "its program cannot be inspected (%s)", strerror(-err));
+		return EH_TC_NOT_OURS;
+	}
+	snprintf(name, name_len, "%s", info.name);
+	if (info.nr_map_ids > sizeof(map_ids) / sizeof(map_ids[0]))
+		info.nr_map_ids = sizeof(map_ids) / sizeof(map_ids[0]);
+	if (pins_of_prog(ours, q.prog_id, map_ids, info.nr_map_ids))
+		return EH_TC_OURS;
+	if (strncmp(info.name, "eh_", 3)) {
+		snprintf(why, why_len, "not an edgehop program");
+		return EH_TC_NOT_OURS;
+	}
+	pins_walk_all(all);
+	o = pins_of_prog(all, q.prog_id, map_ids, info.nr_map_ids);
+	if (o) {
+		snprintf(why, why_len, "another instance's: its %s is pinned at %s",
+			 o->map ? "map" : "program", o->path);
+		return EH_TC_NOT_OURS;
+	}
+	return EH_TC_ORPHAN;
+}
+
+/* Our filter at @point on ifindex, if it is ours (tc_whose); else say why not. */
+static int unload_tc(int ifindex, const char *ifname, enum bpf_tc_attach_point point,
+		     const struct eh_pins *ours, struct eh_pins *all)
+{
+	const char *dir = point == BPF_TC_INGRESS ? "ingress" : "egress";
+	char name[BPF_OBJ_NAME_LEN + 1], why[PATH_MAX + 64];
+	__u32 id = 0;
+
+	/*
+	 * tc cannot delete "this handle only if it runs that program"; between
+	 * the query and the detach only this instance's own load could replace
+	 * a filter found ours or orphaned (another instance's load refuses a
+	 * filter at our handle that is not its own).
+	 */
+	switch (tc_whose(ifindex, point, ours, all, &id, name, sizeof(name), why, sizeof(why))) {
+	case EH_TC_NOBODY:
+		return 0;
+	case EH_TC_NOT_OURS:
+		fprintf(stderr, "edgehop: left %s (program id %u) at TC %s of %s: %s\n",
+			name, id, dir, ifname, why);
+		return 0;
+	case EH_TC_ORPHAN:
+		fprintf(stderr, "edgehop: removing %s (program id %u) at TC %s of %s: an edgehop program pinned nowhere (left by an instance whose pins are gone)\n",
+			name, id, dir, ifname);
+		break;
+	case EH_TC_OURS:
+		break;
+	}
+	return detach_tc(ifindex, ifname, point, false);
+}
+
+/*
+ * TC filters on ifindex's clsact qdisc, both directions (rtnetlink dump), or
+ * -errno. A filter chain's own header message (handle 0) is not counted.
+ */
+static int tc_filters_on(int ifindex)
+{
+	static const __u32 parents[] = { TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS),
+					 TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS) };
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
+	int fd, count = 0, err = 0;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	for (size_t i = 0; i < sizeof(parents) / sizeof(parents[0]) && !err; i++) {
+		struct {
+			struct nlmsghdr nh;
+			struct tcmsg t;
+		} req = {
+			.nh = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETTFILTER,
+				.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = i + 1 },
+			.t = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex,
+			       .tcm_parent = parents[i] },
+		};
+		bool done = false;
+
+		if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			err = -errno;
+			break;
+		}
+		while (!done && !err) {
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+			struct nlmsghdr *nh;
+			int len;
+
+			if (n < 0) {
+				err = -errno;
+				break;
+			}
+			len = (int)n;
+			for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, len); nh = NLMSG_NEXT(nh, len)) {
+				if (nh->nlmsg_seq != req.nh.nlmsg_seq)
+					continue;
+				if (nh->nlmsg_type == NLMSG_DONE) {
+					done = true;
+					break;
+				}
+				if (nh->nlmsg_type == NLMSG_ERROR) {
+					struct nlmsgerr *e = NLMSG_DATA(nh);
+
+					/* No clsact in that direction: nothing there. */
+					if (e->error && e->error != -EINVAL && e->error != -ENOENT)
+						err = e->error;
+					done = true;
+					break;
+				}
+				if (nh->nlmsg_type == RTM_NEWTFILTER &&
+				    ((struct tcmsg *)NLMSG_DATA(nh))->tcm_handle)
+					count++;
+			}
+		}
+	}
+	close(fd);
+	return err ? err : count;
+}
+
+/*
+ * The clsact qdisc a load created on ifindex goes with the instance, unless
+ * other filters are on it (another instance's, anyone's): destroying it would
+ * take them all.
+ */
+static int unload_clsact(int ifindex, const char *ifname)
+{
+	int n = tc_filters_on(ifindex);
+
+	if (n < 0) {
+		fprintf(stderr, "edgehop: left the clsact qdisc on %s: couldn't list its filters (%s)\n",
+			ifname, strerror(-n));
+		return 0;
+	}
+	if (n > 0) {
+		fprintf(stderr, "edgehop: left the clsact qdisc on %s (created by this instance): %d other filter%s on it\n",
+			ifname, n, n == 1 ? " is" : "s are");
+		return 0;
+	}
+	return detach_tc(ifindex, ifname, BPF_TC_INGRESS, true);
+}
+
 int eh_dp_unload(const char *pin, const char *radio, const char *wan)
 {
+	struct eh_pins ours = {}, all = {};
 	struct eh_cfg cfg = {};
 	char path[PATH_MAX];
 	__u32 zero = 0;
@@ -748,6 +1078,7 @@ int eh_dp_unload(const char *pin, const char *radio, const char *wan)
 		close(fd);
 	}
 
+	/* XDP: our pinned links only (an instance whose pins are gone has none left). */
 	pin_path(path, sizeof(path), pin, EH_PIN_LINK_RADIO);
 	err = detach_xdp(path, radio ? radio : "radio");
 	ret = ret ? ret : err;
@@ -756,20 +1087,31 @@ int eh_dp_unload(const char *pin, const char *radio, const char *wan)
 	ret = ret ? ret : err;
 
 	/* TC filters live on the interfaces, not in pins: they need the names. */
+	pins_walk(&ours, pin, 0);
 	idx = radio && *radio ? (int)if_nametoindex(radio) : 0;
 	if (idx) {
-		err = detach_tc(idx, radio, BPF_TC_INGRESS, false);
+		err = unload_tc(idx, radio, BPF_TC_INGRESS, &ours, &all);
 		ret = ret ? ret : err;
-		err = detach_tc(idx, radio, BPF_TC_EGRESS, cfg.flags & EH_CFG_TC_HOOK_OURS);
+		err = unload_tc(idx, radio, BPF_TC_EGRESS, &ours, &all);
 		ret = ret ? ret : err;
+		if (cfg.flags & EH_CFG_TC_HOOK_OURS) {
+			err = unload_clsact(idx, radio);
+			ret = ret ? ret : err;
+		}
 	} else if (radio && *radio) {
 		fprintf(stderr, "edgehop: radio interface %s is gone; nothing to detach there\n", radio);
 	}
 	idx = wan && *wan ? (int)if_nametoindex(wan) : 0;
 	if (idx) {
-		err = detach_tc(idx, wan, BPF_TC_INGRESS, cfg.flags & EH_CFG_WAN_HOOK_OURS);
+		err = unload_tc(idx, wan, BPF_TC_INGRESS, &ours, &all);
 		ret = ret ? ret : err;
+		if (cfg.flags & EH_CFG_WAN_HOOK_OURS) {
+			err = unload_clsact(idx, wan);
+			ret = ret ? ret : err;
+		}
 	}
+	pins_free(&ours);
+	pins_free(&all);
 
 	err = remove_pins(pin);
 	return ret ? ret : err;
