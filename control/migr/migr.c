@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "ckpt.h"
@@ -193,29 +194,128 @@ static void rm_tree(const char *path)
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
+/* ---- durable records ---------------------------------------------------------- */
+
+static int fd_sink(void *ctx, const void *buf, size_t len);
+
+/*
+ * Writes @text to @dir/@name so that a crash leaves the old content or the
+ * new, never a mix or nothing: a temporary ".<name>.tmp", fsync, rename,
+ * fsync of @dir.
+ */
+static int write_durable(const char *dir, const char *name, const char *text)
+{
+	char p[700], t[720];
+	int fd, dfd, r;
+
+	if (snprintf(p, sizeof(p), "%s/%s", dir, name) >= (int)sizeof(p) ||
+	    snprintf(t, sizeof(t), "%s/.%s.tmp", dir, name) >= (int)sizeof(t))
+		return -ENAMETOOLONG;
+	fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = fd_sink(&fd, text, strlen(text));
+	if (!r && fsync(fd))
+		r = -errno;
+	if (close(fd) && !r)
+		r = -errno;
+	if (!r && rename(t, p))
+		r = -errno;
+	if (r) {
+		unlink(t);
+		return r;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	if (fsync(dfd))
+		r = -errno;
+	close(dfd);
+	return r;
+}
+
+/* A migration's id, as a file name: 1..63 of [A-Za-z0-9_.-], no leading '.'. */
+static bool id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	if (!n || n >= MIGR_ID_MAX || id[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+		      (id[i] >= '0' && id[i] <= '9') || strchr("_.-", id[i])))
+			return false;
+	return true;
+}
+
 /* ---- crash markers ---------------------------------------------------------- */
 
 /*
  * A migration leaves a marker in the state directory while it holds something
  * a crash would strand: "<ckpt>.out" (CT-x may be paused, a checkpoint exists)
  * and "<ckpt>.in" (CT-y exists). migr_recover() undoes them at agent start.
+ * The first line names the container; "key=value" lines follow: mud=, peer=
+ * (ES-y) and, once "restore" is about to go to ES-y, restore=sent. A marker
+ * with restore=sent becomes "<ckpt>.doubt" when the outcome is not known.
  */
+struct marker {
+	char ct[128];
+	uint32_t mud_id;
+	char peer[64];
+	bool restore_sent;
+};
+
 static void marker_path(char *buf, size_t cap, const char *dir, const char *ck, const char *ext)
 {
 	snprintf(buf, cap, "%s/%s.%s", dir, ck, ext);
 }
 
+static int marker_write(const char *dir, const char *ck, const char *ext,
+			const struct marker *mk)
+{
+	char name[MIGR_ID_MAX + 16], text[400];
+
+	snprintf(name, sizeof(name), "%s.%s", ck, ext);
+	snprintf(text, sizeof(text), "%s\n", mk->ct);
+	if (mk->mud_id || mk->peer[0])
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "mud=%u\npeer=%s\n",
+			 mk->mud_id, mk->peer);
+	if (mk->restore_sent)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "restore=sent\n");
+	return write_durable(dir, name, text);
+}
+
 static int marker_set(const char *dir, const char *ck, const char *ext, const char *ct)
 {
-	char p[700];
-	FILE *f;
+	struct marker mk = {};
 
-	marker_path(p, sizeof(p), dir, ck, ext);
-	f = fopen(p, "w");
+	snprintf(mk.ct, sizeof(mk.ct), "%s", ct);
+	return marker_write(dir, ck, ext, &mk);
+}
+
+static int marker_read(const char *path, struct marker *mk)
+{
+	char line[200];
+	FILE *f = fopen(path, "re");
+
+	memset(mk, 0, sizeof(*mk));
 	if (!f)
 		return -errno;
-	fprintf(f, "%s\n", ct);
-	return fclose(f) ? -errno : 0;
+	if (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(mk->ct, sizeof(mk->ct), "%.127s", line);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "mud=", 4))
+			mk->mud_id = strtoul(line + 4, NULL, 10);
+		else if (!strncmp(line, "peer=", 5))
+			snprintf(mk->peer, sizeof(mk->peer), "%.63s", line + 5);
+		else if (!strcmp(line, "restore=sent"))
+			mk->restore_sent = true;
+	}
+	fclose(f);
+	return 0;
 }
 
 static void marker_clear(const char *dir, const char *ck, const char *ext)
@@ -224,6 +324,207 @@ static void marker_clear(const char *dir, const char *ck, const char *ext)
 
 	marker_path(p, sizeof(p), dir, ck, ext);
 	unlink(p);
+}
+
+/* "<ck>.out" -> "<ck>.doubt": the outcome is ES-y's to tell. */
+static int marker_to_doubt(const char *dir, const char *ck)
+{
+	char a[700], b[700];
+	int dfd, r = 0;
+
+	marker_path(a, sizeof(a), dir, ck, "out");
+	marker_path(b, sizeof(b), dir, ck, "doubt");
+	if (rename(a, b))
+		return -errno;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	if (fsync(dfd))
+		r = -errno;
+	close(dfd);
+	return r;
+}
+
+/* ---- ES-y's outcome records --------------------------------------------------- */
+
+static const char *const outcome_names[] = {
+	[MO_UNKNOWN] = "unknown", [MO_RUNNING] = "running",
+	[MO_COMMITTED] = "committed", [MO_FAILED] = "failed",
+};
+
+const char *migr_outcome_name(int o)
+{
+	return o >= 0 && o <= MO_FAILED ? outcome_names[o] : "?";
+}
+
+static int outcome_parse(const char *name)
+{
+	for (int i = 0; i <= MO_FAILED; i++)
+		if (name && !strcmp(name, outcome_names[i]))
+			return i;
+	return -1;
+}
+
+static void outcome_dir(char *buf, size_t cap, const char *state_dir)
+{
+	snprintf(buf, cap, "%s/" MIGR_OUTCOME_DIR, state_dir);
+}
+
+struct rec_age {
+	char name[MIGR_ID_MAX + 8];
+	struct timespec mt;
+};
+
+static int rec_older(const void *a, const void *b)
+{
+	const struct rec_age *x = a, *y = b;
+
+	if (x->mt.tv_sec != y->mt.tv_sec)
+		return x->mt.tv_sec < y->mt.tv_sec ? -1 : 1;
+	if (x->mt.tv_nsec != y->mt.tv_nsec)
+		return x->mt.tv_nsec < y->mt.tv_nsec ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Keeps the newest MIGR_OUTCOMES_KEEP records (by mtime); stale temporaries go. */
+static void outcome_prune(const char *dir)
+{
+	struct rec_age *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	DIR *dd = opendir(dir);
+
+	if (!dd)
+		return;
+	while ((e = readdir(dd))) {
+		size_t len = strlen(e->d_name);
+		char p[800];
+		struct stat sb;
+
+		if (len <= 5 || strcmp(e->d_name + len - 5, ".json") || e->d_name[0] == '.' ||
+		    len >= sizeof(v->name))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (stat(p, &sb))
+			continue;
+		if (n == cap) {
+			struct rec_age *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
+
+			if (!nv)
+				break;
+			v = nv;
+		}
+		snprintf(v[n].name, sizeof(v[n].name), "%s", e->d_name);
+		v[n++].mt = sb.st_mtim;
+	}
+	closedir(dd);
+	if (n > MIGR_OUTCOMES_KEEP) {
+		qsort(v, n, sizeof(*v), rec_older);
+		for (size_t i = 0; i < n - MIGR_OUTCOMES_KEEP; i++) {
+			char p[800];
+
+			snprintf(p, sizeof(p), "%s/%s", dir, v[i].name);
+			unlink(p);
+		}
+	}
+	free(v);
+}
+
+/* Records @rec (an object with "id" and "outcome") as the outcome of @id. */
+static int outcome_put(const char *state_dir, const char *id, json_t *rec)
+{
+	char dir[700], name[MIGR_ID_MAX + 8];
+	char *text;
+	int r;
+
+	outcome_dir(dir, sizeof(dir), state_dir);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+	if (!text)
+		return -ENOMEM;
+	snprintf(name, sizeof(name), "%s.json", id);
+	r = write_durable(dir, name, text);
+	free(text);
+	if (!r)
+		outcome_prune(dir);
+	return r;
+}
+
+static json_t *outcome_rec(const char *id, int outcome, uint32_t mud_id, const char *from)
+{
+	return json_pack("{s:s, s:s, s:I, s:s, s:I}", "id", id,
+			 "outcome", migr_outcome_name(outcome), "mud_id", (json_int_t)mud_id,
+			 "from", from ?: "", "at", (json_int_t)time(NULL));
+}
+
+/* The record of @id: 0 (@rec set), -ENOENT, or -EBADMSG for one that does not parse. */
+static int outcome_get(const char *state_dir, const char *id, json_t **rec)
+{
+	char p[800];
+	json_t *j;
+	FILE *f;
+	int o;
+
+	*rec = NULL;
+	snprintf(p, sizeof(p), "%s/" MIGR_OUTCOME_DIR "/%s.json", state_dir, id);
+	f = fopen(p, "re");
+	if (!f)
+		return -errno;
+	j = json_loadf(f, JSON_REJECT_DUPLICATES, NULL);
+	fclose(f);
+	o = outcome_parse(json_string_value(json_object_get(j, "outcome")));
+	if (!json_is_object(j) || o <= MO_UNKNOWN ||
+	    strcmp(json_string_value(json_object_get(j, "id")) ?: "", id)) {
+		json_decref(j);
+		return -EBADMSG;
+	}
+	*rec = j;
+	return 0;
+}
+
+/* The outcome records still "running" at agent start end "failed": none runs now. */
+static int outcome_recover(const char *state_dir, int (*say)(const char *fmt, ...))
+{
+	char dir[700];
+	struct dirent *e;
+	DIR *dd;
+	int n = 0;
+
+	outcome_dir(dir, sizeof(dir), state_dir);
+	dd = opendir(dir);
+	if (!dd)
+		return 0;
+	while ((e = readdir(dd))) {
+		size_t len = strlen(e->d_name);
+		char id[MIGR_ID_MAX];
+		json_t *rec = NULL;
+
+		if (e->d_name[0] == '.' && len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
+			char p[800];
+
+			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+			unlink(p);	/* a write a crash interrupted */
+			continue;
+		}
+		if (len <= 5 || len - 5 >= sizeof(id) || strcmp(e->d_name + len - 5, ".json"))
+			continue;
+		snprintf(id, sizeof(id), "%.*s", (int)(len - 5), e->d_name);
+		if (outcome_get(state_dir, id, &rec))
+			continue;
+		if (outcome_parse(json_string_value(json_object_get(rec, "outcome"))) == MO_RUNNING) {
+			json_object_set_new(rec, "outcome", json_string("failed"));
+			json_object_set_new(rec, "reason", json_string(
+				"ES-y's agent restarted before the migration was decided"));
+			json_object_set_new(rec, "at", json_integer(time(NULL)));
+			if (!outcome_put(state_dir, id, rec))
+				say("recovered: migration %s in had not ended: recorded failed", id);
+			n++;
+		}
+		json_decref(rec);
+	}
+	closedir(dd);
+	return n;
 }
 
 /*
@@ -262,24 +563,26 @@ int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 	if (!dir)
 		return errno == ENOENT ? n : -errno;
 	while ((e = readdir(dir))) {
-		char p[700], ct[128] = "", ck[256];
+		char p[700], ck[256];
 		size_t len = strlen(e->d_name);
 		bool out = len > 4 && !strcmp(e->d_name + len - 4, ".out");
 		bool in = len > 3 && !strcmp(e->d_name + len - 3, ".in");
 		bool tar = len > 10 && !strcmp(e->d_name + len - 10, "-layer.tar");
-		FILE *f;
+		bool tmp = e->d_name[0] == '.' && len > 4 && !strcmp(e->d_name + len - 4, ".tmp");
+		struct marker mk = {};
+		bool keep = false;
 
-		if (!out && !in && !tar)
+		if (!out && !in && !tar && !tmp)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", state_dir, e->d_name);
-		if ((out || in) && (f = fopen(p, "r"))) {
-			if (!fgets(ct, sizeof(ct), f))
-				ct[0] = '\0';
-			ct[strcspn(ct, "\n")] = '\0';
-			fclose(f);
+		if (tmp) {		/* a marker's write a crash interrupted */
+			unlink(p);
+			continue;
 		}
+		if (out || in)
+			marker_read(p, &mk);
 		snprintf(ck, sizeof(ck), "%.*s", (int)(len - (out ? 4 : in ? 3 : 10)), e->d_name);
-		if (out && ct[0]) {
+		if (out && mk.ct[0]) {
 			char stage[700];
 
 			/*
@@ -287,26 +590,57 @@ int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 			 * whether Docker paused it or its cgroup was frozen
 			 * directly (runc resume thaws that).
 			 */
-			if (dk_unpause(d, ct)) {
+			if (dk_unpause(d, mk.ct)) {
 				struct ckpt_opts co = { .timeout_ms = 30000 };
 				char e2[300];
 
-				ckpt_thaw(ct, &co, e2, sizeof(e2));
+				ckpt_thaw(mk.ct, &co, e2, sizeof(e2));
 			}
-			dk_checkpoint_delete(d, ct, ck);
+			dk_checkpoint_delete(d, mk.ct, ck);
 			snprintf(stage, sizeof(stage), "%s/%s", state_dir, ck);
 			rm_tree(stage);
-			say("recovered: CT-x %.12s unpaused, checkpoint %s removed", ct, ck);
-		} else if (in && ct[0]) {
-			/* By name; absent if the crash came before Docker made it. */
-			if (dk_remove(d, ct, true) == 0)
-				say("recovered: half-restored CT-y %s removed", ct);
+			say("recovered: CT-x %.12s unpaused, checkpoint %s removed", mk.ct, ck);
+			/* ES-y may have cut over: not ours to decide. */
+			if (mk.restore_sent && mk.peer[0] && id_ok(ck)) {
+				int r = marker_to_doubt(state_dir, ck);
+
+				keep = !r;
+				if (r)
+					say("recovered: migration %s: %s.doubt: %s", ck, ck, strerror(-r));
+				else
+					say("recovered: migration %s of MUD %u to %s: restore had been "
+					    "sent, its outcome is in doubt: CT-x %.12s kept, %s will be "
+					    "asked", ck, mk.mud_id, mk.peer, mk.ct, mk.peer);
+			}
+		} else if (in && mk.ct[0]) {
+			json_t *rec = NULL;
+			bool committed = id_ok(ck) && !outcome_get(state_dir, ck, &rec) &&
+				!strcmp(json_string_value(json_object_get(rec, "outcome")) ?: "",
+					"committed");
+
+			if (committed) {
+				/* Cut over and recorded: CT-y serves the MUD, ES-x was told or asks. */
+				say("recovered: CT-y %s kept: migration %s had committed", mk.ct, ck);
+			} else {
+				/* By name; absent if the crash came before Docker made it. */
+				if (dk_remove(d, mk.ct, true) == 0)
+					say("recovered: half-restored CT-y %s removed", mk.ct);
+				if (rec) {
+					json_object_set_new(rec, "outcome", json_string("failed"));
+					json_object_set_new(rec, "reason", json_string(
+						"ES-y's agent restarted mid-migration: CT-y removed"));
+					json_object_set_new(rec, "at", json_integer(time(NULL)));
+					outcome_put(state_dir, ck, rec);
+				}
+			}
+			json_decref(rec);
 		}
-		unlink(p);
+		if (!keep)
+			unlink(p);
 		n++;
 	}
 	closedir(dir);
-	return n;
+	return n + outcome_recover(state_dir, say);
 }
 
 /* ---- messages ------------------------------------------------------------- */
@@ -570,11 +904,37 @@ static void marks_from_json(struct migr_report *rep, json_t *o)
 			mark_add(rep, k, json_number_value(v));
 }
 
+/* What ES-y's "done" (or its committed outcome record) says of T5..T8 and CT-y. */
+static void rep_from_done(struct migr_report *rep, json_t *m)
+{
+	rep->step[MS_T5_RESTORE].ms = json_real_value(json_object_get(m, "restore_ms"));
+	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
+		 json_string_value(json_object_get(m, "restore_via")) ?: "");
+	rep->early_start = json_is_true(json_object_get(m, "early_start"));
+	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%s",
+		 json_string_value(json_object_get(m, "ct_image")) ?: "");
+	rep->step[MS_T7_REPLAY].ms = json_real_value(json_object_get(m, "replay_ms"));
+	rep->n_t5_marks = 0;
+	marks_from_json(rep, json_object_get(m, "t5_marks"));
+	rep->replayed = json_integer_value(json_object_get(m, "replayed"));
+	rep->relayed = json_integer_value(json_object_get(m, "relayed"));
+	snprintf(rep->ct_y_id, sizeof(rep->ct_y_id), "%s",
+		 json_string_value(json_object_get(m, "ct_id")) ?: "");
+	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s",
+		 json_string_value(json_object_get(m, "ct_name")) ?: "");
+	rep->ct_y_addr.s_addr = 0;
+	inet_pton(AF_INET, json_string_value(json_object_get(m, "ct_addr")) ?: "0.0.0.0",
+		  &rep->ct_y_addr);
+}
+
 int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		struct migr_report *rep, char *err, size_t errlen)
 {
-	char idx[65], upper[512], root[512], ckdir[700], layer[512], ckname[64], tag[128];
+	char idx[65], upper[512], root[512], ckdir[700], layer[512], ckname[MIGR_ID_MAX], tag[128];
 	char stage[600], work[700];
+	struct marker mk = { .mud_id = s->mud_id };
+	bool doubt = false;
+	uint32_t nonce;
 	struct ckpt_stats cs = { .log_frozen_ms = -1 };
 	char image_id[80];
 	struct stat sb;
@@ -588,7 +948,12 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 
 	memset(rep, 0, sizeof(*rep));
 	rep->method = s->method;
-	snprintf(ckname, sizeof(ckname), "eh-%u-%lld", s->mud_id, (long long)time(NULL));
+	/* Unique: ES-y keys the migration's outcome record by it. */
+	if (getrandom(&nonce, sizeof(nonce), GRND_NONBLOCK) != sizeof(nonce))
+		nonce = (uint32_t)(eh_mono_ms() * 1000) ^ (uint32_t)getpid() << 16;
+	snprintf(ckname, sizeof(ckname), "eh-%u-%lld-%08x", s->mud_id, (long long)time(NULL),
+		 nonce);
+	snprintf(rep->id, sizeof(rep->id), "%s", ckname);
 	snprintf(tag, sizeof(tag), MIGR_IMAGE_REPO "mud-%u:%s", s->mud_id, ckname);
 	snprintf(layer, sizeof(layer), "%s/%s-layer.tar", s->state_dir, ckname);
 
@@ -667,7 +1032,9 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		goto abort;
 	if (s->progress)
 		s->progress(s->pctx, "snapshot", 0, 0);
-	r = marker_set(s->state_dir, ckname, "out", idx);
+	snprintf(mk.ct, sizeof(mk.ct), "%s", idx);
+	snprintf(mk.peer, sizeof(mk.peer), "%s", peer_name(pc));
+	r = marker_write(s->state_dir, ckname, "out", &mk);
 	if (r) {
 		fail(err, errlen, "marker in %s: %s", s->state_dir, strerror(-r));
 		goto abort;
@@ -763,33 +1130,37 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	if (r)
 		goto abort;
 
-	/* T5..T8 happen on ES-y; its answer says how they went. */
+	/*
+	 * T5..T8 happen on ES-y; its answer says how they went. From here on
+	 * ES-y may commit (cut over) without ES-x hearing of it: the marker says
+	 * so first, durably, for a restarted agent.
+	 */
+	mk.restore_sent = true;
+	r = marker_write(s->state_dir, ckname, "out", &mk);
+	if (r) {
+		fail(err, errlen, "marker in %s: %s", s->state_dir, strerror(-r));
+		goto abort;
+	}
 	if (s->progress)
 		s->progress(s->pctx, "restore", 0, 0);
 	r = send_op(pc, json_pack("{s:s}", "op", "restore"));
-	if (r) {
+	if (r)
 		fail(err, errlen, "restore to %s: %s", peer_name(pc), strerror(-r));
-		goto abort;
+	else
+		r = expect(pc, "done", &m, err, errlen);
+	/* ES-y said "failed": it rolled back. Anything else: ES-y alone knows. */
+	if (r && r != -EREMOTEIO) {
+		char why[600];
+
+		snprintf(why, sizeof(why), "%s", err);
+		fail(err, errlen, "in doubt: %s, after \"restore\" went out: only %s knows "
+		     "whether it cut over (migration %s)", why, peer_name(pc), ckname);
+		doubt = rep->in_doubt = true;
+		r = -EINPROGRESS;
 	}
-	r = expect(pc, "done", &m, err, errlen);
 	if (r)
 		goto cleanup;
-	rep->step[MS_T5_RESTORE].ms = json_real_value(json_object_get(m, "restore_ms"));
-	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
-		 json_string_value(json_object_get(m, "restore_via")) ?: "");
-	rep->early_start = json_is_true(json_object_get(m, "early_start"));
-	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%s",
-		 json_string_value(json_object_get(m, "ct_image")) ?: "");
-	rep->step[MS_T7_REPLAY].ms = json_real_value(json_object_get(m, "replay_ms"));
-	marks_from_json(rep, json_object_get(m, "t5_marks"));
-	rep->replayed = json_integer_value(json_object_get(m, "replayed"));
-	rep->relayed = json_integer_value(json_object_get(m, "relayed"));
-	snprintf(rep->ct_y_id, sizeof(rep->ct_y_id), "%s",
-		 json_string_value(json_object_get(m, "ct_id")) ?: "");
-	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s",
-		 json_string_value(json_object_get(m, "ct_name")) ?: "");
-	inet_pton(AF_INET, json_string_value(json_object_get(m, "ct_addr")) ?: "0.0.0.0",
-		  &rep->ct_y_addr);
+	rep_from_done(rep, m);
 	json_decref(m);
 	goto cleanup;
 
@@ -813,7 +1184,15 @@ cleanup:
 		fprintf(stderr, "edgehop-agent: image %s not removed: %s\n", tag, dk_err(d));
 	if (tp && paused)
 		rep->pause_ms = eh_mono_ms() - tp;
-	marker_clear(s->state_dir, ckname, "out");
+	if (doubt) {
+		int e = marker_to_doubt(s->state_dir, ckname);
+
+		if (e)
+			fprintf(stderr, "edgehop-agent: migration %s in doubt, but %s/%s.doubt: %s\n",
+				ckname, s->state_dir, ckname, strerror(-e));
+	} else {
+		marker_clear(s->state_dir, ckname, "out");
+	}
 	json_decref(drop);
 	rep->total_ms = eh_mono_ms() - t0;
 	return r;
@@ -1120,6 +1499,8 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	struct svc_mud_state ss;
 	struct early_start es = { .running = false };
 	bool created = false, have_ckpt = false, got_layer;
+	bool recorded = false;	/* the outcome record of @ckname is ours to write */
+	json_t *done = NULL, *rec = NULL;
 	int create_r = 0;	/* P-Migr's create of CT-y failed (after "ready") */
 	double t0 = eh_mono_ms(), t, t_start = 0;
 	int r;
@@ -1127,13 +1508,30 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	memset(rep, 0, sizeof(*rep));
 	rep->method = method;
 	snprintf(name, sizeof(name), "eh-mud-%u-%s", mud_id, ckname ?: "x");
-	if (!image || !ckname || !json_is_array(cmd) ||
-	    (method != METHOD_P && method != METHOD_C && method != METHOD_AUTO) ||
-	    strchr(ckname, '/') || ckname[0] == '.') {
+	if (!image || !id_ok(ckname) || !json_is_array(cmd) ||
+	    (method != METHOD_P && method != METHOD_C && method != METHOD_AUTO)) {
 		r = -EINVAL;
 		fail(err, errlen, "malformed migr_begin");
 		goto failed;
 	}
+	/* One outcome per id: ES-x asks by it when it lost the channel. */
+	r = outcome_get(state_dir, ckname, &rec);
+	json_decref(rec);
+	if (r != -ENOENT) {
+		fail(err, errlen, "migration id %s was used before%s", ckname,
+		     r ? " (its outcome record does not parse)" : "");
+		r = -EEXIST;
+		goto failed;
+	}
+	r = outcome_put(state_dir, ckname, rec = outcome_rec(ckname, MO_RUNNING, mud_id,
+							    peer_name(pc)));
+	json_decref(rec);
+	if (r) {
+		fail(err, errlen, "outcome record in %s/" MIGR_OUTCOME_DIR ": %s", state_dir,
+		     strerror(-r));
+		goto failed;
+	}
+	recorded = true;
 	peer_set_timeout(pc, PEER_STEP_TIMEOUT_MS);
 	if (method == METHOD_AUTO) {
 		/* P-Migr when the base image is here, else C-Migr of what is missing. */
@@ -1381,16 +1779,32 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s", name);
 	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%.127s", image);
 	rep->total_ms = eh_mono_ms() - t0;
+	done = json_pack("{s:s, s:s, s:f, s:o, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s}",
+			 "op", "done", "ct_image", rep->ct_y_image,
+			 "restore_ms", rep->step[MS_T5_RESTORE].ms,
+			 "t5_marks", marks_json(rep),
+			 "restore_via", rep->restore_via, "early_start", rep->early_start,
+			 "replay_ms", rep->step[MS_T7_REPLAY].ms,
+			 "replayed", (json_int_t)rep->replayed,
+			 "relayed", (json_int_t)rep->relayed, "ct_id", idy,
+			 "ct_name", name, "ct_addr", inet_ntoa(rep->ct_y_addr));
+	/*
+	 * Committed: recorded before "done" goes out (and before the marker
+	 * that would make a restarted agent remove CT-y), so that ES-x can
+	 * learn it even when "done" never reaches it.
+	 */
+	rec = outcome_rec(ckname, MO_COMMITTED, mud_id, peer_name(pc));
+	if (rec && done)
+		json_object_update_missing(rec, done);
+	json_object_del(rec, "op");
+	r = outcome_put(state_dir, ckname, rec);
+	json_decref(rec);
+	if (r)
+		fprintf(stderr, "edgehop-agent: migration %s committed, but its outcome record in "
+			"%s/" MIGR_OUTCOME_DIR " was not written: %s (ES-x learns it only from "
+			"\"done\")\n", ckname, state_dir, strerror(-r));
 	marker_clear(state_dir, ckname, "in");
-	send_op(pc, json_pack("{s:s, s:s, s:f, s:o, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s}",
-			      "op", "done", "ct_image", rep->ct_y_image,
-			      "restore_ms", rep->step[MS_T5_RESTORE].ms,
-			      "t5_marks", marks_json(rep),
-			      "restore_via", rep->restore_via, "early_start", rep->early_start,
-			      "replay_ms", rep->step[MS_T7_REPLAY].ms,
-			      "replayed", (json_int_t)rep->replayed,
-			      "relayed", (json_int_t)rep->relayed, "ct_id", idy,
-			      "ct_name", name, "ct_addr", inet_ntoa(rep->ct_y_addr)));
+	send_op(pc, done);
 	return 0;
 
 failed:
@@ -1405,11 +1819,197 @@ failed:
 	if (method == METHOD_C && loaded[0] && strcmp(loaded, image ?: "") == 0 &&
 	    dk_image_remove(d, loaded, true))
 		fprintf(stderr, "edgehop-agent: image %s not removed: %s\n", loaded, dk_err(d));
-	if (ckname)
+	if (recorded)	/* else @ckname may be no file name at all */
 		marker_clear(state_dir, ckname, "in");
+	if (recorded) {
+		int e;
+
+		rec = outcome_rec(ckname, MO_FAILED, mud_id, peer_name(pc));
+		json_object_set_new(rec, "reason", json_string(err));
+		e = outcome_put(state_dir, ckname, rec);
+		json_decref(rec);
+		if (e)
+			fprintf(stderr, "edgehop-agent: migration %s failed, but its outcome record "
+				"was not written: %s\n", ckname, strerror(-e));
+	}
 	send_op(pc, json_pack("{s:s, s:s}", "op", "failed", "reason", err));
 	rep->total_ms = eh_mono_ms() - t0;
 	return r ?: -EIO;
+}
+
+/* ---- in doubt ------------------------------------------------------------------ */
+
+#define OUTCOME_TIMEOUT_MS	(10 * 1000)
+
+static json_t *error_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static json_t *error_msg(const char *fmt, ...)
+{
+	char why[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:s, s:s}", "op", "error", "reason", why);
+}
+
+json_t *migr_outcome_answer(const char *state_dir, json_t *req, const char *asker)
+{
+	const char *id = json_string_value(json_object_get(req, "id"));
+	const char *from;
+	json_t *rec = NULL;
+	int r;
+
+	if (!id_ok(id))
+		return error_msg("malformed outcome query: \"id\" must be a migration id "
+				 "(1 to %d of A-Z a-z 0-9 _ . -, not starting with '.')",
+				 MIGR_ID_MAX - 1);
+	r = outcome_get(state_dir, id, &rec);
+	if (r == -ENOENT)
+		return json_pack("{s:s, s:s, s:s}", "op", "outcome", "id", id, "outcome",
+				 migr_outcome_name(MO_UNKNOWN));
+	if (r)
+		return error_msg("the outcome record of migration %s is unreadable: %s", id,
+				 strerror(-r));
+	from = json_string_value(json_object_get(rec, "from")) ?: "";
+	if (asker && strcmp(from, asker)) {
+		json_t *e = error_msg("migration %s came from %s, not from %s", id, from, asker);
+
+		json_decref(rec);
+		return e;
+	}
+	json_object_set_new(rec, "op", json_string("outcome"));
+	return rec;
+}
+
+int migr_outcome_ask(struct peer_conn *pc, const char *id, struct migr_report *rep,
+		     char *why, size_t whylen)
+{
+	const char *op, *reason;
+	json_t *m = NULL;
+	int r, o;
+
+	peer_set_timeout(pc, OUTCOME_TIMEOUT_MS);
+	r = send_op(pc, json_pack("{s:s, s:s}", "op", "outcome", "id", id ?: ""));
+	if (r)
+		return fail(why, whylen, "asking %s for the outcome of %s: %s", peer_name(pc), id,
+			    strerror(-r)), r;
+	r = peer_recv_msg(pc, &m);
+	if (r)
+		return fail(why, whylen, "%s: %s while waiting for the outcome of %s",
+			    peer_name(pc), strerror(-r), id), r;
+	op = json_string_value(json_object_get(m, "op")) ?: "";
+	reason = json_string_value(json_object_get(m, "reason")) ?: "no reason";
+	o = outcome_parse(json_string_value(json_object_get(m, "outcome")));
+	if (!strcmp(op, "error")) {
+		fail(why, whylen, "%s: %s", peer_name(pc), reason);
+		r = -EREMOTEIO;
+	} else if (strcmp(op, "outcome") || o < 0 ||
+		   strcmp(json_string_value(json_object_get(m, "id")) ?: "", id)) {
+		fail(why, whylen, "%s answered the outcome query of %s with '%s'", peer_name(pc),
+		     id, op);
+		r = -EPROTO;
+	} else if (o == MO_COMMITTED) {
+		rep_from_done(rep, m);
+		if (!rep->ct_y_id[0] || !rep->ct_y_addr.s_addr) {
+			fail(why, whylen, "%s: migration %s committed, without CT-y's id and "
+			     "address", peer_name(pc), id);
+			r = -EPROTO;
+		} else {
+			fail(why, whylen, "%s: migration %s committed: CT-y %.12s at %s serves the "
+			     "MUD", peer_name(pc), id, rep->ct_y_id, inet_ntoa(rep->ct_y_addr));
+			r = o;
+		}
+	} else {
+		if (o == MO_FAILED)
+			fail(why, whylen, "%s: migration %s failed there and was rolled back: %s",
+			     peer_name(pc), id, reason);
+		else if (o == MO_RUNNING)
+			fail(why, whylen, "%s: migration %s is still under way there",
+			     peer_name(pc), id);
+		else
+			fail(why, whylen, "%s holds no record of migration %s: it never cut over",
+			     peer_name(pc), id);
+		r = o;
+	}
+	json_decref(m);
+	return r;
+}
+
+int migr_outcome_wait(const struct migr_asker *a, const char *id, int wait_ms,
+		      struct migr_report *rep, char *why, size_t whylen)
+{
+	double end = eh_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
+	int backoff = 100, cap = a->max_backoff_ms > 100 ? a->max_backoff_ms : 100;
+	char last[400] = "";
+
+	for (;;) {
+		struct peer_conn *pc = NULL;
+		int r = a->dial(a->ctx, &pc), w;
+
+		if (r == -ECANCELED)
+			return fail(why, whylen, "stopped asking %s", a->peer), r;
+		if (r) {
+			fail(why, whylen, "%s does not answer: %s", a->peer, strerror(-r));
+		} else {
+			r = migr_outcome_ask(pc, id, rep, why, whylen);
+			peer_close(pc);
+			if (r == MO_COMMITTED || r == MO_FAILED || r == MO_UNKNOWN)
+				return r;
+		}
+		if (a->note && strcmp(last, why))
+			a->note(a->ctx, why);
+		snprintf(last, sizeof(last), "%s", why);
+		if (wait_ms >= 0 && eh_mono_ms() + backoff > end)
+			return -ETIMEDOUT;
+		w = a->pause ? a->pause(a->ctx, backoff) : usleep(backoff * 1000);
+		if (w == -ECANCELED)
+			return fail(why, whylen, "stopped asking %s (%s)", a->peer, last), w;
+		backoff = backoff * 2 < cap ? backoff * 2 : cap;
+	}
+}
+
+int migr_doubt_list(const char *state_dir, void (*cb)(void *ctx, const struct migr_doubt *),
+		    void *ctx)
+{
+	DIR *dir = opendir(state_dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(dir))) {
+		size_t len = strlen(e->d_name);
+		struct migr_doubt dt = {};
+		struct marker mk;
+		char p[700];
+
+		if (len <= 6 || strcmp(e->d_name + len - 6, ".doubt"))
+			continue;
+		snprintf(dt.id, sizeof(dt.id), "%.*s", (int)(len - 6), e->d_name);
+		snprintf(p, sizeof(p), "%s/%s", state_dir, e->d_name);
+		if (!id_ok(dt.id) || marker_read(p, &mk) || !mk.peer[0])
+			continue;
+		dt.mud_id = mk.mud_id;
+		snprintf(dt.peer, sizeof(dt.peer), "%s", mk.peer);
+		snprintf(dt.ct_x, sizeof(dt.ct_x), "%.64s", mk.ct);
+		if (cb)
+			cb(ctx, &dt);
+		n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+int migr_doubt_clear(const char *state_dir, const char *id)
+{
+	char p[700];
+
+	if (!id_ok(id))
+		return -EINVAL;
+	marker_path(p, sizeof(p), state_dir, id, "doubt");
+	return unlink(p) ? -errno : 0;
 }
 
 json_t *migr_report_json(const struct migr_report *rep)

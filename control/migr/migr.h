@@ -17,6 +17,15 @@
  *   done: stop and remove CT-x (last)        failed: CT-y and staged files removed,
  *   failed: CT-x goes on serving             the MUD steered FORWARD to CT-x again
  *
+ * The commit point is ES-y's cut-over (T8): ES-y records the outcome of each
+ * migration into it (keyed by the migration's id, the checkpoint name both
+ * sides share) durably before it answers. Once "restore" went out, a channel
+ * that fails before "done" arrives leaves ES-x IN DOUBT (-EINPROGRESS), not
+ * failed: it asks ES-y, on a new connection,
+ *   outcome {id}                         ->  the record
+ *                                        <-  outcome {committed + done's fields
+ *                                            | failed + reason | running | unknown}
+ *
  * Streams are zstd-compressed by the peer channel and never held whole in
  * memory; the only file written on the source side is the staged layer tar
  * (captured inside the pause so that memory and files are of one instant).
@@ -31,6 +40,12 @@
 
 struct dk;
 struct peer_conn;
+
+/* A migration's id: 1..63 of [A-Za-z0-9_.-], not starting with '.'. */
+#define MIGR_ID_MAX 64
+/* ES-y's outcome records: <state_dir>/MIGR_OUTCOME_DIR/<id>.json, the newest kept. */
+#define MIGR_OUTCOME_DIR "outcomes"
+#define MIGR_OUTCOMES_KEEP 128
 
 enum migr_step {
 	MS_T1_CHECKPOINT = 0,	/* pause -> checkpoint (leave-running) */
@@ -79,6 +94,8 @@ struct migr_report {
 	char ct_y_name[64];
 	char ct_y_image[128];		/* the image CT-y runs from (C-Migr: the loaded one) */
 	struct in_addr ct_y_addr;
+	char id[MIGR_ID_MAX];		/* the migration's id (its checkpoint name) */
+	bool in_doubt;			/* ES-x: the channel failed after "restore" */
 };
 
 const char *migr_step_name(enum migr_step s);
@@ -107,7 +124,12 @@ struct migr_src {
 /*
  * Runs the source side over @pc (connected and authenticated to ES-y).
  * Returns 0 when ES-y reported done (then the caller stops CT-x), or -errno
- * with @err set; CT-x is then running and unpaused.
+ * with @err set; CT-x is then running and unpaused. -EINPROGRESS: in doubt,
+ * the channel failed after "restore" went out (rep->in_doubt, rep->id): ES-y
+ * may have cut over. The "<id>.doubt" record stays in the state dir
+ * (migr_doubt_list) until the caller learnt the outcome (migr_outcome_wait)
+ * and called migr_doubt_clear(); until then CT-x must not serve the MUD on
+ * the belief that it failed.
  */
 int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 		struct migr_report *rep, char *err, size_t errlen);
@@ -155,10 +177,79 @@ json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const ch
  * At agent start: undoes what a crashed migration left (CT-x unpaused and its
  * checkpoint removed, a half-restored CT-y removed, staged tars deleted, and
  * edgehop-runc's staging dirs under @restore_stage, if not NULL).
+ * A migration out whose "restore" had been sent keeps CT-x and becomes a
+ * "<id>.doubt" record (migr_doubt_list): only ES-y knows how it ended. A
+ * migration in that ES-y had committed keeps CT-y; any other ends "failed"
+ * in its outcome record (so does one still "running": none is, at start).
  * Returns how many were found, or -errno.
  */
 int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 		 int (*say)(const char *fmt, ...));
+
+/* ---- in doubt: what ES-y decided ---------------------------------------------- */
+
+enum migr_outcome {
+	MO_UNKNOWN = 0,		/* ES-y holds no record of the id: it never committed */
+	MO_RUNNING,		/* still under way on ES-y: ask again */
+	MO_COMMITTED,		/* ES-y cut over: CT-y serves the MUD */
+	MO_FAILED,		/* ES-y rolled back: CT-x goes on serving */
+};
+
+const char *migr_outcome_name(int o);
+
+/*
+ * ES-y: the answer to a peer's {"op":"outcome","id":ID} (a new message owned by
+ * the caller): {"op":"outcome","id","outcome":"committed"|"failed"|"running"|
+ * "unknown", ...} with, when committed, the fields of "done" (ct_id, ct_name,
+ * ct_addr, ct_image, timings), when failed the "reason"; or {"op":"error",
+ * "reason"} for a malformed query, an unreadable record, or (@asker not NULL)
+ * a migration that came from another node than @asker.
+ */
+json_t *migr_outcome_answer(const char *state_dir, json_t *req, const char *asker);
+
+/*
+ * ES-x: asks @pc (a new connection to ES-y) for the outcome of @id. Returns an
+ * enum migr_outcome (committed: @rep's ct_y_* and ES-y's timings filled from
+ * its record) or -errno with @why (-EREMOTEIO: ES-y answered an error).
+ */
+int migr_outcome_ask(struct peer_conn *pc, const char *id, struct migr_report *rep,
+		     char *why, size_t whylen);
+
+struct migr_asker {
+	const char *peer;		/* ES-y, for the messages */
+	/* a new authenticated connection to ES-y; -ECANCELED: stop asking */
+	int (*dial)(void *ctx, struct peer_conn **pc);
+	/* waits @ms before the next try (NULL: sleeps); -ECANCELED: stop asking */
+	int (*pause)(void *ctx, int ms);
+	/* each change of what ES-y says, or that it does not answer (may be NULL) */
+	void (*note)(void *ctx, const char *what);
+	void *ctx;
+	int max_backoff_ms;		/* the tries' interval doubles from 100 ms to this */
+};
+
+/*
+ * Asks until ES-y answers committed, failed or unknown, for at most @wait_ms
+ * (< 0: until then, or until dial or pause says -ECANCELED). Returns that
+ * outcome, or -ETIMEDOUT (@why: what ES-y last said, "running" or that it did
+ * not answer) or -ECANCELED.
+ */
+int migr_outcome_wait(const struct migr_asker *a, const char *id, int wait_ms,
+		      struct migr_report *rep, char *why, size_t whylen);
+
+/* ES-x: a migration in doubt, as recorded in "<state_dir>/<id>.doubt". */
+struct migr_doubt {
+	char id[MIGR_ID_MAX];
+	uint32_t mud_id;
+	char peer[64];			/* ES-y */
+	char ct_x[65];			/* CT-x's id */
+};
+
+/* Calls @cb for each migration in doubt; returns how many, or -errno. */
+int migr_doubt_list(const char *state_dir, void (*cb)(void *ctx, const struct migr_doubt *),
+		    void *ctx);
+
+/* The outcome of @id is known: its record goes. */
+int migr_doubt_clear(const char *state_dir, const char *id);
 
 /* The report as JSON (steps with ms and bytes, pause, total). */
 json_t *migr_report_json(const struct migr_report *rep);

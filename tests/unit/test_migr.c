@@ -1124,6 +1124,7 @@ struct mig {
 	bool runc_restore;	/* RESTORE = runc: edgehop-runc, early start */
 	const char *fault;	/* the agent's FAULT key on ES-y */
 	bool cutover_fail;
+	bool cut_after_cutover;	/* the channel is cut once the cutover hook succeeded */
 	volatile int cancel;	/* ES-x's agent: stop at the next step */
 	/* results */
 	int rs, rd;
@@ -1151,6 +1152,9 @@ static int hook_cutover(void *ctx, uint32_t mud_id, struct in_addr addr, uint16_
 	}
 	*replayed = 7;
 	*relayed = 3;
+	/* ES-y has committed; its "done" goes into a cut channel. */
+	if (g->cut_after_cutover)
+		relay_cut(&R);
 	return 0;
 }
 
@@ -1278,7 +1282,8 @@ static int dir_entries(const char *dir, char *list, size_t cap)
 	if (!d)
 		return 0;
 	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
+		/* ES-y's outcome records stay on purpose: checked on their own */
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, MIGR_OUTCOME_DIR))
 			continue;
 		n++;
 		if (strlen(list) + strlen(e->d_name) + 4 < cap)
@@ -1420,6 +1425,10 @@ static bool marks_ok(const struct migr_report *s, const struct migr_report *d, b
 	return ok;
 }
 
+/* (d) below */
+static int ask(const char *id, struct migr_report *rep, char *why, size_t cap);
+static void doubt_wait(const char *id, const char *ct_y);
+
 static void success(const char *what, uint32_t mud, int method, const char *image, int want,
 		    bool runc_ckpt, bool runc_restore, int want_blobs)
 {
@@ -1526,6 +1535,8 @@ static void success(const char *what, uint32_t mud, int method, const char *imag
 	       runc_restore ? " under edgehop-runc" : "",
 	       want == METHOD_P ? " and its layer (file, symlink, empty dir)" : "",
 	       Y.loaded_layers, inet_ntoa(g.cut_addr), g.cut_port, why);
+	if (want == METHOD_P && runc_restore)
+		doubt_wait(g.reps.id, g.repd.ct_y_id);
 }
 
 /* --- (b) failures ----------------------------------------------------------------- */
@@ -1544,6 +1555,7 @@ struct fcase {
 	enum special sp;
 	const char *want;	/* in the source's error (NULL: the Docker message) */
 };
+
 
 static void failure(const struct fcase *f, uint32_t mud)
 {
@@ -1597,6 +1609,16 @@ static void failure(const struct fcase *f, uint32_t mud)
 	     (f->sp == SP_CUTOVER || g.cutovers == 0) &&
 	     (!f->side || f->side != &Y || !f->op || strcmp(f->op, "start") ||
 	      logged(&Y, "remove "));
+	/* ES-y recorded the outcome: a later query says failed. */
+	if (g.dest_ran) {
+		struct migr_report rep;
+		char w[600];
+		int o = ask(g.reps.id, &rep, w, sizeof(w));
+
+		ok = ok && o == MO_FAILED;
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), "; outcome %s",
+			 migr_outcome_name(o));
+	}
 	tap_ok(ok, "%s: rolled back: CT-x runs, nothing left on either side, rollback hook %d "
 	       "time(s)%s", f->what, g.rollbacks, why);
 }
@@ -1621,14 +1643,22 @@ static void cut(const char *what, uint32_t mud, int method, struct engine *e, co
 	tap_ok(ok, "%s: %s within %.0f ms; source %d: %s | dest %d: %s", what,
 	       dest_may_finish ? "the source fails (ES-y may finish)" : "both sides fail",
 	       g.ms, g.rs, g.es, g.rd, g.ed);
-	if (dest_may_finish && !g.rd) {
+	if (dest_may_finish) {
 		/*
-		 * ES-y finished: its "done" went into the cut channel and ES-x
-		 * never read it (two generals). CT-y serves the MUD, CT-x runs on.
+		 * "restore" went out: ES-x is in doubt, ES-y's record says how it
+		 * ended (committed: its "done" went into the cut channel).
 		 */
-		tap_diag("%s: ES-y finished, ES-x did not hear it: CT-x and CT-y both run", what);
-		tap_ok(g.rollbacks == 0 && g.cutovers == 1, "%s: ES-y's side is whole (cutover %d, "
-		       "rollback %d)", what, g.cutovers, g.rollbacks);
+		struct migr_report rep;
+		int r = ask(g.reps.id, &rep, why, sizeof(why));
+
+		ok = g.rs == -EINPROGRESS && g.reps.in_doubt &&
+		     (g.rd ? r == MO_FAILED && g.rollbacks == 1 :
+		      r == MO_COMMITTED && g.rollbacks == 0 && g.cutovers == 1 &&
+		      !strcmp(rep.ct_y_id, g.repd.ct_y_id));
+		tap_ok(ok, "%s: ES-x in doubt, ES-y's record says %s (dest %d; cutover %d, "
+		       "rollback %d): %s", what, migr_outcome_name(r), g.rd, g.cutovers,
+		       g.rollbacks, why);
+		migr_doubt_clear(X.state, g.reps.id);
 		return;
 	}
 	ok = !leftovers(mud, why, sizeof(why)) && g.rollbacks == 1;
@@ -1658,6 +1688,397 @@ static void cancel(const char *what, uint32_t mud, const char *op, const char *w
 	ok = !leftovers(mud, why, sizeof(why)) && g.rollbacks == 1 && g.cutovers == 0;
 	tap_ok(ok, "%s: rolled back on both sides, rollback hook %d time(s)%s", what, g.rollbacks,
 	       why);
+}
+
+/* --- (d) in doubt: ES-y's outcome records ---------------------------------------- */
+
+/*
+ * ES-y's agent answering one peer request as agentd.c's peer_thread does for
+ * "outcome" (migr_outcome_answer), or with a scripted outcome.
+ */
+struct oserver {
+	pthread_t th;
+	int r;
+	int n;			/* connections to answer (0: one) */
+	const char *script[2];	/* per connection; NULL: the record's answer */
+};
+
+static void *oserver_main(void *arg)
+{
+	struct oserver *o = arg;
+
+	for (int i = 0; i < (o->n ?: 1); i++) {
+		struct peer_conn *pc = NULL;
+		json_t *req = NULL, *ans;
+
+		o->r = peer_accept(ctx_y, lfd_y, 5000, &pc);
+		if (o->r)
+			return NULL;
+		o->r = peer_recv_msg(pc, &req);
+		if (!o->r) {
+			if (i < 2 && o->script[i])
+				ans = json_pack("{s:s, s:s, s:s}", "op", "outcome", "id",
+						json_string_value(json_object_get(req, "id")) ?: "",
+						"outcome", o->script[i]);
+			else
+				ans = migr_outcome_answer(Y.state, req, peer_name(pc));
+			o->r = peer_send_msg(pc, ans);
+			json_decref(ans);
+		}
+		json_decref(req);
+		peer_close(pc);
+	}
+	return NULL;
+}
+
+static int dial_y(struct peer_conn **pc)
+{
+	return peer_connect(ctx_x, "node-y", "127.0.0.1", port_y, 5000, pc);
+}
+
+/* Sends @req (taken) to ES-y's answerer; its answer, or NULL. */
+static json_t *raw_query(json_t *req)
+{
+	struct oserver o = {};
+	struct peer_conn *pc = NULL;
+	json_t *ans = NULL;
+
+	pthread_create(&o.th, NULL, oserver_main, &o);
+	if (!dial_y(&pc) && !peer_send_msg(pc, req))
+		peer_recv_msg(pc, &ans);
+	peer_close(pc);
+	pthread_join(o.th, NULL);
+	json_decref(req);
+	return ans;
+}
+
+/* ES-x's migr_outcome_ask() of @id against ES-y's records. */
+static int ask(const char *id, struct migr_report *rep, char *why, size_t cap)
+{
+	struct oserver o = {};
+	struct peer_conn *pc = NULL;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	pthread_create(&o.th, NULL, oserver_main, &o);
+	r = dial_y(&pc);
+	if (!r)
+		r = migr_outcome_ask(pc, id, rep, why, cap);
+	else
+		snprintf(why, cap, "dial: %s", strerror(-r));
+	peer_close(pc);
+	pthread_join(o.th, NULL);
+	return r;
+}
+
+struct dlist {
+	int n;
+	struct migr_doubt d[4];
+};
+
+static void dl_add(void *ctx, const struct migr_doubt *d)
+{
+	struct dlist *l = ctx;
+
+	if (l->n < 4)
+		l->d[l->n] = *d;
+	l->n++;
+}
+
+static int say_diag(const char *fmt, ...)
+{
+	char b[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof(b), fmt, ap);
+	va_end(ap);
+	tap_diag("recover: %s", b);
+	return 0;
+}
+
+static int recover(struct engine *e)
+{
+	struct dk *d = NULL;
+	int n = dk_open(&d, e->srv.sock);
+
+	if (!n)
+		n = migr_recover(d, e->state, NULL, say_diag);
+	dk_close(d);
+	return n;
+}
+
+/* ES-x's view after a channel lost past "restore": in doubt, CT-x running, one record. */
+static bool doubt_ok(const struct mig *g, const struct fct *cx, char *why, size_t cap)
+{
+	struct dlist l = {};
+	int n = migr_doubt_list(X.state, dl_add, &l);
+
+	snprintf(why, cap, "source %d: %s | %d doubt record(s), first %s of MUD %u to %s, CT-x %.12s",
+		 g->rs, g->es, n, l.d[0].id, l.d[0].mud_id, l.d[0].peer, l.d[0].ct_x);
+	return g->rs == -EINPROGRESS && g->reps.in_doubt && strstr(g->es, "in doubt: ") &&
+	       strstr(g->es, "only node-y knows whether it cut over") && cx->st == CT_RUNNING &&
+	       n == 1 && !strcmp(l.d[0].id, g->reps.id) && l.d[0].mud_id == g->mud &&
+	       !strcmp(l.d[0].peer, "node-y") && !strcmp(l.d[0].ct_x, cx->id);
+}
+
+/* The channel is cut right after ES-y's cut-over, before "done": committed. */
+static void doubt_committed(uint32_t mud)
+{
+	struct mig g = { .mud = mud, .method = METHOD_P, .image = BASE, .cut_after_cutover = true };
+	struct mig g2 = { .mud = mud };
+	struct migr_report rep;
+	struct peer_conn *pc = NULL;
+	char why[1400];
+	struct fct *cx, *cy;
+	json_t *ans = NULL;
+	pthread_t td;
+	bool ok;
+	int r;
+
+	engines_reset();
+	cx = ct_x(mud, BASE);
+	migrate(&g);
+	ok = doubt_ok(&g, cx, why, sizeof(why)) && !g.rd && g.cutovers == 1 && g.rollbacks == 0;
+	tap_ok(ok, "cut after ES-y's cut-over, before done: ES-x in doubt (not failed), CT-x kept, "
+	       "its record names the id, MUD, ES-y and CT-x; dest %d: %s; %s", g.rd, g.ed, why);
+
+	r = ask(g.reps.id, &rep, why, sizeof(why));
+	ok = r == MO_COMMITTED && !strcmp(rep.ct_y_id, g.repd.ct_y_id) &&
+	     !strcmp(rep.ct_y_name, g.repd.ct_y_name) && !strcmp(rep.ct_y_image, g.repd.ct_y_image) &&
+	     rep.ct_y_addr.s_addr == svc_ip.s_addr && rep.replayed == 7 && rep.relayed == 3 &&
+	     rep.step[MS_T5_RESTORE].ms == g.repd.step[MS_T5_RESTORE].ms &&
+	     !strcmp(rep.restore_via, g.repd.restore_via);
+	tap_ok(ok, "ES-y answers the outcome query: %s (%d): CT-y %.12s %s at %s from %s, "
+	       "%llu replayed", migr_outcome_name(r), r, rep.ct_y_id, rep.ct_y_name,
+	       inet_ntoa(rep.ct_y_addr), rep.ct_y_image, (unsigned long long)rep.replayed);
+	tap_diag("%s", why);
+
+	/* A new agent on each side: ES-y's record stands and CT-y with it; ES-x's doubt too. */
+	recover(&Y);
+	recover(&X);
+	r = ask(g.reps.id, &rep, why, sizeof(why));
+	pthread_mutex_lock(&Y.mu);
+	cy = ct_find(&Y, g.repd.ct_y_id);
+	ok = r == MO_COMMITTED && !strcmp(rep.ct_y_id, g.repd.ct_y_id) && cy &&
+	     cy->st == CT_RUNNING && migr_doubt_list(X.state, NULL, NULL) == 1;
+	pthread_mutex_unlock(&Y.mu);
+	tap_ok(ok, "after a restart of both agents (migr_recover): still %s, CT-y running, ES-x's "
+	       "doubt record kept (%s)", migr_outcome_name(r), why);
+
+	/* The id is spent: a migr_begin that reuses it is refused. */
+	pthread_create(&td, NULL, dst_main, &g2);
+	if (!dial_y(&pc) && !peer_send_msg(pc, json_pack("{s:s, s:i, s:s, s:i, s:s, s:[], s:s}",
+		"op", "migr_begin", "mud_id", (int)mud, "from", "node-x", "method", METHOD_P,
+		"image", BASE, "cmd", "checkpoint", g.reps.id)))
+		peer_recv_msg(pc, &ans);
+	peer_close(pc);
+	pthread_join(td, NULL);
+	ok = ans && !strcmp(json_string_value(json_object_get(ans, "op")) ?: "", "failed") &&
+	     strstr(json_string_value(json_object_get(ans, "reason")) ?: "", "was used before") &&
+	     g2.rd == -EEXIST && ask(g.reps.id, &rep, why, sizeof(why)) == MO_COMMITTED;
+	tap_ok(ok, "a migr_begin reusing the id is refused (%s: %s), the record stays committed",
+	       json_string_value(json_object_get(ans, "op")) ?: "nothing",
+	       json_string_value(json_object_get(ans, "reason")) ?: "");
+	json_decref(ans);
+
+	r = migr_doubt_clear(X.state, g.reps.id);
+	ok = !r && migr_doubt_list(X.state, NULL, NULL) == 0 &&
+	     migr_doubt_clear(X.state, g.reps.id) == -ENOENT &&
+	     migr_doubt_clear(X.state, "../x") == -EINVAL;
+	tap_ok(ok, "ES-x clears its doubt record once it knows (%d); twice: -ENOENT; a bad id: "
+	       "-EINVAL", r);
+}
+
+/* The channel is cut during T5, before the cut-over; ES-y's restore fails: failed. */
+static void doubt_failed(uint32_t mud)
+{
+	struct mig g = { .mud = mud, .method = METHOD_P, .image = BASE };
+	struct migr_report rep;
+	char why[1400], msg[160];
+	struct fct *cx;
+	bool ok;
+	int r;
+
+	engines_reset();
+	cx = ct_x(mud, BASE);
+	snprintf(msg, sizeof(msg), "fake node-y: start refused (MUD %u)", mud);
+	pthread_mutex_lock(&Y.mu);
+	snprintf(Y.cut_op, sizeof(Y.cut_op), "start");
+	snprintf(Y.f_op, sizeof(Y.f_op), "start");
+	Y.f_status = "500 Internal Server Error";
+	snprintf(Y.f_msg, sizeof(Y.f_msg), "%s", msg);
+	pthread_mutex_unlock(&Y.mu);
+	migrate(&g);
+	ok = doubt_ok(&g, cx, why, sizeof(why)) && g.rd < 0 && g.cutovers == 0 && g.rollbacks == 1;
+	tap_ok(ok, "cut during T5, ES-y then rolls back: ES-x in doubt, CT-x kept; dest %d: %s; %s",
+	       g.rd, g.ed, why);
+	r = ask(g.reps.id, &rep, why, sizeof(why));
+	ok = r == MO_FAILED && strstr(why, msg) && !rep.ct_y_id[0];
+	tap_ok(ok, "ES-y answers the outcome query: %s (%s)", migr_outcome_name(r), why);
+	migr_doubt_clear(X.state, g.reps.id);
+	ok = !leftovers(mud, why, sizeof(why));
+	tap_ok(ok, "then nothing is left on either side but CT-x, running%s", why);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	write_file(path, text, strlen(text));
+}
+
+/* Queries ES-y answers with an error or "unknown", and what a restart makes of records. */
+static void doubt_queries(void)
+{
+	static const char *const bad[] = { "", "../x", ".hidden", "a/b", "eh-1 2",
+		"0123456789012345678901234567890123456789012345678901234567890123" };
+	struct migr_report rep;
+	char p[700], why[600];
+	json_t *ans;
+	bool ok = true;
+	int r;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ans = raw_query(json_pack("{s:s, s:s}", "op", "outcome", "id", bad[i]));
+		ok = ok && ans && !strcmp(json_string_value(json_object_get(ans, "op")) ?: "", "error") &&
+		     strstr(json_string_value(json_object_get(ans, "reason")) ?: "",
+			    "malformed outcome query: \"id\" must be a migration id");
+		json_decref(ans);
+	}
+	ans = raw_query(json_pack("{s:s, s:i}", "op", "outcome", "id", 7));
+	ok = ok && ans && !strcmp(json_string_value(json_object_get(ans, "op")) ?: "", "error");
+	json_decref(ans);
+	ans = raw_query(json_pack("{s:s}", "op", "outcome"));
+	ok = ok && ans && !strcmp(json_string_value(json_object_get(ans, "op")) ?: "", "error");
+	tap_ok(ok, "outcome queries without an id, with a number, an empty, too long, or path-like "
+	       "id: an error naming what an id is (%s)",
+	       json_string_value(json_object_get(ans, "reason")) ?: "no answer");
+	json_decref(ans);
+
+	r = ask("eh-1-2-never", &rep, why, sizeof(why));
+	tap_ok(r == MO_UNKNOWN && strstr(why, "holds no record of migration eh-1-2-never"),
+	       "an id ES-y never saw: unknown (%s)", why);
+
+	/* A record of a migration from another node is not told to this one. */
+	snprintf(p, sizeof(p), "%s/" MIGR_OUTCOME_DIR "/eh-1-2-other.json", Y.state);
+	write_text(p, "{\"id\":\"eh-1-2-other\",\"outcome\":\"committed\",\"mud_id\":1,"
+		   "\"from\":\"node-z\",\"at\":1}");
+	r = ask("eh-1-2-other", &rep, why, sizeof(why));
+	ok = r == -EREMOTEIO && strstr(why, "came from node-z, not from node-x");
+	/* An unreadable record is said so, not taken for "unknown". */
+	snprintf(p, sizeof(p), "%s/" MIGR_OUTCOME_DIR "/eh-1-2-junk.json", Y.state);
+	write_text(p, "{\"id\":\"eh-1-2-junk\",\"outcome\":\"maybe\"}");
+	r = ask("eh-1-2-junk", &rep, why, sizeof(why));
+	ok = ok && r == -EREMOTEIO && strstr(why, "outcome record of migration eh-1-2-junk is unreadable");
+	tap_ok(ok, "another node's record: refused; a garbled record: an error, not unknown (%s)",
+	       why);
+
+	/*
+	 * ES-y's agent died mid-migration: its restart removes CT-y (marker) and
+	 * records failed, as it does for a record still "running".
+	 */
+	snprintf(p, sizeof(p), "%s/" MIGR_OUTCOME_DIR "/eh-1-2-run.json", Y.state);
+	write_text(p, "{\"id\":\"eh-1-2-run\",\"outcome\":\"running\",\"mud_id\":1,"
+		   "\"from\":\"node-x\",\"at\":1}");
+	r = ask("eh-1-2-run", &rep, why, sizeof(why));
+	ok = r == MO_RUNNING;
+	recover(&Y);
+	r = ask("eh-1-2-run", &rep, why, sizeof(why));
+	ok = ok && r == MO_FAILED && strstr(why, "restarted before the migration was decided");
+	tap_ok(ok, "a record still running: running; after ES-y's restart: failed (%s)", why);
+
+	/*
+	 * ES-x's agent died after "restore" went out: its restart keeps CT-x and
+	 * the migration in doubt; one that died before: undone as ever.
+	 */
+	snprintf(p, sizeof(p), "%s/eh-9-1-sent.out", X.state);
+	write_text(p, "cafe\nmud=9\npeer=node-y\nrestore=sent\n");
+	snprintf(p, sizeof(p), "%s/eh-9-2-unsent.out", X.state);
+	write_text(p, "cafe\nmud=9\npeer=node-y\n");
+	r = recover(&X);
+	{
+		struct dlist l = {};
+		int n = migr_doubt_list(X.state, dl_add, &l);
+
+		ok = r == 2 && n == 1 && !strcmp(l.d[0].id, "eh-9-1-sent") && l.d[0].mud_id == 9 &&
+		     !strcmp(l.d[0].peer, "node-y") && !strcmp(l.d[0].ct_x, "cafe") &&
+		     access(p, F_OK) && errno == ENOENT;
+		tap_ok(ok, "ES-x's restart: the marker of a sent restore becomes a doubt record "
+		       "(%d found, %d in doubt: %s of MUD %u to %s), the other is undone", r, n,
+		       l.d[0].id, l.d[0].mud_id, l.d[0].peer);
+	}
+	migr_doubt_clear(X.state, "eh-9-1-sent");
+}
+
+/* ES-x's agent asks until it knows: not answering, then running, then committed. */
+struct asker_t {
+	int tries, pauses, notes;
+	char note[4][300];
+};
+
+static int t_dial(void *ctx, struct peer_conn **pc)
+{
+	struct asker_t *t = ctx;
+
+	if (t->tries++ < 2)
+		return -ECONNREFUSED;
+	return dial_y(pc);
+}
+
+static int t_pause(void *ctx, int ms)
+{
+	((struct asker_t *)ctx)->pauses++;
+	usleep(ms * 100);	/* a tenth: the backoff is checked, not slept */
+	return 0;
+}
+
+static void t_note(void *ctx, const char *what)
+{
+	struct asker_t *t = ctx;
+
+	if (t->notes < 4)
+		snprintf(t->note[t->notes], sizeof(t->note[0]), "%s", what);
+	t->notes++;
+}
+
+static int t_refuse(void *ctx, struct peer_conn **pc)
+{
+	(void)pc;
+	((struct asker_t *)ctx)->tries++;
+	return -ECONNREFUSED;
+}
+
+static void doubt_wait(const char *id, const char *ct_y)
+{
+	struct asker_t t = {};
+	struct migr_asker a = { .peer = "node-y", .dial = t_dial, .pause = t_pause,
+				.note = t_note, .ctx = &t, .max_backoff_ms = 400 };
+	struct oserver o = { .n = 2, .script = { "running", NULL } };
+	struct migr_report rep;
+	char why[600];
+	double t0;
+	bool ok;
+	int r;
+
+	/* Refused twice, then "running", then the record. */
+	pthread_create(&o.th, NULL, oserver_main, &o);
+	r = migr_outcome_wait(&a, id, 10000, &rep, why, sizeof(why));
+	pthread_join(o.th, NULL);
+	ok = r == MO_COMMITTED && !strcmp(rep.ct_y_id, ct_y) && t.tries == 4 && t.pauses == 3 &&
+	     t.notes == 2 && strstr(t.note[0], "node-y does not answer: Connection refused") &&
+	     strstr(t.note[1], "is still under way there");
+	tap_ok(ok, "ES-x asks until it knows: %d tries, %d pauses, said \"%s\" then \"%s\"; "
+	       "then %s", t.tries, t.pauses, t.note[0], t.note[1], migr_outcome_name(r));
+
+	/* Never answered: gives up at the deadline, having said so once. */
+	memset(&t, 0, sizeof(t));
+	a.dial = t_refuse;
+	t0 = eh_mono_ms();
+	r = migr_outcome_wait(&a, id, 1000, &rep, why, sizeof(why));
+	t0 = eh_mono_ms() - t0;
+	ok = r == -ETIMEDOUT && t.notes == 1 && t.tries >= 4 && t0 < 1000 &&
+	     strstr(why, "node-y does not answer");
+	tap_ok(ok, "ES-y never answers: -ETIMEDOUT within the deadline (%d, %.0f ms, %d tries, "
+	       "%d note(s)): %s", r, t0, t.tries, t.notes, why);
 }
 
 /* --- setup ------------------------------------------------------------------------ */
@@ -1796,6 +2217,7 @@ static const struct fcase fcases[] = {
 #define NFCASES (int)(sizeof(fcases) / sizeof(fcases[0]))
 #define NCUTS 5
 #define NCANCELS 2
+#define NDOUBT (5 + 3 + 5)
 
 int main(void)
 {
@@ -1805,7 +2227,7 @@ int main(void)
 	int err;
 
 	signal(SIGPIPE, SIG_IGN);
-	tap_plan(1 + 4 * 3 + NFCASES * 2 + NCUTS * 2 + NCANCELS * 2);
+	tap_plan(1 + 4 * 3 + 2 + NFCASES * 2 + NCUTS * 2 + NCANCELS * 2 + NDOUBT);
 	if (!mkdtemp(dir)) {
 		tap_diag("Couldn't create %s: %s", dir, strerror(errno));
 		return 1;
@@ -1840,6 +2262,11 @@ int main(void)
 	/* the agent's cancel (migr_src.cancel), raised during a Docker call of ES-x */
 	cancel("cancelled while ES-x inspects CT-x", mud++, "inspect", "before the snapshot");
 	cancel("cancelled during ES-x's checkpoint", mud++, "ckpt-create", "between steps");
+
+	/* (d) in doubt */
+	doubt_committed(mud++);
+	doubt_failed(mud++);
+	doubt_queries();
 
 	tap_diag("%u migrations in %.1f s", mud - SVC_MUD_FIRST, (eh_mono_ms() - t0) / 1000);
 	if (mud > SVC_MUD_FIRST + SVC_MUD_COUNT)
