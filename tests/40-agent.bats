@@ -160,3 +160,40 @@ mud_at() {
 		--reassoc --prev 10.94.0.1
 	assert_output --partial "previous AP node-x: unknown MUD"
 }
+
+@test "agent: a migration left in doubt (restore sent, channel lost) is asked of ES-y after a restart: in doubt while ES-y is down, then committed or unknown as ES-y says" {
+	# node-x's state as a migration out leaves it when the channel failed after
+	# "restore" (control/migr/migr.h: "<id>.doubt"); node-y is down.
+	stop_agent x
+	stop_agent y
+	printf 'cafe\nmud=55\npeer=node-y\nrestore=sent\n' >"$TMPD/x.state/eh-55-1-a.doubt"
+	start_agent x
+	run -0 st x
+	assert_equal "$(jq -c '.muds[] | select(.mud_id == 55) | [.ct_node, .ct_id, .in_doubt.id, .in_doubt.peer, .in_doubt.ct_x]' <<<"$output")" \
+		'["node-x","cafe","eh-55-1-a","node-y","cafe"]'
+	grep "in doubt since the agent restarted" "$TMPD/x.log"
+	wait_for 10 grep -q "asking node-y for the outcome of its migration: node-y does not answer" "$TMPD/x.log"
+	# CT-x does not serve the MUD on a guess.
+	run -0 ip netns exec "$NSY" python3 "$BATS_TEST_DIRNAME/helpers/eh-assoc.py" --to 10.94.0.1:7778 --mud-id 55
+	assert_output --partial "ASSOC_FAIL"
+	assert_output --partial "MUD 55's container is in doubt (migration eh-55-1-a to node-y"
+	# node-y comes back holding the record: committed. node-x learns it by itself.
+	mkdir -p "$TMPD/y.state/outcomes"
+	printf '{"id":"eh-55-1-a","outcome":"committed","mud_id":55,"from":"node-x","at":1,"ct_id":"beef","ct_name":"eh-mud-55-eh-55-1-a","ct_addr":"172.17.0.9","ct_image":"edgehop-svc:small"}' \
+		>"$TMPD/y.state/outcomes/eh-55-1-a.json"
+	start_agent y
+	wait_for 30 bash -c "'$EHS_BIN/edgehop-agent' status --ctl '$TMPD/x.sock' --json | jq -e '.muds[] | select(.mud_id == 55) | .in_doubt == null'"
+	run -0 st x
+	assert_equal "$(jq -c '.muds[] | select(.mud_id == 55) | [.ct_node, .ct_id, .ct_addr]' <<<"$output")" '["node-y","beef","172.17.0.9"]'
+	assert_equal "$(jq -c .staged <<<"$output")" "[]"
+	grep "resolved after the lost channel: committed" "$TMPD/x.log"
+	grep "peer node-x asks the outcome of migration eh-55-1-a: committed" "$TMPD/y.log"
+	# A record node-y never heard of: unknown, it never cut over; CT-x's belief stands.
+	stop_agent x
+	printf 'cafe\nmud=56\npeer=node-y\nrestore=sent\n' >"$TMPD/x.state/eh-56-1-b.doubt"
+	start_agent x
+	wait_for 30 grep -q "eh-56-1-b to node-y resolved after the lost channel: unknown" "$TMPD/x.log"
+	run -0 st x
+	assert_equal "$(jq -c '[.muds[] | select(.mud_id == 56 and .in_doubt != null)]' <<<"$output")" "[]"
+	assert_equal "$(jq -c .staged <<<"$output")" "[]"
+}

@@ -48,6 +48,9 @@
 #define SVC_READY_MS	(60 * 1000)
 #define PEER_TIMEOUT_MS	5000
 #define MIGR_WAIT_MS	(600 * 1000)
+/* In doubt: ES-y is asked this long at once, then in the background this far apart at most. */
+#define OUTCOME_WAIT_MS		(30 * 1000)
+#define OUTCOME_BACKOFF_MS	(10 * 1000)
 #define CTL_LINE_MAX	4096
 
 enum migr_dir { MG_NONE = 0, MG_OUT, MG_IN };
@@ -71,6 +74,16 @@ struct mud {
 	enum migr_dir migr;
 	char migr_peer[AG_NAME_MAX];
 	volatile int cancel;
+	/*
+	 * The last migration out lost its channel after "restore": only
+	 * doubt_peer knows whether it cut over. CT-x (doubt_ct) is kept, and
+	 * nothing acts on this node's belief about the MUD until it is known.
+	 */
+	bool doubt;
+	char doubt_id[MIGR_ID_MAX];
+	char doubt_peer[AG_NAME_MAX];
+	char doubt_ct[65];
+	uint64_t doubt_since_ns;
 	char error[256];
 	json_t *report;			/* last migration's report */
 	/* the answer owed to the MUD once the work ends */
@@ -86,6 +99,7 @@ static struct agent {
 	struct ag_config c;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	pthread_cond_t doubt_cond;	/* a peer called: ask again about doubts now */
 	pthread_mutex_t log_lock;
 	struct mud muds[MUDS_MAX];
 	struct peer_ctx *pctx;
@@ -98,6 +112,7 @@ static struct agent {
 } A = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
+	.doubt_cond = PTHREAD_COND_INITIALIZER,
 	.log_lock = PTHREAD_MUTEX_INITIALIZER,
 	.mud_fd = -1, .peer_fd = -1, .ctl_fd = -1,
 };
@@ -175,7 +190,7 @@ static struct mud *mud_find(uint32_t id, bool create)
 		for (int i = 0; i < MUDS_MAX; i++) {
 			struct mud *c = &A.muds[i];
 
-			if (c->busy || c->migr != MG_NONE || c->ct_node[0] || c->here)
+			if (c->busy || c->migr != MG_NONE || c->ct_node[0] || c->here || c->doubt)
 				continue;
 			if (!free_slot || c->req_ns < free_slot->req_ns)
 				free_slot = c;
@@ -619,6 +634,14 @@ static void on_mud_datagram(void)
 			mud_answer(m, why);
 			goto out;
 		}
+		if (m->doubt) {
+			/* CT-x may be stale: it does not serve the MUD on a guess. */
+			snprintf(why, sizeof(why), "MUD %u's container is in doubt (migration %.40s to "
+				 "%s, outcome not known yet): try again later", id, m->doubt_id,
+				 m->doubt_peer);
+			mud_answer(m, why);
+			goto out;
+		}
 		if (m->ct_node[0] && m->migr == MG_NONE) {
 			m->here = true;
 			steer(m, EH_MODE_LOCAL, m->ct_addr, m->ct_port);
@@ -683,6 +706,16 @@ static void peer_ctx_req(struct peer_conn *pc, json_t *req)
 		pthread_mutex_unlock(&A.lock);
 		send_new(pc, json_pack("{s:s, s:s}", "op", "error", "reason",
 					    "unknown MUD"));
+		return;
+	}
+	if (m->doubt) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "MUD %u's container is in doubt: migration %.40s to %s "
+			 "has no known outcome yet", id, m->doubt_id, m->doubt_peer);
+		pthread_cond_broadcast(&A.doubt_cond);	/* ask again now */
+		pthread_mutex_unlock(&A.lock);
+		send_new(pc, json_pack("{s:s, s:s}", "op", "error", "reason", why));
 		return;
 	}
 	/* A migration into this node decides where the container is: wait for it. */
@@ -899,6 +932,10 @@ static void *peer_thread(void *arg)
 		goto out;
 	}
 	__atomic_add_fetch(&A.peer_ok, 1, __ATOMIC_RELAXED);
+	/* A peer is back: whatever is in doubt with it is asked again now. */
+	pthread_mutex_lock(&A.lock);
+	pthread_cond_broadcast(&A.doubt_cond);
+	pthread_mutex_unlock(&A.lock);
 	err = peer_recv_msg(pc, &req);
 	if (err) {
 		say("peer %s: no request: %s", peer_name(pc), strerror(-err));
@@ -909,6 +946,16 @@ static void *peer_thread(void *arg)
 		peer_ctx_req(pc, req);
 	} else if (!strcmp(op, "migr_begin")) {
 		peer_migr_begin(pc, req);
+	} else if (!strcmp(op, "outcome")) {
+		/* ES-x lost its channel after "restore": what this node decided. */
+		json_t *ans = migr_outcome_answer(A.c.state_dir, req, peer_name(pc));
+
+		say("peer %s asks the outcome of migration %.63s: %s%s%s", peer_name(pc),
+		    json_string_value(json_object_get(req, "id")) ?: "(no id)",
+		    json_string_value(json_object_get(ans, "outcome")) ?: "error",
+		    json_object_get(ans, "reason") ? ": " : "",
+		    json_string_value(json_object_get(ans, "reason")) ?: "");
+		send_new(pc, ans);
 	} else {
 		say("peer %s: unknown request '%.40s' refused", peer_name(pc), op);
 		send_new(pc, json_pack("{s:s, s:s}", "op", "error", "reason", "unknown request"));
@@ -963,6 +1010,215 @@ static void progress(void *vctx, const char *step, uint64_t bytes, uint64_t tota
 	p->last_bytes = bytes;
 }
 
+/* ---- migrations in doubt ------------------------------------------------------ */
+
+struct asker_ctx {
+	const char *peer;
+	uint32_t mud_id;
+};
+
+static int ask_dial(void *ctx, struct peer_conn **pc)
+{
+	struct asker_ctx *c = ctx;
+
+	return stopping ? -ECANCELED : peer_dial(c->peer, pc);
+}
+
+/* Waits @ms, or less when a peer calls (doubt_cond); -ECANCELED when stopping. */
+static int ask_pause(void *ctx, int ms)
+{
+	struct timespec dl;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&A.lock);
+	if (!stopping)
+		pthread_cond_timedwait(&A.doubt_cond, &A.lock, &dl);
+	pthread_mutex_unlock(&A.lock);
+	return stopping ? -ECANCELED : 0;
+}
+
+static void ask_note(void *ctx, const char *what)
+{
+	struct asker_ctx *c = ctx;
+
+	say("MUD %u: asking %s for the outcome of its migration: %s", c->mud_id, c->peer, what);
+}
+
+/*
+ * Asks @peer for the outcome of migration @id (of MUD @mud_id) for @wait_ms
+ * (< 0: until it knows or the agent stops). Returns MO_COMMITTED (@rep holds
+ * CT-y's facts), MO_FAILED, MO_UNKNOWN (ES-y answered: it never cut over), or
+ * -ETIMEDOUT / -ECANCELED with @why.
+ */
+static int doubt_ask(const char *peer, uint32_t mud_id, const char *id, int wait_ms, int backoff,
+		     struct migr_report *rep, char *why, size_t whylen)
+{
+	struct asker_ctx ac = { .peer = peer, .mud_id = mud_id };
+	struct migr_asker a = { .peer = peer, .dial = ask_dial, .pause = ask_pause,
+				.note = ask_note, .ctx = &ac, .max_backoff_ms = backoff };
+
+	return migr_outcome_wait(&a, id, wait_ms, rep, why, whylen);
+}
+
+/* CT-x after ES-y committed: stale, it goes as it would after "done". */
+static void doubt_remove_ctx(uint32_t mud_id, const char *ct_x)
+{
+	struct dk *d = NULL;
+	int r = dk_open(&d, A.c.docker);
+
+	if (!r)
+		r = dk_remove(d, ct_x, true);
+	if (!r)
+		event("docker", mud_id, "CT stopped", "ct=%.12s stale=1", ct_x);
+	else if (r != -ENOENT)
+		say("MUD %u: stale CT-x %s not removed: %s", mud_id, ct_x,
+		    d ? dk_err(d) : strerror(-r));
+	dk_close(d);
+}
+
+/*
+ * The outcome of migration @id (MUD @mud_id, to @peer, CT-x @ct_x) is known
+ * at last: CT-x goes if ES-y committed, the doubt record goes, and the MUD's
+ * entry learns where its container is (unless it learnt something newer).
+ */
+static void doubt_settle(uint32_t mud_id, const char *id, const char *peer, const char *ct_x,
+			 int o, const struct migr_report *rep, const char *why)
+{
+	struct mud *m;
+
+	if (o == MO_COMMITTED && ct_x[0])
+		doubt_remove_ctx(mud_id, ct_x);
+	migr_doubt_clear(A.c.state_dir, id);
+	pthread_mutex_lock(&A.lock);
+	m = mud_find(mud_id, false);
+	if (m && m->doubt && !strcmp(m->doubt_id, id)) {
+		m->doubt = false;
+		if (o == MO_COMMITTED && is_self(m->ct_node) && !strcmp(m->ct_id, ct_x)) {
+			snprintf(m->ct_node, sizeof(m->ct_node), "%s", peer);
+			snprintf(m->ct_id, sizeof(m->ct_id), "%s", rep->ct_y_id);
+			if (rep->ct_y_image[0])
+				snprintf(m->image, sizeof(m->image), "%s", rep->ct_y_image);
+			m->ct_addr = rep->ct_y_addr;
+			m->ct_port = SVC_PORT;
+		} else if (o != MO_COMMITTED && !m->ct_addr.s_addr && is_self(m->ct_node)) {
+			/* Known only from its doubt record (a restart): nothing to serve from. */
+			json_decref(m->cmd);
+			json_decref(m->report);
+			memset(m, 0, sizeof(*m));
+		}
+		if (m->used) {
+			snprintf(m->error, sizeof(m->error), "%.200s%s", o == MO_COMMITTED ? "" : why,
+				 o == MO_COMMITTED ? "" : " (CT-x goes on serving)");
+			if (m->report)
+				json_object_set_new(m->report, "resolved",
+						    json_string(migr_outcome_name(o)));
+		}
+	}
+	pthread_cond_broadcast(&A.cond);
+	pthread_mutex_unlock(&A.lock);
+	event(peer, mud_id, "migr resolved", "id=%s outcome=%s", id, migr_outcome_name(o));
+	say("MUD %u: migration %s to %s resolved after the lost channel: %s: %s%s", mud_id, id,
+	    peer, migr_outcome_name(o), why, o == MO_COMMITTED ? " (stale CT-x removed)" :
+	    " (CT-x goes on serving)");
+}
+
+struct doubt_job {
+	uint32_t mud_id;
+	char id[MIGR_ID_MAX];
+	char peer[AG_NAME_MAX];
+	char ct_x[65];
+};
+
+/* Asks in the background until the outcome is known (or the agent stops). */
+static void *doubt_thread(void *arg)
+{
+	struct doubt_job *j = arg;
+	struct migr_report rep = {};
+	char why[400];
+	int o = doubt_ask(j->peer, j->mud_id, j->id, -1, OUTCOME_BACKOFF_MS, &rep, why, sizeof(why));
+
+	if (o >= 0)
+		doubt_settle(j->mud_id, j->id, j->peer, j->ct_x, o, &rep, why);
+	free(j);
+	thread_done();
+	return NULL;
+}
+
+static void doubt_spawn(uint32_t mud_id, const char *id, const char *peer, const char *ct_x)
+{
+	struct doubt_job *j = calloc(1, sizeof(*j));
+
+	if (j) {
+		j->mud_id = mud_id;
+		snprintf(j->id, sizeof(j->id), "%s", id);
+		snprintf(j->peer, sizeof(j->peer), "%s", peer);
+		snprintf(j->ct_x, sizeof(j->ct_x), "%s", ct_x);
+	}
+	if (!j || spawn(doubt_thread, j)) {
+		free(j);
+		say("MUD %u: no thread to ask %s about migration %s: asked at the next restart",
+		    mud_id, peer, id);
+	}
+}
+
+/* Marks @m in doubt (A.lock held). */
+static void doubt_mark(struct mud *m, const char *id, const char *peer, const char *ct_x,
+		       const char *why)
+{
+	m->doubt = true;
+	snprintf(m->doubt_id, sizeof(m->doubt_id), "%s", id);
+	snprintf(m->doubt_peer, sizeof(m->doubt_peer), "%s", peer);
+	snprintf(m->doubt_ct, sizeof(m->doubt_ct), "%s", ct_x);
+	m->doubt_since_ns = eh_real_ns();
+	snprintf(m->error, sizeof(m->error), "%.255s", why);
+}
+
+/* At start: each migration a crashed life of this agent left in doubt. */
+static void doubt_found(void *ctx, const struct migr_doubt *dt)
+{
+	struct dk *d = ctx;
+	json_t *ins = NULL;
+	struct mud *m;
+	char why[400];
+
+	snprintf(why, sizeof(why), "migration %s to %s in doubt since the agent restarted: "
+		 "CT-x kept until %s tells its outcome", dt->id, dt->peer, dt->peer);
+	/* CT-x's facts, so that it can serve again if ES-y did not commit. */
+	if (d && dk_inspect(d, dt->ct_x, &ins))
+		ins = NULL;
+	pthread_mutex_lock(&A.lock);
+	m = mud_find(dt->mud_id, true);
+	if (m) {
+		const char *a = json_string_value(json_object_get(json_object_get(ins,
+					"NetworkSettings"), "IPAddress"));
+		const char *img = json_string_value(json_object_get(json_object_get(ins, "Config"),
+								    "Image"));
+
+		snprintf(m->ct_node, sizeof(m->ct_node), "%s", A.c.node);
+		snprintf(m->ct_id, sizeof(m->ct_id), "%s", dt->ct_x);
+		if (a)
+			inet_pton(AF_INET, a, &m->ct_addr);
+		m->ct_port = SVC_PORT;
+		snprintf(m->image, sizeof(m->image), "%s", img ?: "");
+		json_decref(m->cmd);
+		m->cmd = json_incref(json_object_get(json_object_get(ins, "Config"), "Cmd"));
+		doubt_mark(m, dt->id, dt->peer, dt->ct_x, why);
+	}
+	pthread_mutex_unlock(&A.lock);
+	json_decref(ins);
+	event(dt->peer, dt->mud_id, "migr in doubt", "id=%s after=restart", dt->id);
+	say("MUD %u: %s", dt->mud_id, why);
+	if (m)
+		doubt_spawn(dt->mud_id, dt->id, dt->peer, dt->ct_x);
+}
+
 static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 {
 	struct migr_src s = { .mud_id = j->mud_id, .method = j->method, .node = A.c.node,
@@ -975,6 +1231,7 @@ static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 	struct dk *d = NULL;
 	json_t *cmd = NULL;
 	struct mud *m;
+	const char *resolved = NULL;	/* the outcome, learnt after a lost channel */
 	int r;
 
 	pthread_mutex_lock(&A.lock);
@@ -984,15 +1241,23 @@ static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 		snprintf(why, whylen, "MUD %u has no container on %s", j->mud_id, A.c.node);
 		return -ENOENT;
 	}
+	if (m->doubt) {
+		/* Not from a belief that may be wrong: CT-x may be stale. */
+		snprintf(why, whylen, "MUD %u's last migration (%s to %s) is in doubt: none starts "
+			 "until %s tells its outcome", j->mud_id, m->doubt_id, m->doubt_peer,
+			 m->doubt_peer);
+		pthread_mutex_unlock(&A.lock);
+		return -EBUSY;
+	}
 	if (wait_no_migr(m, MIGR_WAIT_MS)) {
 		pthread_mutex_unlock(&A.lock);
 		snprintf(why, whylen, "an earlier migration of MUD %u does not end", j->mud_id);
 		return -ETIMEDOUT;
 	}
-	if (!is_self(m->ct_node)) {	/* the earlier one moved it */
+	if (!is_self(m->ct_node) || m->doubt) {	/* the earlier one moved it, or lost track */
 		pthread_mutex_unlock(&A.lock);
-		snprintf(why, whylen, "MUD %u's container moved to %s meanwhile", j->mud_id,
-			 m->ct_node);
+		snprintf(why, whylen, m->doubt ? "MUD %u's container is in doubt meanwhile" :
+			 "MUD %u's container moved to %s meanwhile", j->mud_id, m->ct_node);
 		return -ENOENT;
 	}
 	/* Where the MUD is decides: a stale request to follow it elsewhere is dropped. */
@@ -1037,6 +1302,34 @@ static int migrate_out(struct migr_job *j, char *why, size_t whylen)
 	event(j->to, j->mud_id, "migr snapshot", "pause_ms=%.3f criu_frozen_ms=%.3f pages=%llu via=%s",
 	      rep.pause_ms, rep.criu_frozen_ms, (unsigned long long)rep.ckpt_pages,
 	      A.c.docker_checkpoint ? "docker" : "runc");
+	if (r == -EINPROGRESS) {
+		/* The channel failed after "restore": ES-y alone knows. Ask it, anew. */
+		char w[400];
+		int o;
+
+		event(j->to, j->mud_id, "migr in doubt", "id=%s", rep.id);
+		say("MUD %u: %s; asking %s", j->mud_id, why, j->to);
+		peer_close(pc);
+		pc = NULL;
+		o = doubt_ask(j->to, j->mud_id, rep.id, OUTCOME_WAIT_MS, 2000, &rep, w, sizeof(w));
+		if (o >= 0) {
+			resolved = migr_outcome_name(o);
+			event(j->to, j->mud_id, "migr resolved", "id=%s outcome=%s", rep.id, resolved);
+			say("MUD %u: migration %s to %s resolved after the lost channel: %s", j->mud_id,
+			    rep.id, j->to, w);
+			migr_doubt_clear(A.c.state_dir, rep.id);
+		}
+		if (o == MO_COMMITTED) {
+			r = 0;		/* as if "done" had come */
+		} else if (o >= 0) {
+			r = -EREMOTEIO;
+			snprintf(why, whylen, "%.250s", w);
+		} else {
+			rep.in_doubt = true;
+			snprintf(why, whylen, "in doubt: %s asked for %d s: %.200s", j->to,
+				 OUTCOME_WAIT_MS / 1000, w);
+		}
+	}
 	if (!r) {
 		/* CT-y serves and AP-y released every held answer: CT-x stops last. */
 		double t_rm = eh_mono_ms();
@@ -1065,6 +1358,11 @@ out:
 			snprintf(m->image, sizeof(m->image), "%s", rep.ct_y_image);
 		m->ct_addr = rep.ct_y_addr;
 		m->error[0] = '\0';
+	} else if (r == -EINPROGRESS) {
+		doubt_mark(m, rep.id, j->to, ct_id, why);
+		event(j->to, j->mud_id, "migr in doubt", "id=%s ask=background", rep.id);
+		say("MUD %u: migration %s to %s %s (CT-x kept; no migration of it until %s "
+		    "answers; asking in the background)", j->mud_id, rep.id, j->to, why, j->to);
 	} else {
 		snprintf(m->error, sizeof(m->error), "migration to %s: %s", j->to, why);
 		event(j->to, j->mud_id, "migr failed", "side=source");
@@ -1074,6 +1372,12 @@ out:
 	m->report = migr_report_json(&rep);
 	if (r)
 		json_object_set_new(m->report, "error", json_string(why));
+	if (rep.id[0])
+		json_object_set_new(m->report, "id", json_string(rep.id));
+	if (r == -EINPROGRESS)
+		json_object_set_new(m->report, "in_doubt", json_true());
+	if (resolved)
+		json_object_set_new(m->report, "resolved", json_string(resolved));
 	if (j->ctl_fd >= 0) {
 		json_t *res = json_pack("{s:O}", "result", m->report);
 
@@ -1084,6 +1388,8 @@ out:
 	m->migr = MG_NONE;
 	pthread_cond_broadcast(&A.cond);
 	pthread_mutex_unlock(&A.lock);
+	if (r == -EINPROGRESS)
+		doubt_spawn(j->mud_id, rep.id, j->to, ct_id);
 	if (pc)
 		peer_close(pc);
 	dk_close(d);
@@ -1134,14 +1440,19 @@ static json_t *status_json(void)
 		if (!m->used)
 			continue;
 		inet_ntop(AF_INET, &m->addr, ma, sizeof(ma));
+		json_t *doubt = !m->doubt ? NULL :
+			json_pack("{s:s, s:s, s:s, s:f}", "id", m->doubt_id, "peer", m->doubt_peer,
+				  "ct_x", m->doubt_ct,
+				  "since_s", (eh_real_ns() - m->doubt_since_ns) / 1e9);
+
 		json_array_append_new(muds, json_pack(
-			"{s:i, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:b, s:s, s:s, s:f, s:s, s:O?}",
+			"{s:i, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:b, s:s, s:s, s:f, s:s, s:O?, s:o?}",
 			"mud_id", m->id, "name", m->name, "here", m->here, "mud_addr", ma,
 			"ap_node", m->ap_node, "ct_node", m->ct_node, "ct_id", m->ct_id,
 			"ct_addr", inet_ntoa(m->ct_addr), "ct_port", m->ct_port, "image", m->image,
 			"busy", m->busy, "migration", migr_names[m->migr], "migr_peer",
 			m->migr != MG_NONE ? m->migr_peer : "", "assoc_ms", m->assoc_ms,
-			"error", m->error, "last_migration", m->report));
+			"error", m->error, "last_migration", m->report, "in_doubt", doubt));
 	}
 	pthread_mutex_unlock(&A.lock);
 	for (int i = 0; i < A.c.npeers; i++) {
@@ -1164,8 +1475,9 @@ static json_t *status_json(void)
 		DIR *dir = opendir(A.c.state_dir);
 		struct dirent *e;
 
+		/* ES-y's outcome records are kept on purpose, not staging. */
 		while (dir && (e = readdir(dir)))
-			if (e->d_name[0] != '.')
+			if (e->d_name[0] != '.' && strcmp(e->d_name, MIGR_OUTCOME_DIR))
 				json_array_append_new(staged, json_string(e->d_name));
 		if (dir)
 			closedir(dir);
@@ -1422,11 +1734,15 @@ int agentd_run(const struct ag_config *cfg, int verbose)
 	{
 		struct dk *d = NULL;
 
-		if (dk_open(&d, A.c.docker) == 0)
+		bool dk_ok = dk_open(&d, A.c.docker) == 0;
+
+		if (dk_ok)
 			migr_recover(d, A.c.state_dir, EHRT_STAGE_DIR, say);
 		else
 			say("Docker at %s: %s (associations will fail until it answers)", A.c.docker,
 			    d ? dk_err(d) : "unreachable");
+		/* Migrations out whose outcome only their ES-y knows: asked in the background. */
+		migr_doubt_list(A.c.state_dir, doubt_found, dk_ok ? d : NULL);
 		dk_close(d);
 	}
 	A.mud_fd = open_mud_socket();
