@@ -1518,9 +1518,13 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	r = outcome_get(state_dir, ckname, &rec);
 	json_decref(rec);
 	if (r != -ENOENT) {
-		fail(err, errlen, "migration id %s was used before%s", ckname,
-		     r ? " (its outcome record does not parse)" : "");
-		r = -EEXIST;
+		if (r && r != -EBADMSG) {
+			fail(err, errlen, "outcome record of %s: %s", ckname, strerror(-r));
+		} else {
+			fail(err, errlen, "migration id %s was used before%s", ckname,
+			     r ? " (its outcome record does not parse)" : "");
+			r = -EEXIST;
+		}
 		goto failed;
 	}
 	r = outcome_put(state_dir, ckname, rec = outcome_rec(ckname, MO_RUNNING, mud_id,

@@ -35,7 +35,12 @@
  * Docker's message on both sides and nothing is left behind (CT-x running,
  * CT-y and staged files gone, the rollback hook run); (c) the channel is cut
  * at several points: both sides return an error within a deadline; and the
- * agent's cancel (a MUD that moved again) before and after the snapshot.
+ * agent's cancel (a MUD that moved again) before and after the snapshot;
+ * (d) in doubt: the channel cut after "restore" (right after ES-y's cut-over,
+ * and during T5 with ES-y then rolling back): ES-x in doubt, ES-y's outcome
+ * record says committed (with CT-y's facts) or failed; the records across
+ * restarts (migr_recover); malformed, unknown, foreign and garbled queries;
+ * the asker's retries and deadline.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -1831,7 +1836,7 @@ static void doubt_committed(uint32_t mud)
 	struct peer_conn *pc = NULL;
 	char why[1400];
 	struct fct *cx, *cy;
-	json_t *ans = NULL;
+	json_t *ans = NULL, *begin;
 	pthread_t td;
 	bool ok;
 	int r;
@@ -1867,13 +1872,15 @@ static void doubt_committed(uint32_t mud)
 	       "doubt record kept (%s)", migr_outcome_name(r), why);
 
 	/* The id is spent: a migr_begin that reuses it is refused. */
+	begin = json_pack("{s:s, s:i, s:s, s:i, s:s, s:[], s:s}", "op", "migr_begin",
+			  "mud_id", (int)mud, "from", "node-x", "method", METHOD_P, "image", BASE,
+			  "cmd", "checkpoint", g.reps.id);
 	pthread_create(&td, NULL, dst_main, &g2);
-	if (!dial_y(&pc) && !peer_send_msg(pc, json_pack("{s:s, s:i, s:s, s:i, s:s, s:[], s:s}",
-		"op", "migr_begin", "mud_id", (int)mud, "from", "node-x", "method", METHOD_P,
-		"image", BASE, "cmd", "checkpoint", g.reps.id)))
+	if (!dial_y(&pc) && !peer_send_msg(pc, begin))
 		peer_recv_msg(pc, &ans);
 	peer_close(pc);
 	pthread_join(td, NULL);
+	json_decref(begin);
 	ok = ans && !strcmp(json_string_value(json_object_get(ans, "op")) ?: "", "failed") &&
 	     strstr(json_string_value(json_object_get(ans, "reason")) ?: "", "was used before") &&
 	     g2.rd == -EEXIST && ask(g.reps.id, &rep, why, sizeof(why)) == MO_COMMITTED;
