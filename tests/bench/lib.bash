@@ -7,6 +7,23 @@ slurp() {
 	if [ -s "$1" ]; then jq -s "$2" "$1"; else echo null; fi
 }
 
+# --- the dataplane benchmark's runs ----------------------------------------------
+# bench_rounds KIND ARGS...: REPEATS rounds over VARIANTS, the variants
+# interleaved so that drift hits them alike; each run is the script's
+# "variant_up V; blast V KIND ROUND ARGS...; variant_down V".
+# shellcheck disable=SC2153 # REPEATS, VARIANTS: the script's knobs
+bench_rounds() {
+	local kind=$1 rep v
+	shift
+	for rep in $(seq 1 "$REPEATS"); do
+		for v in $VARIANTS; do
+			variant_up "$v"
+			blast "$v" "$kind" "$rep" "$@"
+			variant_down "$v"
+		done
+	done
+}
+
 # --- the dataplane report ---------------------------------------------------------
 # A run's raw results, RUNS: one JSON line per measurement, eh-blast's report
 # plus {variant, kind: sat|lat|prof, rep} and whatever the script adds (CPU use).
