@@ -325,6 +325,28 @@ PY
 	[ "$output" -gt 40 ]
 }
 
+@test "svc --name-file: SIGHUP takes the name from the file (a restored container's own); a bad file keeps it" {
+	echo CT-node-x >"$TMPD/hostname"
+	start_svc CT-node-x "$TMPD/st-rename" --name-file "$TMPD/hostname"
+	run -0 mud --mud-id 41 --count 5 --rate 0 --json "$TMPD/r1.json"
+	run -0 jq -e '.servers == ["CT-node-x"]' "$TMPD/r1.json"
+	echo CT-node-y >"$TMPD/hostname"
+	ehs_signal HUP "$(cat "$TMPD/svc.pid")"
+	wait_for 10 grep -q 'renamed CT-node-x -> CT-node-y' "$TMPD/CT-node-x.err"
+	run -0 svc_status "$NS_SVC" 127.0.0.1:7777
+	assert_equal "$(jq -r .server <<<"$output")" CT-node-y
+	# the session goes on (same state), answered under the new name
+	run -0 mud --mud-id 41 --count 5 --start-seq 5 --rate 0 --json "$TMPD/r2.json" \
+		--initial-digest "$(jq -r .final_digest "$TMPD/r1.json")"
+	run -0 jq -e '.servers == ["CT-node-y"] and .answered == 5 and .mismatches == 0' "$TMPD/r2.json"
+	printf 'two words\n' >"$TMPD/hostname"
+	ehs_signal HUP "$(cat "$TMPD/svc.pid")"
+	wait_for 10 grep -q 'no name in' "$TMPD/CT-node-x.err"
+	run -0 svc_status "$NS_SVC" 127.0.0.1:7777
+	assert_equal "$(jq -r .server <<<"$output")" CT-node-y
+	stop_svc
+}
+
 @test "svcctl --json escapes the server name it got from the network" {
 	ip netns exec "$NS_SVC" timeout 60 "$EHS_BIN/edgehop-svc" --port 7777 \
 		--name 'ct"q\b/<x>' --state-dir "$TMPD/st-name" 2>"$TMPD/name.err" &

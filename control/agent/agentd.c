@@ -310,13 +310,17 @@ static void thread_done(void)
 
 static json_t *svc_cmd(uint32_t mud_id)
 {
-	char name[EH_NAME_LEN + 8], id[16], args[sizeof(A.c.svc_args)], *save, *w;
+	char name[MIGR_SVC_NAME_MAX], id[16], args[sizeof(A.c.svc_args)], *save, *w;
 	json_t *cmd;
 
-	/* The service truncates its name to EH_NAME_LEN - 1. */
-	snprintf(name, sizeof(name), "CT-%s", A.c.node);
+	/*
+	 * The container's hostname is its name too (migr_ct_config): a CT-y
+	 * restored from this container's memory reads its own on SIGHUP.
+	 */
+	migr_svc_name(A.c.node, name);
 	snprintf(id, sizeof(id), "%u", mud_id);
-	cmd = json_pack("[s,s,s,s,s,s,s,s]", "--port", "7777", "--name", name, "--state-dir",
+	cmd = json_pack("[s,s,s,s,s,s,s,s,s,s]", "--port", "7777", "--name", name,
+			"--name-file", "/etc/hostname", "--state-dir",
 			"/var/lib/edgehop-svc", "--mud-id", id);
 	snprintf(args, sizeof(args), "%s", A.c.svc_args);
 	for (w = strtok_r(args, " \t", &save); w && cmd; w = strtok_r(NULL, " \t", &save))
@@ -329,7 +333,7 @@ static void *assoc_thread(void *arg)
 {
 	struct mud *m = arg;
 	struct dk *d = NULL;
-	char name[64], id[65] = "", why[300] = "";
+	char name[64], host[MIGR_SVC_NAME_MAX], id[65] = "", why[300] = "";
 	json_t *cfg = NULL, *cmd, *ins = NULL;
 	struct svc_mud_state ss;
 	struct in_addr ip = {};
@@ -352,7 +356,8 @@ static void *assoc_thread(void *arg)
 		json_decref(ins);
 		dk_remove(d, name, true);
 	}
-	cfg = migr_ct_config(A.c.image, cmd, mud_id, NULL);
+	migr_svc_name(A.c.node, host);
+	cfg = migr_ct_config(A.c.image, cmd, mud_id, NULL, host);
 	err = cfg ? dk_create(d, name, cfg, id) : -ENOMEM;
 	if (err) {
 		snprintf(why, sizeof(why), "creating the container from %s: %s", A.c.image, dk_err(d));

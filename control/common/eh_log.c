@@ -30,6 +30,14 @@ int eh_log_open(struct eh_log *l, const char *hostport, const char *role)
 	return 0;
 }
 
+int eh_log_set_role(struct eh_log *l, const char *role)
+{
+	if (!role || !*role || strlen(role) >= EH_LOG_F_MAX)
+		return -EINVAL;
+	strcpy(l->role, role);
+	return 0;
+}
+
 void eh_log_close(struct eh_log *l)
 {
 	if (l->fd >= 0)

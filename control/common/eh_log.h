@@ -54,6 +54,8 @@ struct eh_log {
 
 /* @hostport NULL or "" disables logging (every call becomes a no-op). */
 int eh_log_open(struct eh_log *l, const char *hostport, const char *role);
+/* The role later events carry (a service renamed after its restore). */
+int eh_log_set_role(struct eh_log *l, const char *role);
 void eh_log_close(struct eh_log *l);
 
 /*

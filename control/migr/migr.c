@@ -34,6 +34,7 @@
 /* A step of the other side may take this long (docker checkpoint under TCG: ~30 s). */
 #define PEER_STEP_TIMEOUT_MS	(300 * 1000)
 #define SVC_READY_MS		(60 * 1000)
+#define SVC_RENAME_MS		3000	/* CT-y's service takes its own name */
 #define SVC_PORT		7777
 
 static const char *const step_names[MS_MAX] = {
@@ -159,15 +160,27 @@ out:
 	return err;
 }
 
-json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const char *runtime)
+void migr_svc_name(const char *node, char name[MIGR_SVC_NAME_MAX])
+{
+	/* the service takes at most EH_NAME_LEN - 1 bytes */
+	snprintf(name, MIGR_SVC_NAME_MAX, "CT-%.*s", MIGR_SVC_NAME_MAX - 4, node);
+}
+
+json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const char *runtime,
+		       const char *hostname)
 {
 	char mud[16];
 	json_t *c;
 
 	snprintf(mud, sizeof(mud), "%u", mud_id);
-	/* seccomp=unconfined: CRIU's restore needs syscalls Docker's default profile refuses. */
-	c = json_pack("{s:s, s:O, s:{s:s}, s:{s:[s]}}",
-		      "Image", image, "Cmd", cmd, "Labels", "edgehop.mud", mud,
+	/*
+	 * seccomp=unconfined: CRIU's restore needs syscalls Docker's default
+	 * profile refuses. Hostname: Docker writes it to the container's own
+	 * /etc/hostname, which a restored service reads on SIGHUP (--name-file).
+	 */
+	c = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:[s]}}",
+		      "Image", image, "Cmd", cmd, "Hostname", hostname,
+		      "Labels", "edgehop.mud", mud,
 		      "HostConfig", "SecurityOpt", "seccomp=unconfined");
 	if (c && runtime &&
 	    json_object_set_new(json_object_get(c, "HostConfig"), "Runtime", json_string(runtime))) {
@@ -845,6 +858,58 @@ static int fd_sink(void *ctx, const void *buf, size_t len)
 
 /* ---- T5's moments (migr_mark) ------------------------------------------------ */
 
+/* Whether the service's command line @cmd (a JSON array) holds @opt. */
+static bool cmd_has(json_t *cmd, const char *opt)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(cmd, i, v)
+		if (json_is_string(v) && !strcmp(json_string_value(v), opt))
+			return true;
+	return false;
+}
+
+/*
+ * A restored CT-y's service holds CT-x's memory, its name included, so the
+ * MUD could not tell which container answered. SIGHUP makes it read its own
+ * (--name-file: CT-y's /etc/hostname, Docker's, which holds CT-y's Hostname);
+ * then it is asked until it answers under @want. Before the replay, so every
+ * answer CT-y sends the MUD carries it. Failing here fails nothing: the name
+ * only labels answers. 0, or -errno with @why.
+ */
+static int rename_cty(struct dk *d, const char *idy, struct in_addr addr, uint32_t mud_id,
+		      const char *want, char *why, size_t whylen)
+{
+	double end = eh_mono_ms() + SVC_RENAME_MS;
+	struct svc_mud_state ss;
+	int r;
+
+	r = dk_kill(d, idy, "SIGHUP");
+	if (r) {
+		snprintf(why, whylen, "SIGHUP: %s", dk_err(d));
+		return r;
+	}
+	for (;;) {
+		double left = end - eh_mono_ms();
+
+		if (left <= 0) {
+			snprintf(why, whylen, "not renamed to %s within %d ms", want,
+				 SVC_RENAME_MS);
+			return -ETIMEDOUT;
+		}
+		r = svc_probe(addr, SVC_PORT, mud_id, (int)left, &ss);
+		if (r) {
+			snprintf(why, whylen, "status: %s", strerror(-r));
+			return r;
+		}
+		if (!strcmp(ss.name, want))
+			return 0;
+		/* the signal is handled between two datagrams: ask again soon */
+		usleep(10000);
+	}
+}
+
 static void mark_add(struct migr_report *rep, const char *what, double ms)
 {
 	struct migr_mark *k;
@@ -1329,7 +1394,8 @@ static void criu_error(const char *dkerr, char *out, size_t cap)
  * With @restore_stage (edgehop-runc), CT-y gets Docker's runtime "edgehop" and
  * @stage its staging dir there.
  */
-static int create_cty(struct dk *d, const char *name, const char *image, json_t *cmd,
+static int create_cty(struct dk *d, const char *name, const char *hostname,
+		      const char *image, json_t *cmd,
 		      uint32_t mud_id, const char *restore_stage, char stage[600],
 		      const char *state_dir, const char *ckname, char idy[65],
 		      char *upper, size_t ucap, char *root, size_t rcap, char *err, size_t errlen)
@@ -1344,7 +1410,7 @@ static int create_cty(struct dk *d, const char *name, const char *image, json_t 
 		fail(err, errlen, "marker in %s: %s", state_dir, strerror(-r));
 		return r;
 	}
-	cfg = migr_ct_config(image, cmd, mud_id, runtime);
+	cfg = migr_ct_config(image, cmd, mud_id, runtime, hostname);
 	r = cfg ? dk_create(d, name, cfg, idy) : -ENOMEM;
 	json_decref(cfg);
 	if (r) {
@@ -1494,6 +1560,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	uint32_t mud_id = json_integer_value(json_object_get(begin, "mud_id"));
 	int method = json_integer_value(json_object_get(begin, "method"));
 	char idy[65] = "", upper[512], root[512], ckdir[700], name[64], loaded[256];
+	char srv_name[MIGR_SVC_NAME_MAX];	/* CT-y's service, once renamed */
 	/* edgehop-runc's staging dir of CT-y ("" until CT-y exists, or Docker's path) */
 	char stage[600] = "";
 	struct svc_mud_state ss;
@@ -1508,6 +1575,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	memset(rep, 0, sizeof(*rep));
 	rep->method = method;
 	snprintf(name, sizeof(name), "eh-mud-%u-%s", mud_id, ckname ?: "x");
+	migr_svc_name(node, srv_name);
 	if (!image || !id_ok(ckname) || !json_is_array(cmd) ||
 	    (method != METHOD_P && method != METHOD_C && method != METHOD_AUTO)) {
 		r = -EINVAL;
@@ -1566,7 +1634,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		 * ES-x's first step arrives (its stream drained), so that ES-x
 		 * reads the reason instead of meeting a closed channel.
 		 */
-		create_r = create_cty(d, name, image, cmd, mud_id, h->restore_stage, stage,
+		create_r = create_cty(d, name, srv_name, image, cmd, mud_id, h->restore_stage, stage,
 				      state_dir, ckname, idy, upper, sizeof(upper), root,
 				      sizeof(root), err, errlen);
 		created = !create_r;
@@ -1675,7 +1743,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		m = NULL;
 		/* C-Migr: CT-y exists as soon as its image does. */
 		if (!created) {
-			r = create_cty(d, name, image, cmd, mud_id, h->restore_stage, stage,
+			r = create_cty(d, name, srv_name, image, cmd, mud_id, h->restore_stage, stage,
 				       state_dir, ckname, idy, upper, sizeof(upper), root,
 				       sizeof(root), err, errlen);
 			if (r)
@@ -1768,6 +1836,15 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	mark_add(rep, "answering", rep->step[MS_T5_RESTORE].ms);
 	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
 		 h->restore_stage ? "runc" : "docker");
+	if (cmd_has(cmd, "--name-file")) {
+		char why[200];
+
+		if (rename_cty(d, idy, rep->ct_y_addr, mud_id, srv_name, why, sizeof(why)))
+			fprintf(stderr, "edgehop-agent: CT-y %.12s still answers as %s: %s\n",
+				idy, ss.name, why);
+		else
+			mark_add(rep, "renamed", eh_mono_ms() - t);
+	}
 
 	/* T7 + T8 */
 	t = eh_mono_ms();

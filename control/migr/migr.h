@@ -171,7 +171,12 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 /* C-Migr's committed images: MIGR_IMAGE_REPO "mud-<id>:<checkpoint>". */
 #define MIGR_IMAGE_REPO "edgehop-migr/"
 
-json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const char *runtime);
+/* "CT-<node>": the name of the service containers of @node (its hostname too). */
+#define MIGR_SVC_NAME_MAX 32
+void migr_svc_name(const char *node, char name[MIGR_SVC_NAME_MAX]);
+
+json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const char *runtime,
+		       const char *hostname);
 
 /*
  * At agent start: undoes what a crashed migration left (CT-x unpaused and its

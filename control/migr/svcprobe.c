@@ -13,6 +13,9 @@
 #include "eh_wire.h"
 #include "svcprobe.h"
 
+_Static_assert(sizeof(((struct svc_mud_state *)0)->name) == EH_NAME_LEN,
+	       "svc_mud_state.name holds a server name");
+
 /* One page of the status answer starting at entry @first: 1 answered, 0 not (yet). */
 static int ask(int fd, const struct sockaddr_in *dst, uint32_t first, uint32_t mud_id,
 	       int wait_ms, struct svc_mud_state *st, uint32_t *next)
@@ -39,6 +42,11 @@ static int ask(int fd, const struct sockaddr_in *dst, uint32_t first, uint32_t m
 			continue;
 		cnt = h.len / sizeof(struct eh_status_ent);
 		st->nmuds = h.mud_id;
+		/* the name trailer, after the entries: NUL-padded, maybe not terminated */
+		if ((h.flags & EH_F_STATUS_NAME) &&
+		    h.len - cnt * sizeof(struct eh_status_ent) >= EH_NAME_LEN)
+			memcpy(st->name, buf + sizeof(struct eh_hdr) +
+			       cnt * sizeof(struct eh_status_ent), EH_NAME_LEN - 1);
 		for (uint32_t i = 0; i < cnt; i++) {
 			const struct eh_status_ent *e = (const void *)(buf + sizeof(struct eh_hdr) +
 							    i * sizeof(*e));

@@ -13,6 +13,7 @@ struct svc_mud_state {
 	uint64_t applied;
 	uint8_t digest[32];
 	uint32_t nmuds;		/* MUDs the service holds */
+	char name[32];		/* the server's name (EH_NAME_LEN), "" if not told */
 };
 
 /*

@@ -23,12 +23,14 @@
 #include "eh_parse.h"
 #include "svc_state.h"
 
-static volatile sig_atomic_t stop, dump;
+static volatile sig_atomic_t stop, dump, rename_req;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGUSR1)
 		dump = 1;
+	else if (sig == SIGHUP)
+		rename_req = 1;
 	else
 		stop = 1;
 }
@@ -36,6 +38,7 @@ static void on_signal(int sig)
 struct svc_opts {
 	int port;
 	const char *name;
+	const char *name_file;	/* SIGHUP: the name again, from here */
 	const char *state_dir;
 	unsigned long mem_mb, fs_mb, work_us;
 	enum svc_ballast mem_kind;
@@ -57,7 +60,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: edgehop-svc --port PORT --name NAME --state-dir DIR [--mem-mb N]\n"
 "                   [--mem-kind random|heap] [--fs-mb N] [--work-us N] [--logrepo IP:PORT] [--mud-id N]\n"
-"                   [--status-from CIDR]... [--log-max-kb N]\n"
+"                   [--status-from CIDR]... [--log-max-kb N] [--name-file PATH]\n"
 "  Offloading service: answers SVCQ with SVCR (digest chain, exactly once,\n"
 "  reply cache) and STATUS_REQ with STATUS_RESP on UDP PORT (all addresses).\n"
 "  --mem-mb N   keep N MiB of dirty, resident memory (checkpoint ballast)\n"
@@ -71,7 +74,11 @@ static void usage(FILE *f)
 "               request (repeatable; default loopback and the RFC 1918\n"
 "               networks); anyone else must pad the request to the answer\n"
 "  --log-max-kb N  DIR/mud-<id>.log rotates to .log.1 past N KiB (default 1024)\n"
-"  SIGTERM/SIGINT: exit 0 after printing counters; SIGUSR1: print counters.\n");
+"  --name-file PATH  on SIGHUP, take the server name from PATH's first line\n"
+"               (a container restored from another's checkpoint has that one's\n"
+"               memory, name included: its agent sets PATH and signals it)\n"
+"  SIGTERM/SIGINT: exit 0 after printing counters; SIGUSR1: print counters;\n"
+"  SIGHUP: rename from --name-file (ignored without it).\n");
 }
 
 /*
@@ -181,6 +188,30 @@ cleanup:
 	return err;
 }
 
+/* SIGHUP: the name again, from @path (the old one stays on any error, said). */
+static void rename_from_file(struct svc_state *s, struct eh_log *log, const char *path)
+{
+	char name[EH_NAME_LEN], old[EH_NAME_LEN];
+	int err;
+
+	if (!path) {
+		fprintf(stderr, "edgehop-svc: SIGHUP without --name-file: name stays %s\n", s->name);
+		return;
+	}
+	err = svc_name_read(path, name);
+	if (err) {
+		fprintf(stderr, "edgehop-svc: SIGHUP: no name in %s: %s; name stays %s\n", path,
+			err == -EINVAL ? "not 1-31 printable characters without spaces" :
+			strerror(-err), s->name);
+		return;
+	}
+	memcpy(old, s->name, sizeof(old));
+	svc_state_rename(s, name);	/* checked by svc_name_read */
+	eh_log_set_role(log, name);
+	fprintf(stderr, "edgehop-svc: renamed %s -> %s (from %s)\n", old, name, path);
+	eh_log_event(log, NULL, NULL, "svc renamed", NULL, NULL, "from=%s", old);
+}
+
 static int parse_args(int argc, char **argv, struct svc_opts *o)
 {
 	static const struct option lopts[] = {
@@ -195,6 +226,7 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 		{ "mud-id", required_argument, NULL, 'i' },
 		{ "status-from", required_argument, NULL, 'S' },
 		{ "log-max-kb", required_argument, NULL, 'L' },
+		{ "name-file", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -212,6 +244,7 @@ static int parse_args(int argc, char **argv, struct svc_opts *o)
 			o->port = (int)u;
 			break;
 		case 'n': o->name = optarg; break;
+		case 'N': o->name_file = optarg; break;
 		case 'd': o->state_dir = optarg; break;
 		case 'm':
 			if (eh_parse_u32(optarg, 1 << 16, &u))
@@ -294,6 +327,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sig, NULL);
 	sigaction(SIGINT, &sig, NULL);
 	sigaction(SIGUSR1, &sig, NULL);
+	sigaction(SIGHUP, &sig, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	err = eh_log_open(&log, o.logrepo, o.name);
@@ -379,6 +413,10 @@ int main(int argc, char **argv)
 		if (dump) {
 			dump = 0;
 			svc_counters_print(s, stderr);
+		}
+		if (rename_req) {
+			rename_req = 0;
+			rename_from_file(s, &log, o.name_file);
 		}
 		n = recvfrom(fd, in, sizeof(in), MSG_TRUNC, (struct sockaddr *)&src,
 			     &slen);

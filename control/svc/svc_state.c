@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,51 @@
 static uint64_t mono_s(void)
 {
 	return eh_mono_ns() / 1000000000ull;
+}
+
+static bool name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (!n || n >= EH_NAME_LEN)
+		return false;
+	for (; *name; name++)
+		if (*name <= ' ' || *name > '~' || *name == '"' || *name == '\\')
+			return false;
+	return true;
+}
+
+int svc_state_rename(struct svc_state *s, const char *name)
+{
+	if (!name_ok(name))
+		return -EINVAL;
+	memset(s->name, 0, sizeof(s->name));
+	memcpy(s->name, name, strlen(name));
+	return 0;
+}
+
+int svc_name_read(const char *path, char *name)
+{
+	char buf[128];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	for (n = (ssize_t)strlen(buf); n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t' ||
+					      buf[n - 1] == '\r'); n--)
+		buf[n - 1] = 0;
+	if (!name_ok(buf))
+		return -EINVAL;
+	memset(name, 0, EH_NAME_LEN);
+	memcpy(name, buf, strlen(buf));
+	return 0;
 }
 
 int svc_state_init(struct svc_state *s, const char *name)

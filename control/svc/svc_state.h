@@ -113,6 +113,21 @@ struct svc_state {
 /* Default --status-from: loopback and the private networks (RFC 1918). */
 int svc_state_init(struct svc_state *s, const char *name);
 void svc_state_free(struct svc_state *s);
+
+/*
+ * A restored container is another container with the same memory: it learns
+ * its own name again (SIGHUP, --name-file). Later answers carry @name; those
+ * in the reply cache keep the name of the server that computed them.
+ * -EINVAL: empty, too long (EH_NAME_LEN - 1 at most), or not printable ASCII
+ * without spaces.
+ */
+int svc_state_rename(struct svc_state *s, const char *name);
+
+/*
+ * The first line of @path as a server name (trailing whitespace dropped),
+ * into @name (EH_NAME_LEN bytes). -errno of the read, -EINVAL as above.
+ */
+int svc_name_read(const char *path, char *name);
 struct svc_mud *svc_find(struct svc_state *s, uint32_t mud_id);
 
 /*

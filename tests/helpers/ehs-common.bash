@@ -34,14 +34,19 @@ mem_limited() {
 # timeout follows the SIGTERM with a SIGCONT to its process group, and a SIGCONT
 # that lands while LeakSanitizer stops the exiting program for its leak check
 # (the san tier, make SAN=1) leaves the program waiting for good. Without a
-# timeout in between, the pid itself.
-ehs_term() {
-	local p=$1 c
+# timeout in between, the pid itself. ehs_signal <SIG> <pid>: another signal,
+# to the same program.
+ehs_signal() {
+	local s=$1 p=$2 c
 	while [ "$(cat "/proc/$p/comm" 2>/dev/null)" = timeout ] && c=$(pgrep -P "$p" | head -1) &&
 		[ -n "$c" ]; do
 		p=$c
 	done
-	kill -TERM "$p" 2>/dev/null
+	kill "-$s" "$p" 2>/dev/null
+}
+
+ehs_term() {
+	ehs_signal TERM "$1"
 }
 
 # ehs_pair <nsA> <nsB> <ipA> <ipB> [ifA ifB]: two namespaces joined by a veth

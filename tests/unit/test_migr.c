@@ -95,7 +95,7 @@ static char tmp[40], data_dir[512];
 enum ct_state { CT_GONE, CT_CREATED, CT_RUNNING, CT_PAUSED };
 
 struct fct {
-	char name[96], id[65], image[200], runtime[16];
+	char name[96], id[65], image[200], runtime[16], hostname[64];
 	enum ct_state st;
 	unsigned int mud;
 	json_t *cmd;
@@ -136,6 +136,7 @@ struct engine {
 };
 
 static struct engine X = { .node = "node-x" }, Y = { .node = "node-y" };
+static void svc_name_set(const char *name);
 static volatile int *g_cancel;	/* the running migration's migr_src.cancel (under X.mu) */
 
 /* A sha256-looking id whose first 8 hex digits are @n (hex_n() reads them back). */
@@ -621,6 +622,8 @@ static const char *classify(const struct fdk_req *rq, char *a, size_t cap)
 			return "pause";
 		if (!strcmp(rest, "/unpause"))
 			return "unpause";
+		if (!strncmp(rest, "/kill", 5))
+			return "kill";
 		if (!strcmp(rest, "/checkpoints"))
 			return !strcmp(m, "POST") ? "ckpt-create" : "ckpt-list";
 		if (!strncmp(rest, "/checkpoints/", 13))
@@ -709,6 +712,8 @@ static int do_create(struct engine *e, int fd, const char *name, const struct fd
 	snprintf(c->runtime, sizeof(c->runtime), "%s", rt ?: "runc");
 	c->mud = mud ? strtoul(mud, NULL, 10) : 0;
 	c->cmd = json_incref(json_object_get(cfg, "Cmd"));
+	snprintf(c->hostname, sizeof(c->hostname), "%s",
+		 json_string_value(json_object_get(cfg, "Hostname")) ?: "");
 	c->st = CT_CREATED;
 	json_decref(cfg);
 	upper_of(e, c, upper, sizeof(upper));
@@ -920,6 +925,15 @@ static int route(struct fdk_server *s, int fd, struct fdk_req *rq)
 		pthread_mutex_unlock(&e->mu);
 		return can ? fdk_reply(fd, "204 No Content", NULL) : fdk_reply_msg(fd, "409 Conflict", m);
 	}
+	if (!strcmp(op, "kill") && c) {
+		/* SIGHUP: the service reads its name from its own /etc/hostname */
+		qget(rq->path, "signal", m, sizeof(m));
+		if (!strcmp(m, "SIGHUP") && c->st == CT_RUNNING)
+			svc_name_set(c->hostname);
+		pthread_mutex_unlock(&e->mu);
+		return c->st == CT_RUNNING ? fdk_reply(fd, "204 No Content", NULL) :
+		       fdk_reply_msg(fd, "409 Conflict", "container is not running");
+	}
 	if (!strcmp(op, "remove")) {
 		if (c) {
 			upper_of(e, c, dir, sizeof(dir));
@@ -1055,6 +1069,24 @@ static struct fct *ct_x(uint32_t mud, const char *image)
 #define SVC_MUD_COUNT	60
 static uint32_t svc_forget;	/* ... except this one */
 static int svc_fd = -1;
+/* the name it answers under (EH_F_STATUS_NAME), changed by a SIGHUP to CT-y */
+static pthread_mutex_t svc_name_mu = PTHREAD_MUTEX_INITIALIZER;
+static char svc_name[EH_NAME_LEN];
+
+static void svc_name_set(const char *name)
+{
+	pthread_mutex_lock(&svc_name_mu);
+	memset(svc_name, 0, sizeof(svc_name));
+	memcpy(svc_name, name, strnlen(name, sizeof(svc_name) - 1));
+	pthread_mutex_unlock(&svc_name_mu);
+}
+
+static void svc_name_get(char name[EH_NAME_LEN])
+{
+	pthread_mutex_lock(&svc_name_mu);
+	memcpy(name, svc_name, EH_NAME_LEN);
+	pthread_mutex_unlock(&svc_name_mu);
+}
 static struct in_addr svc_ip;
 
 static void *svc_main(void *arg)
@@ -1084,10 +1116,11 @@ static void *svc_main(void *arg)
 			e->last_seq = htonl(41);
 			e->applied = htobe64(42);
 		}
-		eh_hdr_init(h, EH_T_STATUS_RESP, 0, held, first, q.send_ns,
-			    cnt * sizeof(struct eh_status_ent));
-		sendto(svc_fd, out, sizeof(*h) + cnt * sizeof(struct eh_status_ent), 0,
-		       (struct sockaddr *)&from, fl);
+		svc_name_get((char *)out + sizeof(*h) + cnt * sizeof(struct eh_status_ent));
+		eh_hdr_init(h, EH_T_STATUS_RESP, EH_F_STATUS_NAME, held, first, q.send_ns,
+			    cnt * sizeof(struct eh_status_ent) + EH_NAME_LEN);
+		sendto(svc_fd, out, sizeof(*h) + cnt * sizeof(struct eh_status_ent) + EH_NAME_LEN,
+		       0, (struct sockaddr *)&from, fl);
 	}
 	return NULL;
 }
@@ -1130,6 +1163,7 @@ struct mig {
 	const char *fault;	/* the agent's FAULT key on ES-y */
 	bool cutover_fail;
 	bool cut_after_cutover;	/* the channel is cut once the cutover hook succeeded */
+	const char *name_file;	/* CT-x's service runs with --name-file this */
 	volatile int cancel;	/* ES-x's agent: stop at the next step */
 	/* results */
 	int rs, rd;
@@ -1180,7 +1214,9 @@ static void *src_main(void *arg)
 			      .docker_checkpoint = !g->runc_ckpt, .cancel = &g->cancel };
 
 	snprintf(ct, sizeof(ct), "eh-mud-%u", g->mud);
-	s.cmd = json_pack("[s, s, s]", "/edgehop-svc", "--port", "7777");
+	s.cmd = g->name_file ? json_pack("[s, s, s, s, s]", "/edgehop-svc", "--port", "7777",
+					 "--name-file", g->name_file) :
+			       json_pack("[s, s, s]", "/edgehop-svc", "--port", "7777");
 	g->rs = dk_open(&d, X.srv.sock);
 	if (g->rs) {
 		snprintf(g->es, sizeof(g->es), "dk_open: %s", dk_err(d));
@@ -1428,6 +1464,58 @@ static bool marks_ok(const struct migr_report *s, const struct migr_report *d, b
 		ok = found;
 	}
 	return ok;
+}
+
+static const char *last_mark(const struct migr_report *r)
+{
+	return r->n_t5_marks ? r->t5_marks[r->n_t5_marks - 1].what : "";
+}
+
+/*
+ * CT-x's service runs with --name-file: the restored CT-y (CT-x's memory,
+ * its name included) gets SIGHUP through Docker and answers as CT-<node-y>,
+ * from the Hostname ES-y gave CT-y, before the replay ("renamed", T5's last
+ * moment). A kill Docker refuses fails nothing: CT-y keeps the old name.
+ */
+static void renamed(uint32_t mud, bool kill_fails)
+{
+	struct mig g = { .mud = mud, .method = METHOD_P, .image = BASE, .runc_ckpt = true,
+			 .runc_restore = true, .name_file = "/etc/hostname" };
+	char name[EH_NAME_LEN], host[64] = "";
+	struct fct *cy;
+
+	engines_reset();
+	ct_x(mud, BASE);
+	if (kill_fails) {
+		pthread_mutex_lock(&Y.mu);
+		snprintf(Y.f_op, sizeof(Y.f_op), "kill");
+		Y.f_status = "500 Internal Server Error";
+		snprintf(Y.f_msg, sizeof(Y.f_msg), "cannot kill container: permission denied");
+		pthread_mutex_unlock(&Y.mu);
+	}
+	svc_name_set("CT-node-x");
+	migrate(&g);
+	svc_name_get(name);
+	pthread_mutex_lock(&Y.mu);
+	cy = ct_find(&Y, g.repd.ct_y_id[0] ? g.repd.ct_y_id : "none");
+	if (cy)
+		snprintf(host, sizeof(host), "%s", cy->hostname);
+	pthread_mutex_unlock(&Y.mu);
+	if (kill_fails)
+		tap_ok(!g.rs && !g.rd && !strcmp(host, "CT-node-y") &&
+		       !strcmp(name, "CT-node-x") && !strcmp(last_mark(&g.reps), "answering") &&
+		       logged(&Y, "kill "), "a kill Docker refuses: the migration succeeds "
+		       "(source %d, dest %d: %s), CT-y (hostname %s) still answers as %s, "
+		       "T5 ends at %s", g.rs, g.rd, g.ed, host, name, last_mark(&g.reps));
+	else
+		tap_ok(!g.rs && !g.rd && !strcmp(host, "CT-node-y") &&
+		       !strcmp(name, "CT-node-y") && !strcmp(last_mark(&g.reps), "renamed") &&
+		       !strcmp(last_mark(&g.repd), "renamed") &&
+		       g.reps.t5_marks[g.reps.n_t5_marks - 1].ms >= g.reps.step[MS_T5_RESTORE].ms,
+		       "--name-file: CT-y created with hostname %s answers as %s before the "
+		       "replay (source %d, dest %d: %s), T5 ends at %s", host, name, g.rs, g.rd,
+		       g.ed, last_mark(&g.reps));
+	svc_name_set("");
 }
 
 /* (d) below */
@@ -2234,7 +2322,7 @@ int main(void)
 	int err;
 
 	signal(SIGPIPE, SIG_IGN);
-	tap_plan(1 + 4 * 3 + 2 + NFCASES * 2 + NCUTS * 2 + NCANCELS * 2 + NDOUBT);
+	tap_plan(1 + 4 * 3 + 2 + NFCASES * 2 + NCUTS * 2 + NCANCELS * 2 + 2 + NDOUBT);
 	if (!mkdtemp(dir)) {
 		tap_diag("Couldn't create %s: %s", dir, strerror(errno));
 		return 1;
@@ -2269,6 +2357,10 @@ int main(void)
 	/* the agent's cancel (migr_src.cancel), raised during a Docker call of ES-x */
 	cancel("cancelled while ES-x inspects CT-x", mud++, "inspect", "before the snapshot");
 	cancel("cancelled during ES-x's checkpoint", mud++, "ckpt-create", "between steps");
+
+	/* CT-y's service learns its own name */
+	renamed(mud++, false);
+	renamed(mud++, true);
 
 	/* (d) in doubt */
 	doubt_committed(mud++);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <endian.h>
 
@@ -176,6 +177,39 @@ static void ballast_checks(void)
 	free(c);
 }
 
+/* svc_name_read: the first line of a file (CT-y's /etc/hostname). */
+static void name_file_checks(void)
+{
+	static const struct { const char *text; int want; const char *name; } c[] = {
+		{ "CT-node-y\n", 0, "CT-node-y" },
+		{ "CT-node-y  \r\nsecond line\n", 0, "CT-node-y" },
+		{ "abc", 0, "abc" },
+		{ "", -EINVAL, NULL },
+		{ "\n", -EINVAL, NULL },
+		{ "two words\n", -EINVAL, NULL },
+		{ "0123456789012345678901234567890123456789\n", -EINVAL, NULL },
+	};
+	char path[] = "/tmp/eh-unit-svc-name.XXXXXX", name[EH_NAME_LEN];
+	int fd = mkstemp(path), ok = fd >= 0, r;
+
+	for (size_t i = 0; ok && i < sizeof(c) / sizeof(c[0]); i++) {
+		ok = !ftruncate(fd, 0) && pwrite(fd, c[i].text, strlen(c[i].text), 0) ==
+		     (ssize_t)strlen(c[i].text);
+		memset(name, 'z', sizeof(name));
+		r = svc_name_read(path, name);
+		ok = ok && r == c[i].want && (r || !strcmp(name, c[i].name));
+		if (!ok)
+			tap_diag("name file case %zu: %d, want %d", i, r, c[i].want);
+	}
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+	}
+	tap_ok(ok && svc_name_read(path, name) == -ENOENT,
+	       "svc_name_read: the first line, trailing blanks dropped; empty, spaced, "
+	       "long and missing files refused");
+}
+
 int main(void)
 {
 	struct svc_state *s = malloc(sizeof(*s));
@@ -188,7 +222,7 @@ int main(void)
 	uint64_t applied;
 	int ok;
 
-	tap_plan(45);
+	tap_plan(48);
 	tap_ok(svc_state_init(s, "ct-x") == 0, "state initialises");
 	s->on_apply = count_apply;
 
@@ -430,6 +464,18 @@ int main(void)
 	}
 	tap_ok(ok && s->nmuds == 1 && s->cnt.other_mud == 201 && !svc_find(s, 8),
 	       "bound: 200 requests of other MUDs (any seq) never answered or added");
+
+	/* a restored service takes its own name: later answers carry it, the cache keeps who computed */
+	memcpy(saved, ans()->digest, EH_DIGEST_LEN);
+	tap_ok(svc_state_rename(s, "CT-node-y") == 0 && req(s, 7, 1) &&
+	       !strcmp(ans()->server, "CT-node-y") && req(s, 7, 0) && ans_flags() == EH_F_DUP &&
+	       !strcmp(ans()->server, "ct-7"),
+	       "renamed: a new answer carries CT-node-y, seq 0 from the cache still ct-7");
+	tap_ok(svc_state_rename(s, "") == -EINVAL && svc_state_rename(s, "a b") == -EINVAL &&
+	       svc_state_rename(s, "0123456789012345678901234567890123") == -EINVAL &&
+	       svc_state_rename(s, "x\"y") == -EINVAL && !strcmp(s->name, "CT-node-y"),
+	       "rename refuses empty, spaced, quoted and over-31-byte names, the name stays");
+	name_file_checks();
 	svc_state_free(s);
 	free(s);
 	ballast_checks();

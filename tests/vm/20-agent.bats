@@ -166,6 +166,12 @@ migrate_case() {
 	ipy=$(on node-y docker inspect -f '{{.NetworkSettings.IPAddress}}' "$cty")
 	run -0 on node-y "$BIN/edgehop-svcctl status $ipy:$SVC_PORT --json"
 	assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$(jq -r .final_digest "$j2")"
+	# CT-y has CT-x's memory but answers under its own name (SIGHUP, its own
+	# /etc/hostname), so the MUD saw the switch: answers from both, and the
+	# phase after the migration.
+	assert_equal "$(jq -r .server <<<"$output")" CT-node-y
+	run -0 jq -e '(.servers | index("CT-node-x") != null and index("CT-node-y") != null) and
+		any(.phases[]; (.name | startswith("after")) and .requests > 0)' "$j2"
 	check_files node-y "$cty"
 	# The per-step report, as ES-x logged it; T5 went around containerd's
 	# content store (edgehop-runc), and CT-y is Docker's like any other.
