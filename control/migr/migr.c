@@ -872,24 +872,21 @@ static bool cmd_has(json_t *cmd, const char *opt)
 
 /*
  * A restored CT-y's service holds CT-x's memory, its name included, so the
- * MUD could not tell which container answered. SIGHUP makes it read its own
- * (--name-file: CT-y's /etc/hostname, Docker's, which holds CT-y's Hostname);
- * then it is asked until it answers under @want. Before the replay, so every
- * answer CT-y sends the MUD carries it. Failing here fails nothing: the name
- * only labels answers. 0, or -errno with @why.
+ * MUD could not tell which container answered. A SIGHUP (sent as soon as
+ * Docker's start returns, so that the service handles it while CT-y is
+ * inspected and probed) makes it read its own (--name-file: CT-y's
+ * /etc/hostname, Docker's, which holds CT-y's Hostname); here it is asked
+ * until it answers under @want. Before the replay, so every answer CT-y sends
+ * the MUD carries it. Failing here fails nothing: the name only labels
+ * answers. 0, or -errno with @why.
  */
-static int rename_cty(struct dk *d, const char *idy, struct in_addr addr, uint32_t mud_id,
-		      const char *want, char *why, size_t whylen)
+static int rename_wait(struct in_addr addr, uint32_t mud_id, const char *want,
+		       char *why, size_t whylen)
 {
 	double end = eh_mono_ms() + SVC_RENAME_MS;
 	struct svc_mud_state ss;
 	int r;
 
-	r = dk_kill(d, idy, "SIGHUP");
-	if (r) {
-		snprintf(why, whylen, "SIGHUP: %s", dk_err(d));
-		return r;
-	}
 	for (;;) {
 		double left = end - eh_mono_ms();
 
@@ -1561,6 +1558,8 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	int method = json_integer_value(json_object_get(begin, "method"));
 	char idy[65] = "", upper[512], root[512], ckdir[700], name[64], loaded[256];
 	char srv_name[MIGR_SVC_NAME_MAX];	/* CT-y's service, once renamed */
+	char why_hup[200] = "";
+	bool hup = false;	/* SIGHUP sent: CT-y's service takes srv_name */
 	/* edgehop-runc's staging dir of CT-y ("" until CT-y exists, or Docker's path) */
 	char stage[600] = "";
 	struct svc_mud_state ss;
@@ -1815,6 +1814,12 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 		}
 		rm_tree(stage);
 	}
+	if (cmd_has(cmd, "--name-file")) {
+		if (dk_kill(d, idy, "SIGHUP"))
+			snprintf(why_hup, sizeof(why_hup), "SIGHUP: %s", dk_err(d));
+		else
+			hup = true;
+	}
 	r = ct_facts(d, idy, NULL, NULL, 0, &rep->ct_y_addr);
 	if (r) {
 		fail(err, errlen, "inspect of the restored CT-y: %s: %s", strerror(-r), dk_err(d));
@@ -1836,15 +1841,13 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	mark_add(rep, "answering", rep->step[MS_T5_RESTORE].ms);
 	snprintf(rep->restore_via, sizeof(rep->restore_via), "%s",
 		 h->restore_stage ? "runc" : "docker");
-	if (cmd_has(cmd, "--name-file")) {
-		char why[200];
-
-		if (rename_cty(d, idy, rep->ct_y_addr, mud_id, srv_name, why, sizeof(why)))
-			fprintf(stderr, "edgehop-agent: CT-y %.12s still answers as %s: %s\n",
-				idy, ss.name, why);
-		else
-			mark_add(rep, "renamed", eh_mono_ms() - t);
-	}
+	if (hup && rename_wait(rep->ct_y_addr, mud_id, srv_name, why_hup, sizeof(why_hup)))
+		hup = false;
+	if (hup)
+		mark_add(rep, "renamed", eh_mono_ms() - t);
+	else if (why_hup[0])
+		fprintf(stderr, "edgehop-agent: CT-y %.12s still answers as %s: %s\n", idy,
+			ss.name, why_hup);
 
 	/* T7 + T8 */
 	t = eh_mono_ms();
