@@ -36,7 +36,8 @@
  *					kernel's default); a name this kernel lacks stops
  *					the agent at start with the reason
  *	FAULT = restore			test hook: migrations into this node fail on
- *					purpose at image|checkpoint|layer|restore|replay
+ *					purpose at image|checkpoint|layer|restore|replay;
+ *					done: commits, then drops "done" (in doubt)
  */
 #ifndef EDGEHOP_AGENT_CONFIG_H
 #define EDGEHOP_AGENT_CONFIG_H

@@ -144,7 +144,9 @@ struct migr_dst_hooks {
 	void (*rollback)(void *ctx, uint32_t mud_id);
 	/*
 	 * Test hook (the agent's FAULT key): fail on purpose at this step, one of
-	 * image, checkpoint, layer, restore, replay; NULL in service.
+	 * image, checkpoint, layer, restore, replay; or "done": commit (cut
+	 * over, record it), then close without sending "done", as a channel
+	 * lost at the worst moment (ES-x is left in doubt); NULL in service.
 	 */
 	const char *fault;
 	/*

@@ -1985,6 +1985,27 @@ static void doubt_committed(uint32_t mud)
 	       "-EINVAL", r);
 }
 
+/* FAULT = done: ES-y commits and closes without "done", as the agent's test hook. */
+static void doubt_fault_done(uint32_t mud)
+{
+	struct mig g = { .mud = mud, .method = METHOD_P, .image = BASE, .fault = "done" };
+	struct migr_report rep;
+	char why[1400], w2[600];
+	struct fct *cx;
+	bool ok;
+	int r;
+
+	engines_reset();
+	cx = ct_x(mud, BASE);
+	migrate(&g);
+	ok = doubt_ok(&g, cx, why, sizeof(why)) && !g.rd && g.cutovers == 1 && g.rollbacks == 0;
+	r = ask(g.reps.id, &rep, w2, sizeof(w2));
+	ok = ok && r == MO_COMMITTED && !strcmp(rep.ct_y_id, g.repd.ct_y_id);
+	tap_ok(ok, "FAULT = done: ES-y commits and drops \"done\": ES-x in doubt, then told %s; %s",
+	       migr_outcome_name(r), why);
+	migr_doubt_clear(X.state, g.reps.id);
+}
+
 /* The channel is cut during T5, before the cut-over; ES-y's restore fails: failed. */
 static void doubt_failed(uint32_t mud)
 {
@@ -2312,7 +2333,7 @@ static const struct fcase fcases[] = {
 #define NFCASES (int)(sizeof(fcases) / sizeof(fcases[0]))
 #define NCUTS 5
 #define NCANCELS 2
-#define NDOUBT (5 + 3 + 5)
+#define NDOUBT (5 + 1 + 3 + 5)
 
 int main(void)
 {
@@ -2364,6 +2385,7 @@ int main(void)
 
 	/* (d) in doubt */
 	doubt_committed(mud++);
+	doubt_fault_done(mud++);
 	doubt_failed(mud++);
 	doubt_queries();
 

@@ -228,6 +228,32 @@ migrate_case() {
 	assert_equal "$(jq -c .staged <<<"$output")" "[]"
 }
 
+@test "ES-y commits and \"done\" is lost (FAULT = done): node-x is in doubt, asks node-y, learns committed: CT-x removed, the MUD's container on node-y, 0 lost" {
+	local id=45 j=$BATS_TEST_TMPDIR/m.json
+	on node-x "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
+	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate p --fault done" >&3 2>&1
+	run mud "$id" "$j" --count 500 --rate 20 --window 2 --handoff 20:node-y
+	echo "# $(jq -c '{answered, lost, mismatches, foreign}' "$j")" >&3
+	mud_ok "$j" 500
+	wait_for 300 migr_is node-y "$id" none
+	wait_for 120 migr_is node-x "$id" none
+	run -0 status_of node-x "$id"
+	echo "# node-x: $(jq -c '{ct_node, error, in_doubt, id: .last_migration.id, resolved: .last_migration.resolved}' <<<"$output")" >&3
+	assert_equal "$(jq -r .ct_node <<<"$output")" node-y
+	assert_equal "$(jq -r .last_migration.resolved <<<"$output")" committed
+	assert_equal "$(jq -c .in_doubt <<<"$output")" null
+	assert_equal "$(jq -r .ct_id <<<"$output")" "$(status_of node-y "$id" | jq -r .ct_id)"
+	run -0 on node-x "docker ps -aq --filter label=edgehop.mud=$id"
+	assert_output ""
+	run -0 on node-x "journalctl -u edgehop-agent.service --no-pager | grep -E 'in doubt|resolved after the lost channel: committed'"
+	echo "# $output" >&3
+	for n in node-x node-y; do
+		run -0 on "$n" "$AGENT status --json"
+		assert_equal "$(jq -c .staged <<<"$output")" "[]"
+	done
+	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
+}
+
 @test "a failure at each step on ES-y (image load, checkpoint, layer, restore, replay): CT-x keeps serving, 0 lost, nothing left on node-y" {
 	local step method id=50 j
 	for step in image checkpoint layer restore replay; do
