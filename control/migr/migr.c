@@ -211,6 +211,19 @@ static void rm_tree(const char *path)
 
 static int fd_sink(void *ctx, const void *buf, size_t len);
 
+/* A rename or a new file in @dir made durable: fsync of the directory. */
+static int fsync_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+	if (dfd < 0)
+		return -errno;
+	if (fsync(dfd))
+		r = -errno;
+	close(dfd);
+	return r;
+}
+
 /*
  * Writes @text to @dir/@name so that a crash leaves the old content or the
  * new, never a mix or nothing: a temporary ".<name>.tmp", fsync, rename,
@@ -219,7 +232,7 @@ static int fd_sink(void *ctx, const void *buf, size_t len);
 static int write_durable(const char *dir, const char *name, const char *text)
 {
 	char p[700], t[720];
-	int fd, dfd, r;
+	int fd, r;
 
 	if (snprintf(p, sizeof(p), "%s/%s", dir, name) >= (int)sizeof(p) ||
 	    snprintf(t, sizeof(t), "%s/.%s.tmp", dir, name) >= (int)sizeof(t))
@@ -238,13 +251,7 @@ static int write_durable(const char *dir, const char *name, const char *text)
 		unlink(t);
 		return r;
 	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	if (fsync(dfd))
-		r = -errno;
-	close(dfd);
-	return r;
+	return fsync_dir(dir);
 }
 
 /* A migration's id, as a file name: 1..63 of [A-Za-z0-9_.-], no leading '.'. */
@@ -343,19 +350,12 @@ static void marker_clear(const char *dir, const char *ck, const char *ext)
 static int marker_to_doubt(const char *dir, const char *ck)
 {
 	char a[700], b[700];
-	int dfd, r = 0;
 
 	marker_path(a, sizeof(a), dir, ck, "out");
 	marker_path(b, sizeof(b), dir, ck, "doubt");
 	if (rename(a, b))
 		return -errno;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	if (fsync(dfd))
-		r = -errno;
-	close(dfd);
-	return r;
+	return fsync_dir(dir);
 }
 
 /* ---- ES-y's outcome records --------------------------------------------------- */
