@@ -20,6 +20,20 @@ void eh_hdr_init(struct eh_hdr *h, uint8_t type, uint16_t flags, uint32_t mud_id
 	h->reserved = 0;
 }
 
+uint32_t eh_status_split(const struct eh_hdr_host *h, const void *body,
+			 char name[EH_NAME_LEN])
+{
+	uint32_t blen = h->len;
+
+	name[0] = '\0';
+	if ((h->flags & EH_F_STATUS_NAME) && blen >= EH_NAME_LEN) {
+		blen -= EH_NAME_LEN;
+		memcpy(name, (const uint8_t *)body + blen, EH_NAME_LEN);
+		name[EH_NAME_LEN - 1] = '\0';
+	}
+	return blen / sizeof(struct eh_status_ent);
+}
+
 int eh_hdr_check(const void *buf, size_t n, struct eh_hdr_host *out)
 {
 	struct eh_hdr h;

@@ -50,4 +50,12 @@ void eh_hdr_init(struct eh_hdr *h, uint8_t type, uint16_t flags, uint32_t mud_id
  */
 int eh_hdr_check(const void *buf, size_t n, struct eh_hdr_host *out);
 
+/*
+ * A checked STATUS_RESP's body (@h.len bytes at @body): its entries (how many;
+ * they start at @body, unaligned) and, with EH_F_STATUS_NAME, the server name
+ * of its last EH_NAME_LEN bytes into @name (NUL-terminated; "" without one).
+ */
+uint32_t eh_status_split(const struct eh_hdr_host *h, const void *body,
+			 char name[EH_NAME_LEN]);
+
 #endif /* EH_WIRE_H */

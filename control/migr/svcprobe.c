@@ -40,13 +40,8 @@ static int ask(int fd, const struct sockaddr_in *dst, uint32_t first, uint32_t m
 		if (n < 0 || eh_hdr_check(buf, n, &h) || h.type != EH_T_STATUS_RESP ||
 		    h.send_ns != sent)
 			continue;
-		cnt = h.len / sizeof(struct eh_status_ent);
+		cnt = eh_status_split(&h, buf + sizeof(struct eh_hdr), st->name);
 		st->nmuds = h.mud_id;
-		/* the name trailer, after the entries: NUL-padded, maybe not terminated */
-		if ((h.flags & EH_F_STATUS_NAME) &&
-		    h.len - cnt * sizeof(struct eh_status_ent) >= EH_NAME_LEN)
-			memcpy(st->name, buf + sizeof(struct eh_hdr) +
-			       cnt * sizeof(struct eh_status_ent), EH_NAME_LEN - 1);
 		for (uint32_t i = 0; i < cnt; i++) {
 			const struct eh_status_ent *e = (const void *)(buf + sizeof(struct eh_hdr) +
 							    i * sizeof(*e));

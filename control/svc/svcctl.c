@@ -57,7 +57,7 @@ static int fetch_page(int fd, const struct sockaddr_in *dst, uint32_t first,
 		while (eh_real_ns() < deadline) {
 			int left = (int)((deadline - eh_real_ns()) / 1000000) + 1;
 			struct eh_hdr_host h;
-			uint32_t blen, n;
+			uint32_t n;
 			ssize_t len;
 
 			if (poll(&pfd, 1, left) <= 0)
@@ -66,14 +66,7 @@ static int fetch_page(int fd, const struct sockaddr_in *dst, uint32_t first,
 			if (len < 0 || eh_hdr_check(buf, len, &h) ||
 			    h.type != EH_T_STATUS_RESP || h.seq != first || h.send_ns != sent)
 				continue;
-			blen = h.len;
-			if (h.flags & EH_F_STATUS_NAME && blen >= EH_NAME_LEN) {
-				memcpy(server, buf + sizeof(struct eh_hdr) + blen - EH_NAME_LEN,
-				       EH_NAME_LEN);
-				server[EH_NAME_LEN - 1] = '\0';
-				blen -= EH_NAME_LEN;
-			}
-			n = blen / sizeof(*ents);
+			n = eh_status_split(&h, buf + sizeof(struct eh_hdr), server);
 			*total = h.mud_id;
 			memcpy(ents, buf + sizeof(struct eh_hdr), n * sizeof(*ents));
 			return (int)n;

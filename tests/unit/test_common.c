@@ -97,6 +97,36 @@ static void test_wire(void)
 	       "wire: four distinct negative errnos");
 }
 
+/* STATUS_RESP bodies: entries, then the name (EH_F_STATUS_NAME), as the service sends them. */
+static void test_status_split(void)
+{
+	uint8_t body[2 * sizeof(struct eh_status_ent) + EH_NAME_LEN];
+	struct eh_hdr_host h = { .type = EH_T_STATUS_RESP, .flags = EH_F_STATUS_NAME,
+				 .len = sizeof(body) };
+	char name[EH_NAME_LEN];
+	uint32_t n2, n1, n0, nn;
+	bool named;
+
+	memset(body, 0xee, sizeof(body));
+	memcpy(body + 2 * sizeof(struct eh_status_ent), "CT-node-y", 10);
+	n2 = eh_status_split(&h, body, name);
+	named = !strcmp(name, "CT-node-y");
+	memset(body + 2 * sizeof(struct eh_status_ent), 'x', EH_NAME_LEN);	/* unterminated */
+	n2 += eh_status_split(&h, body, name) - 2;
+	named = named && strlen(name) == EH_NAME_LEN - 1;
+	h.len = EH_NAME_LEN;
+	n0 = eh_status_split(&h, body, name);
+	h.len = EH_NAME_LEN - 1;	/* too short for a name */
+	n1 = eh_status_split(&h, body, name);
+	nn = name[0];
+	h.flags = 0;
+	h.len = 2 * sizeof(struct eh_status_ent);
+	n2 += eh_status_split(&h, body, name) - 2;
+	tap_ok(n2 == 2 && named && n0 == 0 && n1 == 0 && nn == 0 && !name[0],
+	       "eh_status_split: entries then the name, terminated; no name without the flag "
+	       "or the bytes (%u %u %u, name %s)", n2, n0, n1, named ? "ok" : "wrong");
+}
+
 int main(void)
 {
 	struct sockaddr_in sa;
@@ -106,8 +136,9 @@ int main(void)
 	double d[] = { 5, 1, 4, 2, 3, 10, 9, 8, 7, 6 };
 	uint64_t m0, m1, r;
 
-	tap_plan(30);
+	tap_plan(31);
 	test_wire();
+	test_status_split();
 
 	tap_ok(!eh_parse_u32("4294967295", UINT32_MAX, &v) && v == UINT32_MAX,
 	       "u32: the largest value (got %u)", v);
