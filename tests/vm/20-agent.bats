@@ -43,12 +43,14 @@ AGENT=/usr/local/sbin/edgehop-agent
 
 ap_arg() { echo "$1=${NODE_RADIO[$1]}:7778,${NODE_RADIO[$1]}"; }
 
-# mud ID JSON ARGS...: the MUD emulator in its namespace, at node-x first
+# mud ID JSON ARGS...: the MUD emulator in its namespace, associated at start
+# with MUD_AT (default node-x)
 mud() {
-	local id=$1 json=$2; shift 2
+	local id=$1 json=$2 first=${MUD_AT:-node-x} other; shift 2
+	other=node-y; [ "$first" = node-x ] || other=node-x
 	timeout 600 ip netns exec "$NS_MUD" "$TOP/build/bin/edgehop-mud" --svc "$VIP:$SVC_PORT" \
 		--mud-id "$id" --name "mud-$id" --timeout-ms 500 --assoc-timeout-ms 120000 \
-		--ap "$(ap_arg node-x)" --ap "$(ap_arg node-y)" --quiet --json "$json" "$@"
+		--ap "$(ap_arg "$first")" --ap "$(ap_arg "$other")" --quiet --json "$json" "$@"
 }
 
 status_of() { # status_of NODE MUD: the agent's record of MUD as JSON
@@ -128,9 +130,11 @@ check_files() {
 
 # migrate_case ID METHOD: associate at node-x, change files, hand off to node-y
 # with migration METHOD; 0 lost, 0 mismatches, CT-y holds the MUD's digest and
-# CT-x's files, CT-x gone.
+# CT-x's files, CT-x gone. A third session, once both agents say the migration
+# ended, is served by CT-y alone under its own name.
 migrate_case() {
 	local id=$1 method=$2 j1=$BATS_TEST_TMPDIR/m1.json j2=$BATS_TEST_TMPDIR/m2.json ctx cty
+	local j3=$BATS_TEST_TMPDIR/m3.json
 	agents --migrate "$method" --svc-args "'--mem-mb 8 --fs-mb 4'"
 	run -0 mud "$id" "$j1" --count 40 --rate 0
 	ctx=$(ct_of node-x "$id")
@@ -161,17 +165,29 @@ migrate_case() {
 		run -0 on "$n" "$AGENT status --json"
 		assert_equal "$(jq -c .staged <<<"$output")" "[]"
 	done
+	# CT-y has CT-x's memory but answers under its own name (SIGHUP, its own
+	# /etc/hostname), so the MUD sees the switch. Whether it saw it within
+	# this session depends on how long the migration took against the
+	# session's 40 s (the CI's TCG nodes took 41 s for a C-Migr once): when
+	# it did, its report has the phase after the migration.
+	run -0 jq -e '.servers | index("CT-node-x") != null' "$j2"
+	if jq -e '.servers | index("CT-node-y") != null' "$j2" >/dev/null; then
+		run -0 jq -e 'any(.phases[]; (.name | startswith("after")) and .requests > 0)' "$j2"
+	else
+		echo "# the migration outlasted the MUD's session: no CT-node-y answer in it" >&3
+	fi
+	# The MUD's session after the migration, associated at node-y: CT-y
+	# alone answers it, as CT-node-y, from the state the last one left.
+	MUD_AT=node-y run -0 mud "$id" "$j3" --start-seq 840 \
+		--initial-digest "$(jq -r .final_digest "$j2")" --count 20 --rate 0
+	mud_ok "$j3" 20
+	assert_equal "$(jq -r '.servers | join(",")' "$j3")" CT-node-y
 	# Same state: memory (digest of every applied request) and files.
 	local ipy
 	ipy=$(on node-y docker inspect -f '{{.NetworkSettings.IPAddress}}' "$cty")
 	run -0 on node-y "$BIN/edgehop-svcctl status $ipy:$SVC_PORT --json"
-	assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$(jq -r .final_digest "$j2")"
-	# CT-y has CT-x's memory but answers under its own name (SIGHUP, its own
-	# /etc/hostname), so the MUD saw the switch: answers from both, and the
-	# phase after the migration.
+	assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$(jq -r .final_digest "$j3")"
 	assert_equal "$(jq -r .server <<<"$output")" CT-node-y
-	run -0 jq -e '(.servers | index("CT-node-x") != null and index("CT-node-y") != null) and
-		any(.phases[]; (.name | startswith("after")) and .requests > 0)' "$j2"
 	check_files node-y "$cty"
 	# The per-step report, as ES-x logged it; T5 went around containerd's
 	# content store (edgehop-runc), and CT-y is Docker's like any other.
