@@ -145,9 +145,11 @@ def main():
             line = "    sent during the migration: %d, rt mean %s max %s ms" % (
                 mr["requests"], fmt(mr["mean"], "", 1), fmt(mr["max"], "", 1))
             if local is not None:
-                line += "; bounds: mean %.1f (%g x (RTT %.0f + local %.1f)), max %.1f (RTT + local + pause)" % (
-                    rt_bounds.mean_bound(rtt, local), rt_bounds.MEAN_FACTOR, rtt, local,
-                    rt_bounds.max_bound(rtt, local, row["pause_ms"] or 0))
+                line += "; bounds: mean %.1f (%g x (RTT %.0f + local %.1f))" % (
+                    rt_bounds.mean_bound(rtt, local), rt_bounds.MEAN_FACTOR, rtt, local)
+                mx = rt_bounds.max_bound(rtt, local, row["pause_ms"])
+                # without the agent's pause window there is no max bound to state
+                line += ", max %.1f (RTT + local + pause)" % mx if mx is not None else ", max -"
             print(line)
         if row["t5_marks"] or row["ready_ms"]:
             print("    ES-y ready after %s ms; T5 (ms from its begin): %s; CT-x removed in %s ms" % (

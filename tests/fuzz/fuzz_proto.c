@@ -2,7 +2,9 @@
 /*
  * libFuzzer target for the helpers around the wire protocol: the header
  * checker (eh_hdr_check, on the raw input: what it passes must hold what
- * edgehop_proto.h promises) and the text ones, IPv4:PORT addresses
+ * edgehop_proto.h promises), the STATUS_RESP body reader of svcctl, svcprobe
+ * and the replayer (eh_status_split: its entries and name stay inside the
+ * body, the name is terminated), and the text ones, IPv4:PORT addresses
  * (eh_parse_ipv4_port), digests in hex (eh_digest_parse, which must
  * round-trip through eh_digest_hex) and CIDRs (eh_cidr_parse).
  */
@@ -40,6 +42,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		again.reserved = h->reserved;
 		if (memcmp(&again, data, sizeof(again)))
 			abort();
+		/* any checked header, read as a STATUS_RESP */
+		{
+			char name[EH_NAME_LEN];
+			uint32_t n = eh_status_split(&hh, data + sizeof(*h), name);
+			size_t used = (size_t)n * sizeof(struct eh_status_ent) +
+				      (name[0] ? EH_NAME_LEN : 0);
+
+			if (used > hh.len || strnlen(name, EH_NAME_LEN) == EH_NAME_LEN ||
+			    (name[0] && !(hh.flags & EH_F_STATUS_NAME)))
+				abort();
+		}
 	} else if (err != -EH_HDR_SHORT && err != -EH_HDR_MAGIC &&
 		   err != -EH_HDR_VERSION && err != -EH_HDR_LEN) {
 		abort();
