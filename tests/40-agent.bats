@@ -10,7 +10,7 @@ setup_file() {
 	bats_load_library bats-support
 	bats_load_library bats-assert
 	load helpers/ehs-common
-	export NSX=ehag-x-$$ NSY=ehag-y-$$
+	export NSX=ehag-x-$$ NSY=ehag-y-$$ NSZ=ehag-z-$$ PINZ=/sys/fs/bpf/ehag-z-$$
 	export TMPD=$(mktemp -d /tmp/ehag-40.XXXXXX)
 	ehs_pair "$NSX" "$NSY" 10.94.0.1 10.94.0.2
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMPD/key"
@@ -37,7 +37,14 @@ setup_file() {
 teardown_file() {
 	load helpers/ehs-common
 	ehs_del_ns "$NSX" "$NSY"
-	rm -rf "$TMPD"
+	# The dataplane test's namespace and pins, if it stopped half-way.
+	if [ -e "/run/netns/$NSZ" ]; then
+		netns_kill 5 "$NSZ"
+		nsenter --net=/run/netns/"$NSZ" "$EHS_BIN/edgehop-ap" --pin "$PINZ" unload --radio zr0 \
+			--wan zw0 >/dev/null 2>&1 || true
+		ehs_del_ns "$NSZ"
+	fi
+	rm -rf "$PINZ" "$TMPD"
 }
 
 setup() {
@@ -46,11 +53,14 @@ setup() {
 	load helpers/ehs-common
 }
 
-start_agent() { # start_agent x|y
+start_agent() { # start_agent x|y|z
 	local ns=$NSX
 	[ "$1" = y ] && ns=$NSY
-	ip netns exec "$ns" timeout 600 "$EHS_BIN/edgehop-agent" run --config "$TMPD/$1.conf" \
-		2>"$TMPD/$1.log" &
+	[ "$1" = z ] && ns=$NSZ
+	# nsenter, not ip netns exec: that one remounts /sys, and with it the
+	# bpffs where z's dataplane is pinned.
+	nsenter --net=/run/netns/"$ns" timeout 600 "$EHS_BIN/edgehop-agent" run \
+		--config "$TMPD/$1.conf" 2>"$TMPD/$1.log" &
 	echo $! >"$TMPD/$1.pid"
 	wait_for 10 "$EHS_BIN/edgehop-agent" status --ctl "$TMPD/$1.sock"
 }
@@ -196,4 +206,71 @@ mud_at() {
 	run -0 st x
 	assert_equal "$(jq -c '[.muds[] | select(.mud_id == 56 and .in_doubt != null)]' <<<"$output")" "[]"
 	assert_equal "$(jq -c .staged <<<"$output")" "[]"
+}
+
+# An agent with its dataplane, in a namespace of its own (radio and WAN are
+# veths whose peers stay there): what a crash of ES-y during a cut-over left.
+@test "agent: migrations in that a crash cut short are steered as their records decide at the next start: committed -> CT-y (LOCAL), undecided -> failed and back to CT-x (FORWARD), others untouched" {
+	local nsz=$NSZ pin=$PINZ ap show
+	ip netns add "$nsz"
+	ip -n "$nsz" link set lo up
+	ip -n "$nsz" link add zr0 type veth peer name zr1
+	ip -n "$nsz" link add zw0 type veth peer name zw1
+	for l in zr0 zr1 zw0 zw1; do ip -n "$nsz" link set "$l" up; done
+	ip -n "$nsz" addr add 10.94.9.1/24 dev zr0
+	cat >"$TMPD/z.conf" <<-CONF
+	NODE = node-z
+	DATAPLANE = yes
+	RADIO = zr0
+	WAN = zw0
+	PIN = $pin
+	VIP = 10.94.100.1:7777
+	AGENT_ADDR = 10.94.9.1
+	KEY = $TMPD/key
+	CTL = $TMPD/z.sock
+	STATE_DIR = $TMPD/z.state
+	DOCKER = $TMPD/no-docker.sock
+	PEER = node-x 10.94.0.1
+	CONF
+	ap="$EHS_BIN/edgehop-ap --pin $pin"
+	# A first life loads the dataplane (it outlives the agent).
+	start_agent z
+	run -0 bash -c "'$EHS_BIN/edgehop-agent' status --ctl '$TMPD/z.sock' --json | jq -r .dataplane"
+	assert_output true
+	stop_agent z
+	# What the crashed life left: MUD 57 cut over as far as its commit record,
+	# its requests held (BUF_ONLY); MUD 58 in its replay (FWD_BUF), its record
+	# still "running"; MUD 59 forwarded and buffered with no migration in.
+	$ap set 10.94.8.57 --mode buf-only --backend 10.94.7.7:7777 --mud-id 57
+	$ap set 10.94.8.58 --mode fwd-buf --backend 10.94.7.7:7777 --mud-id 58
+	$ap set 10.94.8.59 --mode fwd-buf --backend 10.94.7.7:7777 --mud-id 59
+	mkdir -p "$TMPD/z.state/outcomes"
+	printf 'eh-mud-57-eh-57-1-a\n' >"$TMPD/z.state/eh-57-1-a.in"
+	printf '{"id":"eh-57-1-a","outcome":"committed","mud_id":57,"from":"node-x","at":1,"ct_id":"beef57","ct_name":"eh-mud-57-eh-57-1-a","ct_addr":"172.17.0.57","ct_image":"edgehop-svc:small","cmd":["/edgehop-svc","--port","7777"]}' \
+		>"$TMPD/z.state/outcomes/eh-57-1-a.json"
+	printf 'eh-mud-58-eh-58-1-b\n' >"$TMPD/z.state/eh-58-1-b.in"
+	printf '{"id":"eh-58-1-b","outcome":"running","mud_id":58,"from":"node-x","at":1}' \
+		>"$TMPD/z.state/outcomes/eh-58-1-b.json"
+	start_agent z
+	show=$($ap show --json)
+	echo "# $show" >&3
+	assert_equal "$(jq -c '.[] | select(.mud == "10.94.8.57") | [.mode, .backend, .mud_id]' <<<"$show")" \
+		'["local","172.17.0.57:7777",57]'
+	assert_equal "$(jq -c '.[] | select(.mud == "10.94.8.58") | [.mode, .backend, .mud_id]' <<<"$show")" \
+		'["forward","10.94.7.7:7777",58]'
+	assert_equal "$(jq -c '.[] | select(.mud == "10.94.8.59") | [.mode, .backend, .mud_id]' <<<"$show")" \
+		'["fwd-buf","10.94.7.7:7777",59]'
+	# The undecided one was recorded failed; ES-x asking learns what the steering does.
+	assert_equal "$(jq -r .outcome "$TMPD/z.state/outcomes/eh-58-1-b.json")" failed
+	assert_equal "$(jq -r .outcome "$TMPD/z.state/outcomes/eh-57-1-a.json")" committed
+	# The committed MUD is this agent's again: here, its container CT-y.
+	run -0 bash -c "'$EHS_BIN/edgehop-agent' status --ctl '$TMPD/z.sock' --json"
+	assert_equal "$(jq -c '.muds[] | select(.mud_id == 57) | [.here, .ct_node, .ct_id, .ct_addr, .mud_addr]' <<<"$output")" \
+		'[true,"node-z","beef57","172.17.0.57","10.94.8.57"]'
+	grep -q "recovered: MUD 57's steering local -> 172.17.0.57:7777 (was buf-only)" "$TMPD/z.log"
+	grep -q "recovered: MUD 58's steering forward -> 10.94.7.7:7777 (was fwd-buf)" "$TMPD/z.log"
+	stop_agent z
+	nsenter --net=/run/netns/"$nsz" $ap unload --radio zr0 --wan zw0
+	ehs_del_ns "$nsz"
+	rm -rf "$pin"
 }

@@ -818,11 +818,32 @@ int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id)
 	err = check_flags(r, "before the switch");
 	if (err)
 		goto rollback;
-	/* 3. Switch; replay what a retransmission slipped in; release the answers. */
-	err = eh_dp_steer_set(r->dp, r->o.mud, EH_MODE_LOCAL, r->o.backend,
-			      r->o.backend_port, entry_id);
-	if (err)
-		goto rollback;
+	/*
+	 * 3. The caller's commit point: the backend holds all CT-x applied,
+	 * the MUD's new requests wait in the ring. A "no" still rolls back.
+	 */
+	if (r->o.commit) {
+		err = r->o.commit(r->o.commit_ctx);
+		if (err)
+			goto rollback;
+	}
+	r->st.committed = true;
+	/*
+	 * 4. Switch; replay what a retransmission slipped in; release the
+	 * answers. Committed: a refused switch is tried again, never undone.
+	 */
+	for (int i = 0; i < 3; i++) {
+		err = eh_dp_steer_set(r->dp, r->o.mud, EH_MODE_LOCAL, r->o.backend,
+				      r->o.backend_port, entry_id);
+		if (!err)
+			break;
+		usleep(10000);
+	}
+	if (err) {
+		fprintf(stderr, "edgehop: committed, but the switch of MUD %s to LOCAL was refused: %s; its requests wait in the ring\n",
+			inet_ntoa(r->o.mud), strerror(-err));
+		return err;
+	}
 	r->deadline_ns = 0;	/* drain_settled bounds it */
 	n = drain_settled(r);
 	release_held(r);

@@ -49,6 +49,15 @@ struct eh_replay_opts {
 	int gap_wait_ms;		/* a missing seq may take this to land; 0: 3000 */
 	int settle_ms;			/* bound of each settle; 0: 1000 */
 	int deadline_ms;		/* cut-over up to the switch; 0: 30000 */
+	/*
+	 * The caller's commit point, or NULL: called by eh_replayer_cutover()
+	 * once the backend holds everything the old one applied and the MUD's
+	 * new requests are held, just before the switch. Nonzero: the cut-over
+	 * rolls back as for any error before the switch. Zero: it never rolls
+	 * back any more (st.committed).
+	 */
+	int (*commit)(void *ctx);
+	void *commit_ctx;
 };
 
 #define EH_REPLAY_WINDOW	32	/* <= the service's reply cache */
@@ -65,6 +74,7 @@ struct eh_replay_stats {
 	uint64_t dups;			/* retransmissions of a seq already replayed */
 	uint64_t held_dropped;		/* answers not held (EH_HELD_MAX): the MUD retries */
 	uint64_t verified;		/* answers whose digest chained from the previous one */
+	bool committed;			/* past the commit point: no rollback */
 	uint32_t backend_next;		/* the backend's next seq at the end */
 	uint8_t backend_digest[EH_DIGEST_LEN];	/* and its digest (valid if verified) */
 };
@@ -140,8 +150,11 @@ long eh_replayer_drain(struct eh_replayer *r);
  * still serves, hold new requests (BUF_ONLY) and replay them while holding
  * back their answers, switch to LOCAL on the new backend, then release the
  * answers. The MUD's loss flags are checked before, after the catch-up and
- * before the switch (-ENOSPC). On error before the switch the MUD is put
- * back in its previous mode with the old backend (CT-x keeps serving).
+ * before the switch (-ENOSPC). On error before the commit point (o->commit,
+ * else the switch) the MUD is put back in its previous mode with the old
+ * backend (CT-x keeps serving). Past it, st.committed is set and nothing is
+ * undone: an error then (the switch refused by the map, the final replay)
+ * is returned for the caller to report, the new backend stays the MUD's.
  */
 int eh_replayer_cutover(struct eh_replayer *r, uint32_t mud_id);
 

@@ -778,11 +778,13 @@ struct dst_ctx {
 };
 
 static int dst_cutover(void *vctx, uint32_t mud_id, struct in_addr addr, uint16_t port,
+		       int (*commit)(void *), void *commit_ctx,
 		       uint64_t *replayed, uint64_t *relayed, char *err, size_t errlen)
 {
 	struct dst_ctx *c = vctx;
 	struct eh_replay_opts o = {
 		.mud = c->addr, .backend = addr, .backend_port = port,
+		.commit = commit, .commit_ctx = commit_ctx,
 	};
 	struct eh_replayer r;
 	int e;
@@ -802,6 +804,12 @@ static int dst_cutover(void *vctx, uint32_t mud_id, struct in_addr addr, uint16_
 	*replayed = r.st.replayed;
 	*relayed = r.st.relayed;
 	eh_replayer_fini(&r);
+	if (e && r.st.committed) {
+		/* Past the commit point: said, never undone (a restart redoes the switch). */
+		say("MUD %u: committed to CT-y at %s, then: %s", mud_id, inet_ntoa(addr),
+		    strerror(-e));
+		return 0;
+	}
 	if (e)
 		snprintf(err, errlen, "replay/cut-over into CT-y: %s", strerror(-e));
 	return e;
@@ -1684,6 +1692,75 @@ static int load_dataplane(void)
 	return 0;
 }
 
+struct inbound_fix {
+	const struct migr_inbound *ib;
+	int fixed;
+};
+
+/* A steering entry of the MUD left in a replay mode by the crashed migration. */
+static int inbound_entry(void *vctx, struct in_addr mud, const struct eh_steer *st)
+{
+	struct inbound_fix *f = vctx;
+	const struct migr_inbound *ib = f->ib;
+	struct in_addr to = { .s_addr = st->backend_addr };
+	uint16_t port = ntohs(st->backend_port);
+	enum eh_mode mode = EH_MODE_FORWARD;
+	struct mud *m;
+	int e;
+
+	if (st->mud_id != ib->mud_id)
+		return 0;
+	if (ib->committed) {
+		to = ib->ct_addr;
+		port = SVC_PORT;
+		mode = EH_MODE_LOCAL;
+		/* This agent serves the MUD again: what it needs for the next move. */
+		m = mud_find(ib->mud_id, true);
+		if (m && !m->busy) {
+			m->here = true;
+			m->addr = mud;
+			snprintf(m->ap_node, sizeof(m->ap_node), "%s", A.c.node);
+			snprintf(m->ct_node, sizeof(m->ct_node), "%s", A.c.node);
+			snprintf(m->ct_id, sizeof(m->ct_id), "%s", ib->ct_id);
+			snprintf(m->image, sizeof(m->image), "%s", ib->ct_image);
+			m->ct_addr = ib->ct_addr;
+			m->ct_port = SVC_PORT;
+			if (ib->cmd) {
+				json_decref(m->cmd);
+				m->cmd = json_incref(ib->cmd);
+			}
+		}
+	}
+	if (st->mode != EH_MODE_FWD_BUF && st->mode != EH_MODE_BUF_ONLY &&
+	    !(ib->committed && st->mode == EH_MODE_LOCAL && st->backend_addr != to.s_addr))
+		return 0;	/* already where the decision puts it */
+	e = eh_dp_steer_set(&A.dp, mud, mode, to, port, st->mud_id);
+	if (e)
+		say("recovered: MUD %u (%s): steering %s -> %s: %s", ib->mud_id, inet_ntoa(mud),
+		    eh_mode_name(mode), inet_ntoa(to), strerror(-e));
+	else {
+		say("recovered: MUD %u's steering %s -> %s:%u (was %s)", ib->mud_id,
+		    eh_mode_name(mode), inet_ntoa(to), port, eh_mode_name(st->mode));
+		f->fixed++;
+	}
+	return 0;
+}
+
+static void inbound_steer(void *ctx, const struct migr_inbound *ib)
+{
+	struct inbound_fix f = { .ib = ib };
+	int e;
+
+	(void)ctx;
+	if (!A.dp_ok)
+		return;
+	e = eh_dp_steer_foreach(&A.dp, inbound_entry, &f);
+	if (e)
+		say("recovered: the steering entries: %s", strerror(-e));
+	event(A.c.node, ib->mud_id, "migr recovered", "id=%s outcome=%s fixed=%d", ib->id,
+	      ib->committed ? "committed" : "failed", f.fixed);
+}
+
 int agentd_run(const struct ag_config *cfg, int verbose)
 {
 	uint8_t key[256];
@@ -1738,6 +1815,11 @@ int agentd_run(const struct ag_config *cfg, int verbose)
 	/* What a crashed life of this agent left half-way. */
 	{
 		struct dk *d = NULL;
+
+		/* Migrations in: decided from their records, steered accordingly. */
+		pthread_mutex_lock(&A.lock);
+		migr_inbound_decide(A.c.state_dir, inbound_steer, NULL, say);
+		pthread_mutex_unlock(&A.lock);
 
 		bool dk_ok = dk_open(&d, A.c.docker) == 0;
 

@@ -154,7 +154,8 @@ static int set_key(struct ag_config *c, const char *k, char *v, const char **why
 	}
 	if (!strcmp(k, "FAULT")) {
 		static const char *const steps[] = { "", "image", "checkpoint", "layer", "restore",
-						     "replay", "done" };
+						     "replay", "done", "crash-uncommitted",
+						     "crash-committed" };
 
 		for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
 			if (!strcmp(v, steps[i]))

@@ -77,7 +77,7 @@ struct ag_config {
 	char ctl[AG_PATH_MAX];
 	char state_dir[AG_PATH_MAX];
 	char docker[AG_PATH_MAX];
-	char fault[16];
+	char fault[24];		/* FAULT: the longest step name fits */
 	int docker_checkpoint;		/* CHECKPOINT = docker */
 	int restore;			/* enum ag_restore */
 	int attach;			/* enum eh_attach */

@@ -638,7 +638,8 @@ int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 				/* By name; absent if the crash came before Docker made it. */
 				if (dk_remove(d, mk.ct, true) == 0)
 					say("recovered: half-restored CT-y %s removed", mk.ct);
-				if (rec) {
+				if (rec && outcome_parse(json_string_value(json_object_get(rec,
+						"outcome"))) != MO_FAILED) {
 					json_object_set_new(rec, "outcome", json_string("failed"));
 					json_object_set_new(rec, "reason", json_string(
 						"ES-y's agent restarted mid-migration: CT-y removed"));
@@ -654,6 +655,76 @@ int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 	}
 	closedir(dir);
 	return n + outcome_recover(state_dir, say);
+}
+
+int migr_inbound_decide(const char *state_dir,
+			void (*fn)(void *ctx, const struct migr_inbound *ib), void *ctx,
+			int (*say)(const char *fmt, ...))
+{
+	DIR *dir = opendir(state_dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(dir))) {
+		size_t len = strlen(e->d_name);
+		struct migr_inbound ib = { .committed = false };
+		json_t *rec = NULL;
+		int o, r;
+
+		if (len <= 3 || strcmp(e->d_name + len - 3, ".in") || len - 3 >= sizeof(ib.id))
+			continue;
+		snprintf(ib.id, sizeof(ib.id), "%.*s", (int)(len - 3), e->d_name);
+		if (!id_ok(ib.id) || outcome_get(state_dir, ib.id, &rec)) {
+			/* No record: the crash came before the migration was recorded. */
+			say("recovered: migration %s in has no outcome record: nothing to steer", ib.id);
+			continue;
+		}
+		ib.mud_id = json_integer_value(json_object_get(rec, "mud_id"));
+		o = outcome_parse(json_string_value(json_object_get(rec, "outcome")));
+		if (o == MO_COMMITTED) {
+			const char *a = json_string_value(json_object_get(rec, "ct_addr"));
+
+			ib.committed = true;
+			snprintf(ib.ct_id, sizeof(ib.ct_id), "%.64s",
+				 json_string_value(json_object_get(rec, "ct_id")) ?: "");
+			snprintf(ib.ct_image, sizeof(ib.ct_image), "%.127s",
+				 json_string_value(json_object_get(rec, "ct_image")) ?: "");
+			if (!a || inet_pton(AF_INET, a, &ib.ct_addr) != 1 || !ib.ct_id[0]) {
+				say("recovered: migration %s in committed without CT-y's id and "
+				    "address in its record: its steering is left as it is", ib.id);
+				json_decref(rec);
+				continue;
+			}
+			ib.cmd = json_object_get(rec, "cmd");
+			say("recovered: migration %s of MUD %u in had committed: CT-y %.12s at %s "
+			    "serves it", ib.id, ib.mud_id, ib.ct_id, a);
+		} else {
+			if (o != MO_FAILED) {
+				/* Decided here, before the steering says it: ES-x may ask. */
+				json_object_set_new(rec, "outcome", json_string("failed"));
+				json_object_set_new(rec, "reason", json_string(
+					"ES-y's agent restarted before the commit point: CT-x serves"));
+				json_object_set_new(rec, "at", json_integer(time(NULL)));
+				r = outcome_put(state_dir, ib.id, rec);
+				if (r) {
+					say("recovered: migration %s in: its failed record not written "
+					    "(%s): its steering is left as it is", ib.id, strerror(-r));
+					json_decref(rec);
+					continue;
+				}
+			}
+			say("recovered: migration %s of MUD %u in had not committed: back to CT-x",
+			    ib.id, ib.mud_id);
+		}
+		if (ib.mud_id)
+			fn(ctx, &ib);
+		json_decref(rec);
+		n++;
+	}
+	closedir(dir);
+	return n;
 }
 
 /* ---- messages ------------------------------------------------------------- */
@@ -1547,6 +1618,54 @@ static int injected(const struct migr_dst_hooks *h, const char *step, char *err,
 	return -EIO;
 }
 
+/*
+ * The commit point of a migration in (the cut-over hook calls it before the
+ * switch): the outcome record says "committed" durably, with what a
+ * restarted agent needs to put the MUD on CT-y, before anyone acts on it.
+ */
+struct commit_point {
+	const struct migr_dst_hooks *h;
+	const char *state_dir, *id, *from;
+	uint32_t mud_id;
+	json_t *fields;		/* CT-y's, merged into the record */
+	bool committed;
+	char why[300];		/* the record could not be written */
+};
+
+/* FAULT = crash-*: the agent dies here as a crash would, nothing cleaned up. */
+static void crash_injected(const struct migr_dst_hooks *h, const char *step)
+{
+	if (!h->fault || strcmp(h->fault, step))
+		return;
+	fprintf(stderr, "edgehop-agent: FAULT = %s: exiting now, as a crash\n", step);
+	_exit(MIGR_CRASH_RC);
+}
+
+static int commit_point(void *vctx)
+{
+	struct commit_point *c = vctx;
+	json_t *rec;
+	int r;
+
+	crash_injected(c->h, "crash-uncommitted");
+	rec = outcome_rec(c->id, MO_COMMITTED, c->mud_id, c->from);
+	if (!rec || !c->fields)
+		r = -ENOMEM;
+	else {
+		json_object_update_missing(rec, c->fields);
+		r = outcome_put(c->state_dir, c->id, rec);
+	}
+	json_decref(rec);
+	if (r) {
+		snprintf(c->why, sizeof(c->why), "not committed: the outcome record in %s/"
+			 MIGR_OUTCOME_DIR " was not written: %s", c->state_dir, strerror(-r));
+		return r;
+	}
+	c->committed = true;
+	crash_injected(c->h, "crash-committed");
+	return 0;
+}
+
 int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *node,
 	      const char *state_dir, const struct migr_dst_hooks *h,
 	      struct migr_report *rep, char *err, size_t errlen)
@@ -1567,6 +1686,7 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	bool created = false, have_ckpt = false, got_layer;
 	bool recorded = false;	/* the outcome record of @ckname is ours to write */
 	json_t *done = NULL, *rec = NULL;
+	struct commit_point cp = { .committed = false };
 	int create_r = 0;	/* P-Migr's create of CT-y failed (after "ready") */
 	double t0 = eh_mono_ms(), t, t_start = 0;
 	int r;
@@ -1854,39 +1974,57 @@ int migr_dest(struct dk *d, struct peer_conn *pc, json_t *begin, const char *nod
 	r = injected(h, "replay", err, errlen);
 	if (r)
 		goto failed;
-	r = h->cutover(h->ctx, mud_id, rep->ct_y_addr, SVC_PORT, &rep->replayed, &rep->relayed,
-		       err, errlen);
-	if (r)
-		goto failed;
-	rep->step[MS_T7_REPLAY].ms = eh_mono_ms() - t;
 	snprintf(rep->ct_y_id, sizeof(rep->ct_y_id), "%s", idy);
 	snprintf(rep->ct_y_name, sizeof(rep->ct_y_name), "%s", name);
 	snprintf(rep->ct_y_image, sizeof(rep->ct_y_image), "%.127s", image);
+	cp = (struct commit_point){
+		.h = h, .state_dir = state_dir, .id = ckname, .mud_id = mud_id,
+		.from = peer_name(pc),
+		.fields = json_pack("{s:s, s:f, s:o, s:s, s:b, s:s, s:s, s:s, s:O}",
+				    "ct_image", rep->ct_y_image,
+				    "restore_ms", rep->step[MS_T5_RESTORE].ms,
+				    "t5_marks", marks_json(rep),
+				    "restore_via", rep->restore_via, "early_start", rep->early_start,
+				    "ct_id", idy, "ct_name", name,
+				    "ct_addr", inet_ntoa(rep->ct_y_addr), "cmd", cmd),
+	};
+	r = h->cutover(h->ctx, mud_id, rep->ct_y_addr, SVC_PORT, commit_point, &cp,
+		       &rep->replayed, &rep->relayed, err, errlen);
+	if (cp.why[0])	/* the commit record, not the replay, said no */
+		fail(err, errlen, "%s", cp.why);
+	if (r && !cp.committed) {
+		json_decref(cp.fields);
+		goto failed;
+	}
+	if (r)	/* the hook's contract says 0 once committed: never undone */
+		fprintf(stderr, "edgehop-agent: migration %s committed; after its commit point: "
+			"%s\n", ckname, err);
+	rep->step[MS_T7_REPLAY].ms = eh_mono_ms() - t;
 	rep->total_ms = eh_mono_ms() - t0;
-	done = json_pack("{s:s, s:s, s:f, s:o, s:s, s:b, s:f, s:I, s:I, s:s, s:s, s:s}",
-			 "op", "done", "ct_image", rep->ct_y_image,
-			 "restore_ms", rep->step[MS_T5_RESTORE].ms,
-			 "t5_marks", marks_json(rep),
-			 "restore_via", rep->restore_via, "early_start", rep->early_start,
+	done = json_pack("{s:s, s:f, s:I, s:I}", "op", "done",
 			 "replay_ms", rep->step[MS_T7_REPLAY].ms,
 			 "replayed", (json_int_t)rep->replayed,
-			 "relayed", (json_int_t)rep->relayed, "ct_id", idy,
-			 "ct_name", name, "ct_addr", inet_ntoa(rep->ct_y_addr));
+			 "relayed", (json_int_t)rep->relayed);
+	if (done)
+		json_object_update_missing(done, cp.fields);
+	json_object_del(done, "cmd");
+	json_decref(cp.fields);
 	/*
-	 * Committed: recorded before "done" goes out (and before the marker
-	 * that would make a restarted agent remove CT-y), so that ES-x can
-	 * learn it even when "done" never reaches it.
+	 * The record written at the commit point, completed with the replay's
+	 * figures; ES-x can learn the outcome from it even when "done" never
+	 * reaches it. A failure to complete it loses only those figures.
 	 */
 	rec = outcome_rec(ckname, MO_COMMITTED, mud_id, peer_name(pc));
 	if (rec && done)
 		json_object_update_missing(rec, done);
 	json_object_del(rec, "op");
+	json_object_set(rec, "cmd", cmd);
 	r = outcome_put(state_dir, ckname, rec);
 	json_decref(rec);
 	if (r)
 		fprintf(stderr, "edgehop-agent: migration %s committed, but its outcome record in "
-			"%s/" MIGR_OUTCOME_DIR " was not written: %s (ES-x learns it only from "
-			"\"done\")\n", ckname, state_dir, strerror(-r));
+			"%s/" MIGR_OUTCOME_DIR " was not completed with the replay's figures: %s\n",
+			ckname, state_dir, strerror(-r));
 	marker_clear(state_dir, ckname, "in");
 	if (injected(h, "done", err, errlen)) {
 		/* Committed, and "done" lost on the way: ES-x must ask. */

@@ -137,8 +137,16 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 /* What the destination needs from its agent: where to put CT-y's traffic. */
 struct migr_dst_hooks {
 	void *ctx;
-	/* T7+T8: replay into CT-y at @addr:@port and switch; 0 or -errno (+why). */
+	/*
+	 * T7+T8: replay into CT-y at @addr:@port and switch; 0 or -errno (+why).
+	 * @commit(@commit_ctx) is called once CT-y holds all CT-x applied and
+	 * the MUD's requests are held, before the switch: it records the
+	 * migration committed. Its error rolls back like any other; once it
+	 * returned 0 the hook returns 0 whatever follows (the switch stands or
+	 * is redone by the restarted agent: migr_inbound_decide).
+	 */
 	int (*cutover)(void *ctx, uint32_t mud_id, struct in_addr addr, uint16_t port,
+		       int (*commit)(void *), void *commit_ctx,
 		       uint64_t *replayed, uint64_t *relayed, char *err, size_t errlen);
 	/* Failed or cancelled: the MUD goes back to CT-x (FORWARD). */
 	void (*rollback)(void *ctx, uint32_t mud_id);
@@ -146,7 +154,10 @@ struct migr_dst_hooks {
 	 * Test hook (the agent's FAULT key): fail on purpose at this step, one of
 	 * image, checkpoint, layer, restore, replay; or "done": commit (cut
 	 * over, record it), then close without sending "done", as a channel
-	 * lost at the worst moment (ES-x is left in doubt); NULL in service.
+	 * lost at the worst moment (ES-x is left in doubt); or a crash of the
+	 * agent (_exit(MIGR_CRASH_RC)) at the commit point with the MUD's
+	 * requests held: "crash-uncommitted" just before the commit record is
+	 * written, "crash-committed" just after; NULL in service.
 	 */
 	const char *fault;
 	/*
@@ -192,6 +203,33 @@ json_t *migr_ct_config(const char *image, json_t *cmd, uint32_t mud_id, const ch
  */
 int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 		 int (*say)(const char *fmt, ...));
+
+/* The exit status of an injected crash (FAULT = crash-*). */
+#define MIGR_CRASH_RC	86
+
+/* A migration into this node that a crashed agent left (its "<id>.in" marker). */
+struct migr_inbound {
+	char id[MIGR_ID_MAX];
+	uint32_t mud_id;
+	bool committed;
+	/* committed: CT-y, from the record written at the commit point */
+	char ct_id[65];
+	struct in_addr ct_addr;
+	char ct_image[128];
+	json_t *cmd;			/* the service's command line, or NULL (borrowed) */
+};
+
+/*
+ * At agent start, before migr_recover and whether or not Docker answers:
+ * decides each migration into this node a crash interrupted and calls
+ * @fn with it, for the agent to put the MUD's steering where the decision
+ * says: committed (its record says so) -> CT-y (LOCAL), else -> CT-x as before
+ * the migration (FORWARD). An undecided one is recorded "failed" first, so
+ * that ES-x, asking, learns what the steering then does. Returns how many.
+ */
+int migr_inbound_decide(const char *state_dir,
+			void (*fn)(void *ctx, const struct migr_inbound *ib), void *ctx,
+			int (*say)(const char *fmt, ...));
 
 /* ---- in doubt: what ES-y decided ---------------------------------------------- */
 

@@ -58,7 +58,7 @@ int main(void)
 	char a[INET_ADDRSTRLEN];
 	size_t n;
 
-	tap_plan(32);
+	tap_plan(33);
 
 	/* Configuration */
 	tap_ok(load("# a node\nNODE = node-x\nRADIO = radio0\nWAN = wan0\nVIP = 10.77.100.1:7777\n"
@@ -88,6 +88,24 @@ int main(void)
 	       "a PEER line with too many words is refused");
 	tap_ok(load("NODE = n\nDATAPLANE = no\nFAULT = everywhere\n", &c) == -EINVAL,
 	       "an unknown fault step is refused");
+	{
+		/* every step docs/agent.md lists, the longest names included */
+		static const char *const steps[] = { "image", "checkpoint", "layer", "restore",
+						     "replay", "done", "crash-uncommitted",
+						     "crash-committed" };
+		char text[128];
+		int bad = 0;
+
+		for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+			snprintf(text, sizeof(text), "NODE = n\nDATAPLANE = no\nFAULT = %s\n",
+				 steps[i]);
+			if (load(text, &c) || strcmp(c.fault, steps[i])) {
+				tap_diag("FAULT = %s not read", steps[i]);
+				bad++;
+			}
+		}
+		tap_ok(!bad, "every FAULT step is read as written (%d refused)", bad);
+	}
 	tap_ok(load("RADIO = r\n", &c) == -EINVAL, "NODE is required");
 	tap_ok(load("NODE = n\n", &c) == -EINVAL, "with a dataplane, RADIO, WAN and VIP are required");
 	tap_ok(load("NODE = n\nDATAPLANE = no\nMIGRATE = z\n", &c) == -EINVAL, "MIGRATE is p, c or none");

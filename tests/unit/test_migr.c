@@ -1163,6 +1163,11 @@ struct mig {
 	const char *fault;	/* the agent's FAULT key on ES-y */
 	bool cutover_fail;
 	bool cut_after_cutover;	/* the channel is cut once the cutover hook succeeded */
+	bool block_commit;	/* the outcome record cannot be replaced at the commit point */
+	bool fail_after_commit;	/* the hook returns an error past the commit point */
+	char rec_before[16], rec_after[16];	/* ES-y's record around the commit call */
+	int commit_rc;
+	json_t *begin;		/* ES-y's migr_begin while it runs (the id) */
 	const char *name_file;	/* CT-x's service runs with --name-file this */
 	volatile int cancel;	/* ES-x's agent: stop at the next step */
 	/* results */
@@ -1176,10 +1181,23 @@ struct mig {
 	double ms;
 };
 
+/* What ES-y's outcome record of @id says now ("" if none). */
+static void rec_now(const char *id, char *out, size_t cap)
+{
+	json_t *q = json_pack("{s:s, s:s}", "op", "outcome", "id", id);
+	json_t *a = migr_outcome_answer(Y.state, q, NULL);
+
+	snprintf(out, cap, "%s", json_string_value(json_object_get(a, "outcome")) ?: "");
+	json_decref(q);
+	json_decref(a);
+}
+
 static int hook_cutover(void *ctx, uint32_t mud_id, struct in_addr addr, uint16_t port,
+			int (*commit)(void *), void *commit_ctx,
 			uint64_t *replayed, uint64_t *relayed, char *err, size_t errlen)
 {
 	struct mig *g = ctx;
+	const char *id = json_string_value(json_object_get(g->begin, "checkpoint")) ?: "";
 
 	(void)mud_id;
 	g->cutovers++;
@@ -1191,6 +1209,25 @@ static int hook_cutover(void *ctx, uint32_t mud_id, struct in_addr addr, uint16_
 	}
 	*replayed = 7;
 	*relayed = 3;
+	/* The replay is done, the MUD's requests held: the commit point, as eh_replay calls it. */
+	rec_now(id, g->rec_before, sizeof(g->rec_before));
+	if (g->block_commit) {
+		char p[800];
+
+		snprintf(p, sizeof(p), "%s/" MIGR_OUTCOME_DIR "/%s.json", Y.state, id);
+		unlink(p);
+		mkdir(p, 0700);	/* rename() onto a directory: EISDIR */
+	}
+	g->commit_rc = commit(commit_ctx);
+	rec_now(id, g->rec_after, sizeof(g->rec_after));
+	if (g->commit_rc) {
+		snprintf(err, errlen, "commit: %s", strerror(-g->commit_rc));
+		return g->commit_rc;
+	}
+	if (g->fail_after_commit) {
+		snprintf(err, errlen, "fake: the switch refused after the commit");
+		return -EIO;
+	}
 	/* ES-y has committed; its "done" goes into a cut channel. */
 	if (g->cut_after_cutover)
 		relay_cut(&R);
@@ -1263,7 +1300,9 @@ static void *dst_main(void *arg)
 		goto out;
 	}
 	g->dest_ran = true;
+	g->begin = begin;
 	g->rd = migr_dest(d, pc, begin, "node-y", Y.state, &h, &g->repd, g->ed, sizeof(g->ed));
+	g->begin = NULL;
 out:
 	json_decref(begin);
 	peer_close(pc);
@@ -2334,6 +2373,173 @@ static const struct fcase fcases[] = {
 #define NCUTS 5
 #define NCANCELS 2
 #define NDOUBT (5 + 1 + 3 + 5)
+#define NCOMMIT (1 + 2 + 1 + 3)
+
+/* --- (e) the commit point ---------------------------------------------------------- */
+
+/* ES-y's record says "committed" before the switch, and only from the commit call on. */
+static void commit_order(uint32_t mud)
+{
+	struct mig g = { .mud = mud, .method = METHOD_P, .image = BASE };
+
+	engines_reset();
+	ct_x(mud, BASE);
+	migrate(&g);
+	tap_ok(!g.rs && !g.rd && g.commit_rc == 0 && !strcmp(g.rec_before, "running") &&
+	       !strcmp(g.rec_after, "committed") && g.rollbacks == 0,
+	       "commit point: ES-y's record says '%s' up to it and '%s' once it returned %d, "
+	       "before the switch (source %d, dest %d: %s)", g.rec_before, g.rec_after,
+	       g.commit_rc, g.rs, g.rd, g.ed);
+}
+
+/* The commit record cannot be written: not committed, rolled back like any failure. */
+static void commit_blocked(uint32_t mud)
+{
+	struct mig g = { .mud = mud, .method = METHOD_P, .image = BASE, .block_commit = true };
+	char why[1000], p[800];
+	bool ok;
+
+	engines_reset();
+	ct_x(mud, BASE);
+	migrate(&g);
+	ok = g.commit_rc < 0 && g.rd < 0 && strstr(g.ed, "not committed: the outcome record") &&
+	     g.rs == -EREMOTEIO && strstr(g.es, "not committed") && !strcmp(g.rec_after, "");
+	tap_ok(ok, "commit record not written (%s): ES-y fails with the reason, ES-x told "
+	       "(source %d: %s | dest %d: %s)", strerror(-g.commit_rc), g.rs, g.es, g.rd, g.ed);
+	ok = !leftovers(mud, why, sizeof(why)) && g.rollbacks == 1 && g.cutovers == 1;
+	tap_ok(ok, "commit record not written: rolled back once, CT-x runs, nothing left%s", why);
+	snprintf(p, sizeof(p), "%s/" MIGR_OUTCOME_DIR "/%s.json", Y.state, g.reps.id);
+	rmdir(p);
+}
+
+/* An error past the commit point is reported, never undone. */
+static void commit_then_error(uint32_t mud)
+{
+	struct mig g = { .mud = mud, .method = METHOD_P, .image = BASE,
+			 .fail_after_commit = true };
+	struct migr_report rep;
+	char w[600];
+	struct fct *cy;
+	bool ok;
+	int o;
+
+	engines_reset();
+	ct_x(mud, BASE);
+	migrate(&g);
+	o = ask(g.reps.id, &rep, w, sizeof(w));
+	pthread_mutex_lock(&Y.mu);
+	cy = ct_find(&Y, g.repd.ct_y_id[0] ? g.repd.ct_y_id : "none");
+	ok = !g.rs && !g.rd && g.rollbacks == 0 && cy && cy->st == CT_RUNNING &&
+	     o == MO_COMMITTED;
+	pthread_mutex_unlock(&Y.mu);
+	tap_ok(ok, "an error after the commit point: both sides succeed, no rollback, CT-y runs, "
+	       "the record says %s (source %d: %s | dest %d: %s)", migr_outcome_name(o), g.rs,
+	       g.es, g.rd, g.ed);
+}
+
+struct iblist {
+	int n;
+	struct migr_inbound ib[8];
+	bool cmd_ok[8];
+};
+
+static void ib_add(void *ctx, const struct migr_inbound *ib)
+{
+	struct iblist *l = ctx;
+
+	if (l->n < 8) {
+		l->cmd_ok[l->n] = json_is_array(ib->cmd) && json_array_size(ib->cmd) == 2;
+		l->ib[l->n] = *ib;
+		l->ib[l->n++].cmd = NULL;	/* borrowed for the call only */
+	}
+}
+
+static const struct migr_inbound *ib_of(const struct iblist *l, uint32_t mud)
+{
+	for (int i = 0; i < l->n; i++)
+		if (l->ib[i].mud_id == mud)
+			return &l->ib[i];
+	return NULL;
+}
+
+static void put_in(const char *id, const char *rec)
+{
+	char p[800];
+
+	snprintf(p, sizeof(p), "%s/%s.in", Y.state, id);
+	write_file(p, "eh-mud-x\n", 9);
+	if (rec) {
+		snprintf(p, sizeof(p), "%s/" MIGR_OUTCOME_DIR "/%s.json", Y.state, id);
+		write_file(p, rec, strlen(rec));
+	}
+}
+
+/*
+ * A crashed ES-y's "<id>.in" markers, decided at the next start: committed
+ * (to CT-y, with what the agent needs), running (now failed), failed, no
+ * record and a committed record without CT-y's address (left alone).
+ */
+static void inbound_decide(void)
+{
+	struct iblist l = {}, l2 = {};
+	const struct migr_inbound *a, *b, *c;
+	struct migr_report rep;
+	char w[600], p[800];
+	json_t *q, *ans;
+	bool ok;
+	int n, n2;
+
+	snprintf(p, sizeof(p), "%s/" MIGR_OUTCOME_DIR, Y.state);
+	mkdir(p, 0700);
+	put_in("eh-190-1-a", "{\"id\":\"eh-190-1-a\",\"outcome\":\"committed\",\"mud_id\":190,"
+	       "\"from\":\"node-x\",\"at\":1,\"ct_id\":\"beef01\",\"ct_addr\":\"172.17.0.9\","
+	       "\"ct_image\":\"edgehop-svc:small\",\"cmd\":[\"/edgehop-svc\",\"--quiet\"]}");
+	put_in("eh-191-1-b", "{\"id\":\"eh-191-1-b\",\"outcome\":\"running\",\"mud_id\":191,"
+	       "\"from\":\"node-x\",\"at\":1}");
+	put_in("eh-192-1-c", "{\"id\":\"eh-192-1-c\",\"outcome\":\"failed\",\"mud_id\":192,"
+	       "\"from\":\"node-x\",\"at\":1,\"reason\":\"its own\"}");
+	put_in("eh-193-1-d", NULL);
+	put_in("eh-194-1-e", "{\"id\":\"eh-194-1-e\",\"outcome\":\"committed\",\"mud_id\":194,"
+	       "\"from\":\"node-x\",\"at\":1,\"ct_id\":\"beef04\"}");
+	n = migr_inbound_decide(Y.state, ib_add, &l, say_diag);
+	a = ib_of(&l, 190);
+	b = ib_of(&l, 191);
+	c = ib_of(&l, 192);
+	ok = n == 3 && l.n == 3 && a && b && c && !ib_of(&l, 193) && !ib_of(&l, 194) &&
+	     a->committed && !strcmp(a->ct_id, "beef01") &&
+	     a->ct_addr.s_addr == inet_addr("172.17.0.9") &&
+	     !strcmp(a->ct_image, "edgehop-svc:small") && l.cmd_ok[0] &&
+	     !b->committed && !c->committed;
+	tap_ok(ok, "a crashed ES-y's migrations in, decided: %d (committed -> CT-y %.12s at %s; "
+	       "running and failed -> CT-x; no record and no address: left alone)", n,
+	       a ? a->ct_id : "?", a ? inet_ntoa(a->ct_addr) : "?");
+
+	/* "running" was decided failed on disk before the steering acts; ES-x asks and learns it. */
+	q = json_pack("{s:s, s:s}", "op", "outcome", "id", "eh-191-1-b");
+	ans = migr_outcome_answer(Y.state, q, NULL);
+	ok = !strcmp(json_string_value(json_object_get(ans, "outcome")) ?: "", "failed") &&
+	     strstr(json_string_value(json_object_get(ans, "reason")) ?: "", "commit point") &&
+	     ask("eh-190-1-a", &rep, w, sizeof(w)) == MO_COMMITTED &&
+	     rep.ct_y_addr.s_addr == inet_addr("172.17.0.9");
+	tap_ok(ok, "the undecided one is recorded failed (%s), the committed one answers "
+	       "committed with CT-y's address", json_string_value(json_object_get(ans, "reason")) ?: "no reason");
+	json_decref(ans);
+	json_decref(q);
+
+	/* Again (Docker was down: markers kept): the same decisions; then recovery keeps them. */
+	n2 = migr_inbound_decide(Y.state, ib_add, &l2, say_diag);
+	recover(&Y);
+	q = json_pack("{s:s, s:s}", "op", "outcome", "id", "eh-192-1-c");
+	ans = migr_outcome_answer(Y.state, q, NULL);
+	ok = n2 == 3 && l2.n == 3 && ib_of(&l2, 190) && ib_of(&l2, 190)->committed &&
+	     !ib_of(&l2, 191)->committed &&
+	     !strcmp(json_string_value(json_object_get(ans, "reason")) ?: "", "its own") &&
+	     migr_inbound_decide(Y.state, ib_add, &l2, say_diag) == 0;
+	tap_ok(ok, "decided again alike (%d); migr_recover then clears the markers and keeps each "
+	       "record's reason", n2);
+	json_decref(ans);
+	json_decref(q);
+}
 
 int main(void)
 {
@@ -2343,7 +2549,7 @@ int main(void)
 	int err;
 
 	signal(SIGPIPE, SIG_IGN);
-	tap_plan(1 + 4 * 3 + 2 + NFCASES * 2 + NCUTS * 2 + NCANCELS * 2 + 2 + NDOUBT);
+	tap_plan(1 + 4 * 3 + 2 + NFCASES * 2 + NCUTS * 2 + NCANCELS * 2 + 2 + NDOUBT + NCOMMIT);
 	if (!mkdtemp(dir)) {
 		tap_diag("Couldn't create %s: %s", dir, strerror(errno));
 		return 1;
@@ -2388,6 +2594,12 @@ int main(void)
 	doubt_fault_done(mud++);
 	doubt_failed(mud++);
 	doubt_queries();
+
+	/* (e) the commit point */
+	commit_order(mud++);
+	commit_blocked(mud++);
+	commit_then_error(mud++);
+	inbound_decide();
 
 	tap_diag("%u migrations in %.1f s", mud - SVC_MUD_FIRST, (eh_mono_ms() - t0) / 1000);
 	if (mud > SVC_MUD_FIRST + SVC_MUD_COUNT)

@@ -270,6 +270,71 @@ migrate_case() {
 	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
 }
 
+# steer_of NODE MUD: the MUD's steering entry on NODE's dataplane as [mode, backend]
+steer_of() {
+	on "$1" "$BIN/edgehop-ap show --json" | jq -c ".[] | select(.mud_id == $2) | [.mode, .backend]"
+}
+
+settled() { # settled MUD: node-x knows how its migration ended (no doubt, none running)
+	local s
+	s=$(status_of node-x "$1")
+	[ "$(jq -r .migration <<<"$s")" = none ] && [ "$(jq -c .in_doubt <<<"$s")" = null ]
+}
+
+@test "ES-y's agent crashes at the commit point, the MUD's requests held (FAULT = crash-uncommitted, crash-committed): restarted, it steers the MUD as its record says, node-x learns the same, 0 lost" {
+	local fault id=46 j cty n ct ip
+	on node-x "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
+	for fault in crash-uncommitted crash-committed; do
+		id=$((id + 1)) j=$BATS_TEST_TMPDIR/m-$fault.json
+		on node-y "$SHARE/vm/provision/agent-setup.sh --migrate p --fault $fault" >&3 2>&1
+		# 60 s of requests: the crash comes while they flow (P-Migr takes ~20 s here).
+		run mud "$id" "$j" --count 1200 --rate 20 --window 2 --handoff 20:node-y
+		echo "# $fault: $(jq -c '{answered, lost, mismatches, foreign, retries, servers}' "$j")" >&3
+		mud_ok "$j" 1200
+		# node-y's agent died there (status 86) and systemd started it again.
+		wait_for 300 on node-y "journalctl -u edgehop-agent.service --no-pager | grep -q 'FAULT = $fault: exiting now'"
+		wait_for 60 on node-y "$AGENT status"
+		run -0 on node-y "journalctl -u edgehop-agent.service --no-pager | grep -E 'FAULT = $fault: exiting now|recovered: (migration|MUD)'"
+		echo "# node-y: $output" >&3
+		wait_for 120 settled "$id"
+		run -0 status_of node-x "$id"
+		echo "# node-x: $(jq -c '{ct_node, error, resolved: .last_migration.resolved}' <<<"$output")" >&3
+		if [ "$fault" = crash-committed ]; then
+			# Committed: CT-y serves, from the steering the restarted agent put back.
+			assert_equal "$(jq -r .ct_node <<<"$output")" node-y
+			assert_equal "$(jq -r .last_migration.resolved <<<"$output")" committed
+			cty=$(ct_of node-y "$id")
+			assert [ -n "$cty" ]
+			run -0 on node-x "docker ps -aq --filter label=edgehop.mud=$id"
+			assert_output ""
+			run -0 status_of node-y "$id"
+			assert_equal "$(jq -c '[.here, .ct_node, .ct_id[0:12]]' <<<"$output")" "[true,\"node-y\",\"$cty\"]"
+			assert_equal "$(steer_of node-y "$id" | jq -r '.[0]')" local
+			n=node-y ct=$cty
+		else
+			# Not committed: recorded failed, the MUD forwarded to CT-x again, CT-y gone.
+			assert_equal "$(jq -r .ct_node <<<"$output")" node-x
+			assert_equal "$(jq -r .last_migration.resolved <<<"$output")" failed
+			ct=$(ct_of node-x "$id")
+			run -0 on node-x "docker inspect -f '{{.State.Status}}' $ct"
+			assert_output running
+			run -0 on node-y "docker ps -aq --filter label=edgehop.mud=$id"
+			assert_output ""
+			assert_equal "$(steer_of node-y "$id" | jq -r '.[0]')" forward
+			n=node-x
+		fi
+		# The container that serves holds every request the MUD had answered.
+		ip=$(on "$n" docker inspect -f '{{.NetworkSettings.IPAddress}}' "$ct")
+		run -0 on "$n" "$BIN/edgehop-svcctl status $ip:$SVC_PORT --json"
+		assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$(jq -r .final_digest "$j")"
+		for n in node-x node-y; do
+			run -0 on "$n" "$AGENT status --json"
+			assert_equal "$(jq -c .staged <<<"$output")" "[]"
+		done
+	done
+	on node-y "$SHARE/vm/provision/agent-setup.sh --migrate p" >&3 2>&1
+}
+
 @test "a failure at each step on ES-y (image load, checkpoint, layer, restore, replay): CT-x keeps serving, 0 lost, nothing left on node-y" {
 	local step method id=50 j
 	for step in image checkpoint layer restore replay; do

@@ -7,7 +7,9 @@
 #                  [--restore auto|runc|docker] [--tcp-cc NAME|""] [--stop]
 #
 # --fault: test hook, migrations into this node fail on purpose at STEP
-# (image, checkpoint, layer, restore, replay; done: commit, then drop "done"). --tcp-cc: the peer channel's TCP
+# (image, checkpoint, layer, restore, replay; done: commit, then drop "done";
+# crash-uncommitted, crash-committed: the agent exits at the commit point, just
+# before or after its commit record, and systemd starts it again). --tcp-cc: the peer channel's TCP
 # congestion control (TCP_CONGESTION; "" the kernel's default).
 #
 # The peer key is the testbed's (vm/run/peer.key, made on the host by
