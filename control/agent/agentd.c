@@ -36,6 +36,7 @@
 #include "eh_dp.h"
 #include "eh_log.h"
 #include "eh_nl.h"
+#include "eh_parse.h"
 #include "eh_replay.h"
 #include "eh_wire.h"
 #include "ehrt.h"
@@ -1692,6 +1693,105 @@ static int load_dataplane(void)
 	return 0;
 }
 
+/* ---- a restarted agent learns again the MUDs whose containers it holds -------- */
+
+struct relearn_steer {
+	struct mud *m;
+	bool found;
+};
+
+/* The MUD's steering entry: its address at this AP, and whether it is here. */
+static int relearn_entry(void *vctx, struct in_addr mud, const struct eh_steer *st)
+{
+	struct relearn_steer *r = vctx;
+
+	if (st->mud_id != r->m->id || r->found)
+		return 0;
+	r->found = true;
+	r->m->addr = mud;
+	if (st->mode == EH_MODE_LOCAL && st->backend_addr == r->m->ct_addr.s_addr) {
+		r->m->here = true;
+		snprintf(r->m->ap_node, sizeof(r->m->ap_node), "%s", A.c.node);
+	}
+	return 0;
+}
+
+/*
+ * Every running container labelled edgehop.mud on this node serves its MUD:
+ * the agent's table (in memory) learns it again, so that the MUD's next
+ * association finds its container (with its state) instead of a new one,
+ * and a later handoff can move it. MUDs already known (a migration in or out
+ * that recovery decided) are left as they are. Returns how many were learnt.
+ */
+static int relearn_containers(struct dk *d)
+{
+	json_t *list = NULL, *c;
+	size_t i;
+	int n = 0;
+
+	if (dk_container_list(d, "edgehop.mud", &list)) {
+		say("Docker's container list: %s (MUDs served before the restart not learnt)",
+		    dk_err(d));
+		return 0;
+	}
+	json_array_foreach(list, i, c) {
+		const char *id = json_string_value(json_object_get(c, "Id"));
+		const char *lab = json_string_value(json_object_get(json_object_get(c, "Labels"),
+								    "edgehop.mud"));
+		const char *st = json_string_value(json_object_get(c, "State"));
+		json_t *ins = NULL;
+		struct relearn_steer rs = { .found = false };
+		struct in_addr ip = {};
+		const char *a, *img;
+		uint32_t mud_id;
+		struct mud *m;
+
+		if (!id || !lab || !st || strcmp(st, "running") ||
+		    eh_parse_u32(lab, UINT32_MAX, &mud_id) || !mud_id)
+			continue;
+		if (dk_inspect(d, id, &ins)) {
+			say("container %.12s of MUD %u: %s (not learnt)", id, mud_id, dk_err(d));
+			continue;
+		}
+		a = json_string_value(json_object_get(json_object_get(ins, "NetworkSettings"),
+						      "IPAddress"));
+		img = json_string_value(json_object_get(json_object_get(ins, "Config"), "Image"));
+		if (!a || inet_pton(AF_INET, a, &ip) != 1) {
+			say("container %.12s of MUD %u has no IPv4 address (not learnt)", id, mud_id);
+			json_decref(ins);
+			continue;
+		}
+		pthread_mutex_lock(&A.lock);
+		m = mud_find(mud_id, false);
+		if (m && m->ct_node[0]) {
+			pthread_mutex_unlock(&A.lock);	/* recovery knew it already */
+			json_decref(ins);
+			continue;
+		}
+		m = m ?: mud_find(mud_id, true);
+		if (m) {
+			snprintf(m->ct_node, sizeof(m->ct_node), "%s", A.c.node);
+			snprintf(m->ct_id, sizeof(m->ct_id), "%s", id);
+			snprintf(m->image, sizeof(m->image), "%s", img ?: "");
+			m->ct_addr = ip;
+			m->ct_port = SVC_PORT;
+			json_decref(m->cmd);
+			m->cmd = json_incref(json_object_get(json_object_get(ins, "Config"), "Cmd"));
+			rs.m = m;
+			if (A.dp_ok)
+				eh_dp_steer_foreach(&A.dp, relearn_entry, &rs);
+			say("MUD %u: its container %.12s at %s, from before the restart: %s", mud_id,
+			    id, a, m->here ? "the MUD is here" : rs.found ?
+			    "the MUD was steered elsewhere" : "no steering for it here");
+			n++;
+		}
+		pthread_mutex_unlock(&A.lock);
+		json_decref(ins);
+	}
+	json_decref(list);
+	return n;
+}
+
 struct inbound_fix {
 	const struct migr_inbound *ib;
 	int fixed;
@@ -1830,6 +1930,9 @@ int agentd_run(const struct ag_config *cfg, int verbose)
 			    d ? dk_err(d) : "unreachable");
 		/* Migrations out whose outcome only their ES-y knows: asked in the background. */
 		migr_doubt_list(A.c.state_dir, doubt_found, dk_ok ? d : NULL);
+		/* The containers this node holds: their MUDs are served again as they were. */
+		if (dk_ok)
+			relearn_containers(d);
 		dk_close(d);
 	}
 	A.mud_fd = open_mud_socket();

@@ -700,6 +700,37 @@ int dk_inspect(struct dk *d, const char *id, json_t **out)
 	return err ? err : dk_get_json(d, path, out);
 }
 
+int dk_container_list(struct dk *d, const char *label, json_t **out)
+{
+	char path[DK_PATH_MAX];
+	json_t *f;
+	char *filters;
+	int err;
+
+	*out = NULL;
+	if (!label || !*label) {
+		dk_seterr(d, "Empty label filter");
+		return -EINVAL;
+	}
+	f = json_pack("{s:[s]}", "label", label);
+	filters = f ? json_dumps(f, JSON_COMPACT) : NULL;
+	json_decref(f);
+	if (!filters)
+		return -ENOMEM;
+	/* the filter's JSON is escaped as a query value by dk_pathf */
+	err = dk_pathf(d, path, sizeof(path), "/containers/json?all=1&filters=%s", filters);
+	free(filters);
+	if (!err)
+		err = dk_get_json(d, path, out);
+	if (!err && !json_is_array(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		dk_seterr(d, "Container list is not an array");
+		err = -EBADMSG;
+	}
+	return err;
+}
+
 int dk_info(struct dk *d, json_t **out)
 {
 	char path[DK_PATH_MAX];

@@ -57,6 +57,8 @@ int dk_unpause(struct dk *d, const char *id);
 int dk_wait(struct dk *d, const char *id, int *exit_code);	/* until not running */
 int dk_inspect(struct dk *d, const char *id, json_t **out);   /* caller json_decref()s */
 int dk_info(struct dk *d, json_t **out);	/* GET /info (Runtimes, Driver...); caller json_decref()s */
+/* GET /containers/json?all=1 with the label filter @label ("key" or "key=value"): an array */
+int dk_container_list(struct dk *d, const char *label, json_t **out);
 
 /* checkpoints (experimental API: dockerd with "experimental": true) */
 int dk_checkpoint_create(struct dk *d, const char *id, const char *name, bool leave_running);

@@ -155,6 +155,13 @@ static int route(struct fdk_server *s, int fd, struct fdk_req *rq)
 	}
 	if (is(rq, "GET", "/containers/ct-x/json"))
 		return fdk_reply(fd, "200 OK", INSPECT);
+	/* the filter {"label":["edgehop.mud"]}, escaped as a query value */
+	if (is(rq, "GET", "/containers/json?all=1&filters=%7B%22label%22:%5B%22edgehop.mud%22%5D%7D"))
+		return fdk_reply(fd, "200 OK", "[{\"Id\":\"c1\",\"State\":\"running\","
+				 "\"Labels\":{\"edgehop.mud\":\"7\"}},{\"Id\":\"c2\","
+				 "\"State\":\"exited\",\"Labels\":{\"edgehop.mud\":\"8\"}}]");
+	if (!strncmp(rq->path, "/containers/json?", 17) && !strcmp(rq->method, "GET"))
+		return fdk_reply(fd, "200 OK", "{\"message\":\"an object, not a list\"}");
 	if (is(rq, "GET", "/containers/a%20b%26c/json"))
 		return fdk_reply(fd, "404 Not Found", "{\"message\":\"No such container: a b&c\"}");
 	if (is(rq, "GET", "/containers/plain/json")) {
@@ -360,6 +367,17 @@ static void test_containers(struct dk *d)
 	       "inspect -> State.Running, State.Pid (got %d)", err);
 	json_decref(j);
 
+	err = dk_container_list(d, "edgehop.mud", &j);
+	tap_ok(!err && json_array_size(j) == 2 &&
+	       !strcmp(json_string_value(json_object_get(json_array_get(j, 0), "Id")) ?: "", "c1"),
+	       "container list by label: the filter escaped in the query, an array back (got %d: %s)",
+	       err, err ? dk_err(d) : "");
+	json_decref(j);
+	err = dk_container_list(d, "other", &j);
+	tap_ok(err == -EBADMSG && !j && dk_container_list(d, "", &j) == -EINVAL,
+	       "container list: an answer that is no array is -EBADMSG, an empty label -EINVAL "
+	       "(got %d)", err);
+
 	err = dk_inspect(d, "a b&c", &j);
 	tap_ok(err == -ENOENT && !j && !strcmp(dk_err(d), "No such container: a b&c"),
 	       "inspect of an odd name: percent-encoded, -ENOENT (got %d: %s)", err, dk_err(d));
@@ -491,7 +509,7 @@ int main(void)
 	int err;
 
 	signal(SIGPIPE, SIG_IGN);
-	tap_plan(37);
+	tap_plan(39);
 	if (!mkdtemp(dir)) {
 		tap_diag("Couldn't create %s: %s", dir, strerror(errno));
 		return 1;

@@ -112,6 +112,18 @@ check_files() {
 	echo "# association (ASSOC -> READY incl. container): see agent events; handoff ms: $(jq -c '[.handoffs[].ms]' "$j")" >&3
 	run -0 status_of node-y 11
 	assert_equal "$(jq -r .here <<<"$output")" false
+	# node-x's agent restarts: it learns the MUD again from its container, so
+	# the MUD's next association finds that container with its state (before,
+	# a new one: the session's digest broke), and a handoff from it still works.
+	local ct11
+	ct11=$(ct_of node-x 11)
+	agents --migrate none
+	run -0 status_of node-x 11
+	assert_equal "$(jq -c '[.here, .ct_node, .ct_id[0:12]]' <<<"$output")" "[true,\"node-x\",\"$ct11\"]"
+	run -0 mud 11 "$BATS_TEST_TMPDIR/m-again.json" --start-seq 150 \
+		--initial-digest "$(jq -r .final_digest "$j")" --count 40 --rate 20 --handoff 20:node-y
+	assert_equal "$(jq -c '[.answered, .lost, .mismatches, .handoff_failures]' "$BATS_TEST_TMPDIR/m-again.json")" "[40,0,0,0]"
+	assert_equal "$(ct_of node-x 11)" "$ct11"
 	# Association (ASSOC -> READY, container created and answering) and
 	# reassociation (REASSOC -> REASSOC_READY, context from node-x) times, by
 	# the agents, for 5 more MUDs: printed, not asserted (TCG timing).
