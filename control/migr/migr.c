@@ -346,6 +346,35 @@ static void marker_clear(const char *dir, const char *ck, const char *ext)
 	unlink(p);
 }
 
+/*
+ * Calls @fn(@ctx, id) for each "<id>.<ext>" marker in @dir whose id is a
+ * valid migration id; @fn returns 1 to count it. Returns the count, or -errno.
+ */
+static int marker_each(const char *dir, const char *ext,
+		       int (*fn)(void *ctx, const char *id), void *ctx)
+{
+	DIR *dd = opendir(dir);
+	size_t el = strlen(ext) + 1;
+	struct dirent *e;
+	int n = 0;
+
+	if (!dd)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(dd))) {
+		size_t len = strlen(e->d_name);
+		char id[MIGR_ID_MAX];
+
+		if (len <= el || len - el >= sizeof(id) || e->d_name[len - el] != '.' ||
+		    strcmp(e->d_name + len - el + 1, ext))
+			continue;
+		snprintf(id, sizeof(id), "%.*s", (int)(len - el), e->d_name);
+		if (id_ok(id))
+			n += fn(ctx, id);
+	}
+	closedir(dd);
+	return n;
+}
+
 /* "<ck>.out" -> "<ck>.doubt": the outcome is ES-y's to tell. */
 static int marker_to_doubt(const char *dir, const char *ck)
 {
@@ -657,74 +686,77 @@ int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 	return n + outcome_recover(state_dir, say);
 }
 
+struct inbound_scan {
+	const char *state_dir;
+	void (*fn)(void *ctx, const struct migr_inbound *ib);
+	void *ctx;
+	int (*say)(const char *fmt, ...);
+};
+
+static int inbound_one(void *vctx, const char *id)
+{
+	struct inbound_scan *sc = vctx;
+	int (*say)(const char *fmt, ...) = sc->say;
+	struct migr_inbound ib = { .committed = false };
+	json_t *rec = NULL;
+	int o, r;
+
+	snprintf(ib.id, sizeof(ib.id), "%s", id);
+	if (outcome_get(sc->state_dir, ib.id, &rec)) {
+		/* No record: the crash came before the migration was recorded. */
+		say("recovered: migration %s in has no outcome record: nothing to steer", ib.id);
+		return 0;
+	}
+	ib.mud_id = json_integer_value(json_object_get(rec, "mud_id"));
+	o = outcome_parse(json_string_value(json_object_get(rec, "outcome")));
+	if (o == MO_COMMITTED) {
+		const char *a = json_string_value(json_object_get(rec, "ct_addr"));
+
+		ib.committed = true;
+		snprintf(ib.ct_id, sizeof(ib.ct_id), "%.64s",
+			 json_string_value(json_object_get(rec, "ct_id")) ?: "");
+		snprintf(ib.ct_image, sizeof(ib.ct_image), "%.127s",
+			 json_string_value(json_object_get(rec, "ct_image")) ?: "");
+		if (!a || inet_pton(AF_INET, a, &ib.ct_addr) != 1 || !ib.ct_id[0]) {
+			say("recovered: migration %s in committed without CT-y's id and "
+			    "address in its record: its steering is left as it is", ib.id);
+			json_decref(rec);
+			return 0;
+		}
+		ib.cmd = json_object_get(rec, "cmd");
+		say("recovered: migration %s of MUD %u in had committed: CT-y %.12s at %s "
+		    "serves it", ib.id, ib.mud_id, ib.ct_id, a);
+	} else {
+		if (o != MO_FAILED) {
+			/* Decided here, before the steering says it: ES-x may ask. */
+			json_object_set_new(rec, "outcome", json_string("failed"));
+			json_object_set_new(rec, "reason", json_string(
+				"ES-y's agent restarted before the commit point: CT-x serves"));
+			json_object_set_new(rec, "at", json_integer(time(NULL)));
+			r = outcome_put(sc->state_dir, ib.id, rec);
+			if (r) {
+				say("recovered: migration %s in: its failed record not written "
+				    "(%s): its steering is left as it is", ib.id, strerror(-r));
+				json_decref(rec);
+				return 0;
+			}
+		}
+		say("recovered: migration %s of MUD %u in had not committed: back to CT-x",
+		    ib.id, ib.mud_id);
+	}
+	if (ib.mud_id)
+		sc->fn(sc->ctx, &ib);
+	json_decref(rec);
+	return 1;
+}
+
 int migr_inbound_decide(const char *state_dir,
 			void (*fn)(void *ctx, const struct migr_inbound *ib), void *ctx,
 			int (*say)(const char *fmt, ...))
 {
-	DIR *dir = opendir(state_dir);
-	struct dirent *e;
-	int n = 0;
+	struct inbound_scan sc = { .state_dir = state_dir, .fn = fn, .ctx = ctx, .say = say };
 
-	if (!dir)
-		return errno == ENOENT ? 0 : -errno;
-	while ((e = readdir(dir))) {
-		size_t len = strlen(e->d_name);
-		struct migr_inbound ib = { .committed = false };
-		json_t *rec = NULL;
-		int o, r;
-
-		if (len <= 3 || strcmp(e->d_name + len - 3, ".in") || len - 3 >= sizeof(ib.id))
-			continue;
-		snprintf(ib.id, sizeof(ib.id), "%.*s", (int)(len - 3), e->d_name);
-		if (!id_ok(ib.id) || outcome_get(state_dir, ib.id, &rec)) {
-			/* No record: the crash came before the migration was recorded. */
-			say("recovered: migration %s in has no outcome record: nothing to steer", ib.id);
-			continue;
-		}
-		ib.mud_id = json_integer_value(json_object_get(rec, "mud_id"));
-		o = outcome_parse(json_string_value(json_object_get(rec, "outcome")));
-		if (o == MO_COMMITTED) {
-			const char *a = json_string_value(json_object_get(rec, "ct_addr"));
-
-			ib.committed = true;
-			snprintf(ib.ct_id, sizeof(ib.ct_id), "%.64s",
-				 json_string_value(json_object_get(rec, "ct_id")) ?: "");
-			snprintf(ib.ct_image, sizeof(ib.ct_image), "%.127s",
-				 json_string_value(json_object_get(rec, "ct_image")) ?: "");
-			if (!a || inet_pton(AF_INET, a, &ib.ct_addr) != 1 || !ib.ct_id[0]) {
-				say("recovered: migration %s in committed without CT-y's id and "
-				    "address in its record: its steering is left as it is", ib.id);
-				json_decref(rec);
-				continue;
-			}
-			ib.cmd = json_object_get(rec, "cmd");
-			say("recovered: migration %s of MUD %u in had committed: CT-y %.12s at %s "
-			    "serves it", ib.id, ib.mud_id, ib.ct_id, a);
-		} else {
-			if (o != MO_FAILED) {
-				/* Decided here, before the steering says it: ES-x may ask. */
-				json_object_set_new(rec, "outcome", json_string("failed"));
-				json_object_set_new(rec, "reason", json_string(
-					"ES-y's agent restarted before the commit point: CT-x serves"));
-				json_object_set_new(rec, "at", json_integer(time(NULL)));
-				r = outcome_put(state_dir, ib.id, rec);
-				if (r) {
-					say("recovered: migration %s in: its failed record not written "
-					    "(%s): its steering is left as it is", ib.id, strerror(-r));
-					json_decref(rec);
-					continue;
-				}
-			}
-			say("recovered: migration %s of MUD %u in had not committed: back to CT-x",
-			    ib.id, ib.mud_id);
-		}
-		if (ib.mud_id)
-			fn(ctx, &ib);
-		json_decref(rec);
-		n++;
-	}
-	closedir(dir);
-	return n;
+	return marker_each(state_dir, "in", inbound_one, &sc);
 }
 
 /* ---- messages ------------------------------------------------------------- */
@@ -2199,36 +2231,37 @@ int migr_outcome_wait(const struct migr_asker *a, const char *id, int wait_ms,
 	}
 }
 
+struct doubt_scan {
+	const char *state_dir;
+	void (*cb)(void *ctx, const struct migr_doubt *);
+	void *ctx;
+};
+
+static int doubt_one(void *vctx, const char *id)
+{
+	struct doubt_scan *sc = vctx;
+	struct migr_doubt dt = {};
+	struct marker mk;
+	char p[700];
+
+	snprintf(dt.id, sizeof(dt.id), "%s", id);
+	marker_path(p, sizeof(p), sc->state_dir, id, "doubt");
+	if (marker_read(p, &mk) || !mk.peer[0])
+		return 0;
+	dt.mud_id = mk.mud_id;
+	snprintf(dt.peer, sizeof(dt.peer), "%s", mk.peer);
+	snprintf(dt.ct_x, sizeof(dt.ct_x), "%.64s", mk.ct);
+	if (sc->cb)
+		sc->cb(sc->ctx, &dt);
+	return 1;
+}
+
 int migr_doubt_list(const char *state_dir, void (*cb)(void *ctx, const struct migr_doubt *),
 		    void *ctx)
 {
-	DIR *dir = opendir(state_dir);
-	struct dirent *e;
-	int n = 0;
+	struct doubt_scan sc = { .state_dir = state_dir, .cb = cb, .ctx = ctx };
 
-	if (!dir)
-		return errno == ENOENT ? 0 : -errno;
-	while ((e = readdir(dir))) {
-		size_t len = strlen(e->d_name);
-		struct migr_doubt dt = {};
-		struct marker mk;
-		char p[700];
-
-		if (len <= 6 || strcmp(e->d_name + len - 6, ".doubt"))
-			continue;
-		snprintf(dt.id, sizeof(dt.id), "%.*s", (int)(len - 6), e->d_name);
-		snprintf(p, sizeof(p), "%s/%s", state_dir, e->d_name);
-		if (!id_ok(dt.id) || marker_read(p, &mk) || !mk.peer[0])
-			continue;
-		dt.mud_id = mk.mud_id;
-		snprintf(dt.peer, sizeof(dt.peer), "%s", mk.peer);
-		snprintf(dt.ct_x, sizeof(dt.ct_x), "%.64s", mk.ct);
-		if (cb)
-			cb(ctx, &dt);
-		n++;
-	}
-	closedir(dir);
-	return n;
+	return marker_each(state_dir, "doubt", doubt_one, &sc);
 }
 
 int migr_doubt_clear(const char *state_dir, const char *id)
