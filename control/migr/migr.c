@@ -375,6 +375,32 @@ static int marker_each(const char *dir, const char *ext,
 	return n;
 }
 
+/* C-Migr's committed image of migration @ck: ES-x commits it, ES-y loads it. */
+static void image_tag(char *buf, size_t cap, uint32_t mud_id, const char *ck)
+{
+	snprintf(buf, cap, MIGR_IMAGE_REPO "mud-%u:%s", mud_id, ck);
+}
+
+/*
+ * A crash left C-Migr's image of @ck (MUD @mud_id, 0: read from the id,
+ * "eh-<mud>-...") on this node: removed, said; none there is fine.
+ */
+static void recover_image(struct dk *d, uint32_t mud_id, const char *ck,
+			  int (*say)(const char *fmt, ...))
+{
+	char tag[MIGR_ID_MAX + 48];
+	int r;
+
+	if (!mud_id && sscanf(ck, "eh-%u-", &mud_id) != 1)
+		return;
+	image_tag(tag, sizeof(tag), mud_id, ck);
+	r = dk_image_remove(d, tag, true);
+	if (!r)
+		say("recovered: image %s removed", tag);
+	else if (r != -ENOENT)
+		say("recovered: image %s not removed: %s", tag, dk_err(d));
+}
+
 /* "<ck>.out" -> "<ck>.doubt": the outcome is ES-y's to tell. */
 static int marker_to_doubt(const char *dir, const char *ck)
 {
@@ -642,6 +668,8 @@ int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 			snprintf(stage, sizeof(stage), "%s/%s", state_dir, ck);
 			rm_tree(stage);
 			say("recovered: CT-x %.12s unpaused, checkpoint %s removed", mk.ct, ck);
+			/* CT-x runs from its own image, never from the committed one. */
+			recover_image(d, mk.mud_id, ck, say);
 			/* ES-y may have cut over: not ours to decide. */
 			if (mk.restore_sent && mk.peer[0] && id_ok(ck)) {
 				int r = marker_to_doubt(state_dir, ck);
@@ -667,6 +695,8 @@ int migr_recover(struct dk *d, const char *state_dir, const char *restore_stage,
 				/* By name; absent if the crash came before Docker made it. */
 				if (dk_remove(d, mk.ct, true) == 0)
 					say("recovered: half-restored CT-y %s removed", mk.ct);
+				/* The image C-Migr loaded for it (a committed CT-y keeps it). */
+				recover_image(d, 0, ck, say);
 				if (rec && outcome_parse(json_string_value(json_object_get(rec,
 						"outcome"))) != MO_FAILED) {
 					json_object_set_new(rec, "outcome", json_string("failed"));
@@ -1119,7 +1149,7 @@ int migr_source(struct dk *d, struct peer_conn *pc, const struct migr_src *s,
 	snprintf(ckname, sizeof(ckname), "eh-%u-%lld-%08x", s->mud_id, (long long)time(NULL),
 		 nonce);
 	snprintf(rep->id, sizeof(rep->id), "%s", ckname);
-	snprintf(tag, sizeof(tag), MIGR_IMAGE_REPO "mud-%u:%s", s->mud_id, ckname);
+	image_tag(tag, sizeof(tag), s->mud_id, ckname);
 	snprintf(layer, sizeof(layer), "%s/%s-layer.tar", s->state_dir, ckname);
 
 	r = ct_facts(d, s->ct_id, idx, upper, sizeof(upper), NULL);

@@ -2373,7 +2373,7 @@ static const struct fcase fcases[] = {
 #define NCUTS 5
 #define NCANCELS 2
 #define NDOUBT (5 + 1 + 3 + 5)
-#define NCOMMIT (1 + 2 + 1 + 3)
+#define NCOMMIT (1 + 2 + 1 + 4)
 
 /* --- (e) the commit point ---------------------------------------------------------- */
 
@@ -2527,6 +2527,10 @@ static void inbound_decide(void)
 	json_decref(q);
 
 	/* Again (Docker was down: markers kept): the same decisions; then recovery keeps them. */
+	pthread_mutex_lock(&Y.mu);
+	img_add(&Y, MIGR_IMAGE_REPO "mud-190:eh-190-1-a", NULL, 0);
+	img_add(&Y, MIGR_IMAGE_REPO "mud-191:eh-191-1-b", NULL, 0);
+	pthread_mutex_unlock(&Y.mu);
 	n2 = migr_inbound_decide(Y.state, ib_add, &l2, say_diag);
 	recover(&Y);
 	q = json_pack("{s:s, s:s}", "op", "outcome", "id", "eh-192-1-c");
@@ -2539,6 +2543,37 @@ static void inbound_decide(void)
 	       "record's reason", n2);
 	json_decref(ans);
 	json_decref(q);
+
+	/*
+	 * C-Migr's images a crash left: ES-y's loaded one goes with its
+	 * uncommitted CT-y, a committed CT-y keeps its own; ES-x's committed
+	 * one goes when its ".out" marker is undone (CT-x keeps running).
+	 */
+	{
+		struct fct *cx = ct_x(195, BASE);
+		bool gone191, kept190, gone195, cx_runs;
+
+		static const char mk[] = "eh-mud-195\nmud=195\npeer=node-y\n";
+
+		snprintf(p, sizeof(p), "%s/eh-195-1-f.out", X.state);
+		write_file(p, mk, strlen(mk));
+		pthread_mutex_lock(&X.mu);
+		img_add(&X, MIGR_IMAGE_REPO "mud-195:eh-195-1-f", NULL, 0);
+		pthread_mutex_unlock(&X.mu);
+		recover(&X);
+		pthread_mutex_lock(&Y.mu);
+		gone191 = !img_find(&Y, MIGR_IMAGE_REPO "mud-191:eh-191-1-b");
+		kept190 = img_find(&Y, MIGR_IMAGE_REPO "mud-190:eh-190-1-a") != NULL;
+		pthread_mutex_unlock(&Y.mu);
+		pthread_mutex_lock(&X.mu);
+		gone195 = !img_find(&X, MIGR_IMAGE_REPO "mud-195:eh-195-1-f");
+		cx_runs = cx->st == CT_RUNNING;
+		pthread_mutex_unlock(&X.mu);
+		tap_ok(gone191 && kept190 && gone195 && cx_runs,
+		       "C-Migr's images after a crash: ES-y's of an uncommitted migration removed "
+		       "(%d), of a committed one kept (%d); ES-x's committed image removed (%d), "
+		       "CT-x running (%d)", gone191, kept190, gone195, cx_runs);
+	}
 }
 
 int main(void)
