@@ -203,7 +203,8 @@ static struct fimg *img_add(struct engine *e, const char *ref, const int *layers
 	snprintf(m->ref, sizeof(m->ref), "%s", ref);
 	hex64(h, 0x10000 + ++e->seq);
 	snprintf(m->id, sizeof(m->id), "sha256:%s", h);
-	memcpy(m->layer, layers, n * sizeof(*layers));
+	if (n)	/* memcpy's source may not be NULL, even for 0 bytes */
+		memcpy(m->layer, layers, n * sizeof(*layers));
 	m->nlayers = n;
 	return m;
 }
