@@ -2,11 +2,10 @@
 /*
  * libFuzzer target for layer_extract(): any byte string as a layer stream,
  * extracted into a fresh directory. Nothing may land outside it, and the
- * call must end with 0 or -errno. Build and run by hand (as root it also
- * exercises mknod/chown/xattrs):
+ * call must end with 0 or -errno. As root it also exercises mknod, chown and
+ * xattrs. Seeds: tests/fuzz/corpus/fuzz_layer/ (written by tests/fuzz/layer-seeds).
  *
- *	make build/fuzz/fuzz_layer
- *	mkdir -p build/fuzz/corpus && build/fuzz/fuzz_layer -max_total_time=60 build/fuzz/corpus
+ *	tests/fuzz/run fuzz_layer
  */
 #include <errno.h>
 #include <ftw.h>

@@ -5,7 +5,7 @@
  * library is built with -DPEER_FUZZ, which adds a connection without TLS.
  *
  *   make build/fuzz/fuzz_peer_frames
- *   build/fuzz/fuzz_peer_frames -max_total_time=60 tests/fuzz/corpus-peer
+ *   tests/fuzz/run fuzz_peer_frames   (seeds: tests/fuzz/corpus/fuzz_peer_frames/)
  */
 #include <stdint.h>
 #include <stdlib.h>
