@@ -1408,7 +1408,8 @@ struct peer_rstream {
 	struct peer_conn *pc;
 	ZSTD_DCtx *z;
 	EVP_MD_CTX *sha;
-	uint8_t *in_buf;
+	uint8_t *in_buf;	/* as large as the largest DATA frame so far */
+	size_t in_cap;
 	ZSTD_inBuffer in;
 	size_t zret;		/* last ZSTD_decompressStream(): 0 = the zstd frame is complete */
 	int more;		/* the decoder may hold output not handed out yet */
@@ -1431,17 +1432,14 @@ int peer_rstream_begin(struct peer_conn *pc, struct peer_rstream **out)
 		return -ENOMEM;
 	r->z = ZSTD_createDCtx();
 	r->sha = EVP_MD_CTX_new();
-	r->in_buf = malloc(PEER_DATA_MAX);
-	if (!r->z || !r->sha || !r->in_buf ||
+	if (!r->z || !r->sha ||
 	    ZSTD_isError(ZSTD_DCtx_setParameter(r->z, ZSTD_d_windowLogMax, ZSTD_WLOG_MAX)) ||
 	    !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL)) {
 		ZSTD_freeDCtx(r->z);
 		EVP_MD_CTX_free(r->sha);
-		free(r->in_buf);
 		free(r);
 		return -ENOMEM;
 	}
-	r->in.src = r->in_buf;
 	r->zret = 1;
 	r->t0 = eh_mono_ns();
 	r->pc = pc;
@@ -1489,6 +1487,15 @@ static int rs_next_frame(struct peer_rstream *r)
 	r->wire += PEER_HDR_LEN + len;
 	switch (type) {
 	case PEER_F_DATA:
+		if (len > r->in_cap) {	/* len <= PEER_DATA_MAX: read_hdr checked */
+			uint8_t *p = realloc(r->in_buf, len);
+
+			if (!p)
+				return rs_fail(r, -ENOMEM, "no memory for a DATA frame of %u bytes", len);
+			r->in_buf = p;
+			r->in_cap = len;
+		}
+		r->in.src = r->in_buf;
 		err = read_body(pc, type, r->in_buf, len, deadline);
 		if (err) {
 			r->state = err;
