@@ -6,6 +6,8 @@
 # ES-y leaves CT-x serving with nothing left behind.
 
 load helpers
+# shellcheck source=scripts/netdev.sh
+source "$TOP/scripts/netdev.sh"
 
 setup_file() {
 	load helpers
@@ -43,12 +45,12 @@ AGENT=/usr/local/sbin/edgehop-agent
 
 ap_arg() { echo "$1=${NODE_RADIO[$1]}:7778,${NODE_RADIO[$1]}"; }
 
-# mud ID JSON ARGS...: the MUD emulator in its namespace, associated at start
-# with MUD_AT (default node-x)
+# mud ID JSON ARGS...: the MUD emulator in its namespace (MUD_NS, default
+# $NS_MUD), associated at start with MUD_AT (default node-x)
 mud() {
 	local id=$1 json=$2 first=${MUD_AT:-node-x} other; shift 2
 	other=node-y; [ "$first" = node-x ] || other=node-x
-	timeout 600 ip netns exec "$NS_MUD" "$TOP/build/bin/edgehop-mud" --svc "$VIP:$SVC_PORT" \
+	timeout 600 ip netns exec "${MUD_NS:-$NS_MUD}" "$TOP/build/bin/edgehop-mud" --svc "$VIP:$SVC_PORT" \
 		--mud-id "$id" --name "mud-$id" --timeout-ms 500 --assoc-timeout-ms 120000 \
 		--ap "$(ap_arg "$first")" --ap "$(ap_arg "$other")" --quiet --json "$json" "$@"
 }
@@ -80,6 +82,37 @@ mud_ok() {
 }
 
 ct_of() { on "$1" "docker ps -q --filter label=edgehop.mud=$2" | head -1; }
+
+# A second MUD namespace for two MUDs at once: a leg in each AP's radio cell
+# beside $NS_MUD's, at address .MUD_HOST+1 (the dataplane keys a MUD by its
+# address), on the same bridges. Made by the test that uses it; test_cleanup
+# (run by teardown, pass or fail) removes it whatever the kernel's timing.
+NS_MUD2=eh-mud2
+mud2_up() {
+	local n s br ip
+	ip netns add "$NS_MUD2"
+	ip -n "$NS_MUD2" link set lo up
+	ip netns exec "$NS_MUD2" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+	for n in node-x node-y; do
+		s=${n#node-}
+		br=$(ip -o link show "eh-mud-$s" | grep -o 'master [^ ]*' | cut -d' ' -f2)
+		[ -n "$br" ] || { echo "no radio bridge behind eh-mud-$s" >&2; return 1; }
+		ip=${NODE_RADIO[$n]%.*}.$((MUD_HOST + 1))
+		ip link add "eh-mud2-$s" type veth peer name "air-$s" netns "$NS_MUD2"
+		ip link set "eh-mud2-$s" master "$br" up
+		ip -n "$NS_MUD2" addr add "$ip/$AIR_PREFIX" dev "air-$s"
+		ip -n "$NS_MUD2" link set "air-$s" up
+		ip netns exec "$NS_MUD2" sysctl -qw "net.ipv4.conf.air-$s.rp_filter=0"
+		# complete checksums, as from a real radio (docs/dataplane.md)
+		ip netns exec "$NS_MUD2" ethtool -K "air-$s" tx off >/dev/null 2>&1 || true
+	done
+}
+test_cleanup() {
+	[ -e "/run/netns/$NS_MUD2" ] || return 0
+	netns_kill 5 "$NS_MUD2"
+	links_down eh-mud2-x eh-mud2-y
+	netns_del "$NS_MUD2"
+}
 
 # The file-system changes of the paper's P-Migr case: a file removed, one
 # renamed away, a directory of the base image replaced (opaque in the layer).
@@ -229,6 +262,65 @@ migrate_case() {
 
 @test "C-Migr on reassociation: the container as an image, 0 lost, 0 mismatches, CT-x stopped last" {
 	migrate_case 31 c
+}
+
+# both_out: node-x's agent has the migrations of MUDs 61 and 62 running at once
+both_out() {
+	[ "$(on node-x "$AGENT status --json" |
+		jq '[.muds[] | select((.mud_id == 61 or .mud_id == 62) and .migration == "out")] | length')" = 2 ]
+}
+
+@test "two MUDs hand off to node-y at once: their containers move side by side (P-Migr), each MUD 0 lost, 0 mismatches, each CT-y with its own MUD's state" {
+	local id ja jb pa pb rca=0 rcb=0 cty ipy d
+	agents --migrate p --svc-args "'--mem-mb 8 --fs-mb 4'"
+	mud2_up
+	# First sessions at node-x: each MUD's container is created and has state.
+	run -0 mud 61 "$BATS_TEST_TMPDIR/a1.json" --count 30 --rate 0
+	MUD_NS=$NS_MUD2 run -0 mud 62 "$BATS_TEST_TMPDIR/b1.json" --count 30 --rate 0
+	# Then both hand off to node-y at seq 50 (their 20th request), within a
+	# second; 50 s sessions, so that the cut-overs come with requests arriving
+	# (two P-Migrs side by side took 34 s on TCG nodes).
+	ja=$BATS_TEST_TMPDIR/a2.json jb=$BATS_TEST_TMPDIR/b2.json
+	mud 61 "$ja" --start-seq 30 --initial-digest "$(jq -r .final_digest "$BATS_TEST_TMPDIR/a1.json")" \
+		--count 1000 --rate 20 --handoff 50:node-y &
+	pa=$!
+	MUD_NS=$NS_MUD2 mud 62 "$jb" --start-seq 30 --initial-digest "$(jq -r .final_digest "$BATS_TEST_TMPDIR/b1.json")" \
+		--count 1000 --rate 20 --handoff 50:node-y &
+	pb=$!
+	# Side by side: at some moment node-x has both migrations out.
+	local overlap=0
+	wait_for 120 both_out && overlap=1
+	wait "$pa" || rca=$?
+	wait "$pb" || rcb=$?
+	echo "# MUD 61 (rc $rca): $(jq -c '{answered, lost, mismatches, foreign, servers}' "$ja")" >&3
+	echo "# MUD 62 (rc $rcb): $(jq -c '{answered, lost, mismatches, foreign, servers}' "$jb")" >&3
+	assert_equal "$overlap" 1
+	mud_ok "$ja" 1000
+	mud_ok "$jb" 1000
+	for id in 61 62; do
+		wait_for 300 migr_is node-y "$id" none
+		wait_for 120 migr_is node-x "$id" none
+		run -0 status_of node-x "$id"
+		echo "# $id: $(jq -c '.last_migration | {error, total_ms, pause_ms}' <<<"$output")" >&3
+		assert_equal "$(jq -r .ct_node <<<"$output")" node-y
+		assert_equal "$(jq -r '.last_migration.error // "none"' <<<"$output")" none
+		assert [ -z "$(ct_of node-x "$id")" ]
+	done
+	# Each CT-y holds its own MUD's state (every request it applied, in
+	# order, digested), not the other's: the two digests differ.
+	for id in 61 62; do
+		[ "$id" = 61 ] && d=$(jq -r .final_digest "$ja") || d=$(jq -r .final_digest "$jb")
+		cty=$(ct_of node-y "$id")
+		assert [ -n "$cty" ]
+		ipy=$(on node-y docker inspect -f '{{.NetworkSettings.IPAddress}}' "$cty")
+		run -0 on node-y "$BIN/edgehop-svcctl status $ipy:$SVC_PORT --json"
+		assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$d"
+	done
+	assert [ "$(jq -r .final_digest "$ja")" != "$(jq -r .final_digest "$jb")" ]
+	for n in node-x node-y; do
+		run -0 on "$n" "$AGENT status --json"
+		assert_equal "$(jq -c .staged <<<"$output")" "[]"
+	done
 }
 
 @test "ES-y's agent killed mid-migration: CT-x keeps serving through node-y, 0 lost, nothing left on node-y" {

@@ -8,7 +8,8 @@
 #   collect_logs [NAME]            consoles, journals, dmesg, docker state -> build/test-logs/vm/
 #   needs_bin NAME...              fail (never skip: CI counts skips as failures) without build/bin/NAME
 #
-# Per test, teardown() collects the nodes' logs when the test failed.
+# Per test, teardown() collects the nodes' logs when the test failed, then runs
+# the suite's test_cleanup if it defines one.
 
 bats_require_minimum_version 1.5.0
 
@@ -76,4 +77,6 @@ testbed_teardown_file() {
 
 teardown() {
 	[ -n "${BATS_TEST_COMPLETED:-}" ] || collect_logs "$(basename "$BATS_TEST_FILENAME" .bats)-$BATS_TEST_NUMBER"
+	# A suite's own per-test cleanup (what a test set up on the host), pass or fail.
+	if declare -F test_cleanup >/dev/null; then test_cleanup; fi
 }
