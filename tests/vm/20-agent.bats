@@ -46,7 +46,8 @@ AGENT=/usr/local/sbin/edgehop-agent
 ap_arg() { echo "$1=${NODE_RADIO[$1]}:7778,${NODE_RADIO[$1]}"; }
 
 # mud ID JSON ARGS...: the MUD emulator in its namespace (MUD_NS, default
-# $NS_MUD), associated at start with MUD_AT (default node-x)
+# $NS_MUD), associated at start with MUD_AT (default node-x). Each test uses
+# MUD ids of its own: the containers a test leaves would be another's.
 mud() {
 	local id=$1 json=$2 first=${MUD_AT:-node-x} other; shift 2
 	other=node-y; [ "$first" = node-x ] || other=node-x
@@ -264,10 +265,10 @@ migrate_case() {
 	migrate_case 31 c
 }
 
-# both_out: node-x's agent has the migrations of MUDs 61 and 62 running at once
+# both_out: node-x's agent has the migrations of MUDs 91 and 92 running at once
 both_out() {
 	[ "$(on node-x "$AGENT status --json" |
-		jq '[.muds[] | select((.mud_id == 61 or .mud_id == 62) and .migration == "out")] | length')" = 2 ]
+		jq '[.muds[] | select((.mud_id == 91 or .mud_id == 92) and .migration == "out")] | length')" = 2 ]
 }
 
 @test "two MUDs hand off to node-y at once: their containers move side by side (P-Migr), each MUD 0 lost, 0 mismatches, each CT-y with its own MUD's state" {
@@ -275,16 +276,16 @@ both_out() {
 	agents --migrate p --svc-args "'--mem-mb 8 --fs-mb 4'"
 	mud2_up
 	# First sessions at node-x: each MUD's container is created and has state.
-	run -0 mud 61 "$BATS_TEST_TMPDIR/a1.json" --count 30 --rate 0
-	MUD_NS=$NS_MUD2 run -0 mud 62 "$BATS_TEST_TMPDIR/b1.json" --count 30 --rate 0
+	run -0 mud 91 "$BATS_TEST_TMPDIR/a1.json" --count 30 --rate 0
+	MUD_NS=$NS_MUD2 run -0 mud 92 "$BATS_TEST_TMPDIR/b1.json" --count 30 --rate 0
 	# Then both hand off to node-y at seq 50 (their 20th request), within a
 	# second; 50 s sessions, so that the cut-overs come with requests arriving
 	# (two P-Migrs side by side took 34 s on TCG nodes).
 	ja=$BATS_TEST_TMPDIR/a2.json jb=$BATS_TEST_TMPDIR/b2.json
-	mud 61 "$ja" --start-seq 30 --initial-digest "$(jq -r .final_digest "$BATS_TEST_TMPDIR/a1.json")" \
+	mud 91 "$ja" --start-seq 30 --initial-digest "$(jq -r .final_digest "$BATS_TEST_TMPDIR/a1.json")" \
 		--count 1000 --rate 20 --handoff 50:node-y &
 	pa=$!
-	MUD_NS=$NS_MUD2 mud 62 "$jb" --start-seq 30 --initial-digest "$(jq -r .final_digest "$BATS_TEST_TMPDIR/b1.json")" \
+	MUD_NS=$NS_MUD2 mud 92 "$jb" --start-seq 30 --initial-digest "$(jq -r .final_digest "$BATS_TEST_TMPDIR/b1.json")" \
 		--count 1000 --rate 20 --handoff 50:node-y &
 	pb=$!
 	# Side by side: at some moment node-x has both migrations out.
@@ -292,12 +293,12 @@ both_out() {
 	wait_for 120 both_out && overlap=1
 	wait "$pa" || rca=$?
 	wait "$pb" || rcb=$?
-	echo "# MUD 61 (rc $rca): $(jq -c '{answered, lost, mismatches, foreign, servers}' "$ja")" >&3
-	echo "# MUD 62 (rc $rcb): $(jq -c '{answered, lost, mismatches, foreign, servers}' "$jb")" >&3
+	echo "# MUD 91 (rc $rca): $(jq -c '{answered, lost, mismatches, foreign, servers}' "$ja")" >&3
+	echo "# MUD 92 (rc $rcb): $(jq -c '{answered, lost, mismatches, foreign, servers}' "$jb")" >&3
 	assert_equal "$overlap" 1
 	mud_ok "$ja" 1000
 	mud_ok "$jb" 1000
-	for id in 61 62; do
+	for id in 91 92; do
 		wait_for 300 migr_is node-y "$id" none
 		wait_for 120 migr_is node-x "$id" none
 		run -0 status_of node-x "$id"
@@ -308,8 +309,8 @@ both_out() {
 	done
 	# Each CT-y holds its own MUD's state (every request it applied, in
 	# order, digested), not the other's: the two digests differ.
-	for id in 61 62; do
-		[ "$id" = 61 ] && d=$(jq -r .final_digest "$ja") || d=$(jq -r .final_digest "$jb")
+	for id in 91 92; do
+		[ "$id" = 91 ] && d=$(jq -r .final_digest "$ja") || d=$(jq -r .final_digest "$jb")
 		cty=$(ct_of node-y "$id")
 		assert [ -n "$cty" ]
 		ipy=$(on node-y docker inspect -f '{{.NetworkSettings.IPAddress}}' "$cty")
