@@ -91,6 +91,7 @@ ct_of() { on "$1" "docker ps -q --filter label=edgehop.mud=$2" | head -1; }
 NS_MUD2=eh-mud2
 mud2_up() {
 	local n s br ip
+	test_cleanup	# what a killed run left
 	ip netns add "$NS_MUD2"
 	ip -n "$NS_MUD2" link set lo up
 	ip netns exec "$NS_MUD2" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
