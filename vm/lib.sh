@@ -76,7 +76,20 @@ node_short() { echo "${1#node-}"; }                            # node-x -> x
 air_bridge() { echo "eh-air-$(node_short "$1")"; }             # the AP's radio cell
 node_mac()   { printf '52:54:00:77:%02x:%02x' "${NODE_IDX[$1]}" "$2"; }  # 0 mgmt, 1 radio, 2 wan
 subnet24()   { echo "${1%.*}.0/24"; }                          # 10.77.22.1[/24] -> 10.77.22.0/24
-mud_ip()     { local r=${NODE_RADIO[$1]}; echo "${r%.*}.$MUD_HOST"; }  # the MUD's address in NODE's cell
+mud_ip()     { local r=${NODE_RADIO[$1]}; echo "${r%.*}.${2:-$MUD_HOST}"; }  # a MUD's address in NODE's cell
+
+# mud_ns_radio NS NODE...: a MUD namespace's settings for its legs air-<x|y|z> in
+# NODEs' cells. The MUD's requests must leave with complete checksums, as from a
+# real radio (docs/dataplane.md); rp_filter off for the VIP route switching
+# between cells.
+mud_ns_radio() {
+	local ns=$1 n; shift
+	ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+	for n in "$@"; do
+		ip netns exec "$ns" sysctl -qw "net.ipv4.conf.air-$(node_short "$n").rp_filter=0"
+		ip netns exec "$ns" ethtool -K "air-$(node_short "$n")" tx off >/dev/null 2>&1 || true
+	done
+}
 
 # node_setup_args NODE: the arguments of vm/provision/node-setup.sh for NODE, one per
 # line (NIC given by MAC). Routes: every other node's containers and radio cell via

@@ -6,8 +6,9 @@
 # ES-y leaves CT-x serving with nothing left behind.
 
 load helpers
-# shellcheck source=scripts/netdev.sh
-source "$TOP/scripts/netdev.sh"
+# air_bridge, mud_ip, mud_ns_radio; netdev.sh's teardown (mud2_up, test_cleanup)
+# shellcheck source=vm/lib.sh
+source "$TOP/vm/lib.sh"
 
 setup_file() {
 	load helpers
@@ -90,24 +91,18 @@ ct_of() { on "$1" "docker ps -q --filter label=edgehop.mud=$2" | head -1; }
 # (run by teardown, pass or fail) removes it whatever the kernel's timing.
 NS_MUD2=eh-mud2
 mud2_up() {
-	local n s br ip
+	local n s
 	test_cleanup	# what a killed run left
 	ip netns add "$NS_MUD2"
 	ip -n "$NS_MUD2" link set lo up
-	ip netns exec "$NS_MUD2" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 	for n in node-x node-y; do
-		s=${n#node-}
-		br=$(ip -o link show "eh-mud-$s" | grep -o 'master [^ ]*' | cut -d' ' -f2)
-		[ -n "$br" ] || { echo "no radio bridge behind eh-mud-$s" >&2; return 1; }
-		ip=${NODE_RADIO[$n]%.*}.$((MUD_HOST + 1))
+		s=$(node_short "$n")
 		ip link add "eh-mud2-$s" type veth peer name "air-$s" netns "$NS_MUD2"
-		ip link set "eh-mud2-$s" master "$br" up
-		ip -n "$NS_MUD2" addr add "$ip/$AIR_PREFIX" dev "air-$s"
+		ip link set "eh-mud2-$s" master "$(air_bridge "$n")" up
+		ip -n "$NS_MUD2" addr add "$(mud_ip "$n" $((MUD_HOST + 1)))/$AIR_PREFIX" dev "air-$s"
 		ip -n "$NS_MUD2" link set "air-$s" up
-		ip netns exec "$NS_MUD2" sysctl -qw "net.ipv4.conf.air-$s.rp_filter=0"
-		# complete checksums, as from a real radio (docs/dataplane.md)
-		ip netns exec "$NS_MUD2" ethtool -K "air-$s" tx off >/dev/null 2>&1 || true
 	done
+	mud_ns_radio "$NS_MUD2" node-x node-y
 }
 test_cleanup() {
 	[ -e "/run/netns/$NS_MUD2" ] || return 0
@@ -273,7 +268,8 @@ both_out() {
 }
 
 @test "two MUDs hand off to node-y at once: their containers move side by side (P-Migr), each MUD 0 lost, 0 mismatches, each CT-y with its own MUD's state" {
-	local id ja jb pa pb rca=0 rcb=0 cty ipy d
+	local id ja jb pa pb rca=0 rcb=0 cty ipy
+	local -A json
 	agents --migrate p --svc-args "'--mem-mb 8 --fs-mb 4'"
 	mud2_up
 	# First sessions at node-x: each MUD's container is created and has state.
@@ -283,6 +279,7 @@ both_out() {
 	# second; 50 s sessions, so that the cut-overs come with requests arriving
 	# (two P-Migrs side by side took 34 s on TCG nodes).
 	ja=$BATS_TEST_TMPDIR/a2.json jb=$BATS_TEST_TMPDIR/b2.json
+	json=([91]=$ja [92]=$jb)
 	mud 91 "$ja" --start-seq 30 --initial-digest "$(jq -r .final_digest "$BATS_TEST_TMPDIR/a1.json")" \
 		--count 1000 --rate 20 --handoff 50:node-y &
 	pa=$!
@@ -311,12 +308,12 @@ both_out() {
 	# Each CT-y holds its own MUD's state (every request it applied, in
 	# order, digested), not the other's: the two digests differ.
 	for id in 91 92; do
-		[ "$id" = 91 ] && d=$(jq -r .final_digest "$ja") || d=$(jq -r .final_digest "$jb")
 		cty=$(ct_of node-y "$id")
 		assert [ -n "$cty" ]
 		ipy=$(on node-y docker inspect -f '{{.NetworkSettings.IPAddress}}' "$cty")
 		run -0 on node-y "$BIN/edgehop-svcctl status $ipy:$SVC_PORT --json"
-		assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" "$d"
+		assert_equal "$(jq -r ".muds[] | select(.mud_id == $id) | .digest" <<<"$output")" \
+			"$(jq -r .final_digest "${json[$id]}")"
 	done
 	assert [ "$(jq -r .final_digest "$ja")" != "$(jq -r .final_digest "$jb")" ]
 	for n in node-x node-y; do
